@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   trains, exports, generates and simulates the built-in digits network
+#   make test   runs the test suite
+# Both first create .venv with the pinned packages (pyproject.toml) and install Icarus Verilog
+# when it is missing; when everything is in place that takes well under a second.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+	@bash scripts/ensure-iverilog.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/bnnforge demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -n auto
+
+clean:
+	rm -rf build .pytest_cache

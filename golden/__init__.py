@@ -1,0 +1,1 @@
+"""Golden models: trainable PyTorch networks and the integer models the hardware must match."""

@@ -1,0 +1,43 @@
+"""Binarizers for training, in three layers (pure function, autograd function, module).
+
+* :func:`sign`: ``+1`` where ``x >= 0``, else ``-1`` (sign(0) = +1, matching bit 1 = +1).
+* :class:`SignSTE`: forward :func:`sign`; backward the clipped straight-through estimator
+  ``dL/dx = dL/dy * 1[|x| <= 1]`` (Courbariaux et al., 2016; Hubara et al., 2016).
+* :class:`BinarySign`: the module used by the golden networks.
+"""
+
+import torch
+from torch import nn
+
+__all__ = ["sign", "SignSTE", "sign_ste", "BinarySign"]
+
+
+def sign(x):
+    """``+1`` where ``x >= 0``, ``-1`` elsewhere, in ``x``'s dtype."""
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+class SignSTE(torch.autograd.Function):
+    """Sign with the clipped straight-through gradient ``1[|x| <= 1]``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+def sign_ste(x):
+    """Functional form of :class:`SignSTE`."""
+    return SignSTE.apply(x)
+
+
+class BinarySign(nn.Module):
+    """Module form of :class:`SignSTE` for activations: returns ``+-1`` values."""
+
+    def forward(self, x):
+        return sign_ste(x)

@@ -1,0 +1,75 @@
+"""Shared test helpers: edge-case vectors, random layers, an Amaranth stream driver."""
+
+import random
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from quant.bitstream import Bitstream, DenseLayer
+
+STALL_MODES = ("none", "source", "sink", "both")
+_STALL = {"none": (0.0, 0.0), "source": (0.35, 0.0), "sink": (0.0, 0.35), "both": (0.35, 0.35)}
+
+
+def edge_vectors(n, rng, randoms=8):
+    """All zeros, all ones, alternating, a single one, a single zero, then random rows."""
+    rows = [np.zeros(n), np.ones(n), np.arange(n) % 2, np.eye(1, n, n - 1)[0],
+            1 - np.eye(1, n, 0)[0]]
+    rows += list(rng.integers(0, 2, size=(randoms, n)))
+    return np.array(rows, dtype=np.uint8)
+
+
+def random_dense(rng, sizes, scores_last=True):
+    """A random dense bitstream with thresholds over the whole legal range [0, n + 1]."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.integers(0, 2, size=(b, a), dtype=np.uint8)
+        last = i == len(sizes) - 2
+        t = None if (last and scores_last) else rng.integers(0, a + 2, size=b)
+        layers.append(DenseLayer(f"fc{i}", w, t))
+    return Bitstream(layers, {"features": sizes[0]}).validate()
+
+
+def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=None):
+    """Drive ``inputs`` into ``dut.i`` and collect ``n_out`` outputs of ``dut.o`` in Amaranth's
+    simulator, with the stall mode's random source pauses and sink back-pressure.
+
+    Returns ``(outputs, t_in, t_out)``: payloads and the cycles of the transfers.
+    """
+    p_idle, p_block = _STALL[mode]
+    rng = random.Random(seed)
+    outs, t_in, t_out = [], [], []
+
+    async def bench(ctx):
+        sent, holding = 0, False
+        for cycle in range(max_cycles):
+            if not holding:
+                if sent < len(inputs) and rng.random() >= p_idle:
+                    ctx.set(dut.i.payload, inputs[sent])
+                    ctx.set(dut.i.valid, 1)
+                    holding = True
+                else:
+                    ctx.set(dut.i.valid, 0)
+            ready = rng.random() >= p_block
+            ctx.set(dut.o.ready, ready)
+            if holding and ctx.get(dut.i.ready):
+                t_in.append(cycle)
+                sent += 1
+                holding = False
+            if ready and ctx.get(dut.o.valid):
+                outs.append(ctx.get(dut.o.payload))
+                t_out.append(cycle)
+            await ctx.tick()
+            if len(outs) == n_out:
+                return
+        raise AssertionError(f"timeout: {len(outs)} of {n_out} outputs")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return outs, t_in, t_out
