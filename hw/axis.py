@@ -1,0 +1,102 @@
+"""AXI4-Stream top level around a chain of stream blocks."""
+
+from amaranth import C, Cat, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from quant.errors import BnnforgeError
+from .params import construction
+
+__all__ = ["AxisTop", "byte_align"]
+
+
+def byte_align(width):
+    """``width`` rounded up to whole bytes (AXI4-Stream ``tdata`` is a multiple of 8)."""
+    return max(8, -(-width // 8) * 8)
+
+
+class AxisTop(wiring.Component):
+    """AXI4-Stream ports around ``blocks``, connected in order (``o`` of one to ``i`` of the
+    next).
+
+    One transfer carries one whole vector, so every output transfer has ``tlast`` set and the
+    input ``tlast`` is accepted and ignored. The input vector sits in the low bits of
+    ``s_axis_tdata``. The output is ``lanes`` elements of ``element_width`` bits; an element
+    wider than one bit is placed in its own byte-aligned lane of ``m_axis_tdata`` (element ``r``
+    at bit ``r * byte_align(element_width)``), bits are packed (element ``r`` at bit ``r``).
+
+    Members
+    -------
+    s_axis_tdata, s_axis_tvalid, s_axis_tready, s_axis_tlast
+        AXI4-Stream slave (input).
+    m_axis_tdata, m_axis_tvalid, m_axis_tready, m_axis_tlast
+        AXI4-Stream master (output).
+    layer_fire : Out(len(blocks))
+        Bit ``k`` is high in each cycle in which block ``k`` hands a vector on: an observation
+        port for measuring each block's throughput; leave it unconnected in a product.
+    layer_busy : Out(len(blocks))
+        Bit ``k`` is block ``k``'s ``busy``: the cycles in which it does work.
+    """
+
+    def __init__(self, blocks, element_width=1):
+        with construction(self):
+            if not blocks:
+                raise BnnforgeError("an AXI4-Stream top needs at least one block")
+            for a, b in zip(blocks[:-1], blocks[1:]):
+                if a.o.payload.shape() != b.i.payload.shape():
+                    raise BnnforgeError(f"cannot chain a block of output {a.o.payload.shape()} "
+                                        f"into a block of input {b.i.payload.shape()}")
+            if len(blocks[-1].o.payload) % element_width:
+                raise BnnforgeError(f"output of {len(blocks[-1].o.payload)} bits is not a "
+                                    f"whole number of {element_width}-bit elements")
+        self.blocks = list(blocks)
+        self.element_width = element_width
+        self.in_width = len(blocks[0].i.payload)
+        self.out_width = len(blocks[-1].o.payload)
+        self.lanes = self.out_width // element_width
+        self.lane_width = 1 if element_width == 1 else byte_align(element_width)
+        super().__init__({
+            "s_axis_tdata": In(byte_align(self.in_width)), "s_axis_tvalid": In(1),
+            "s_axis_tready": Out(1), "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(byte_align(self.lanes * self.lane_width)),
+            "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+            "layer_fire": Out(len(blocks)), "layer_busy": Out(len(blocks)),
+        })
+
+    @property
+    def cycles_per_vector(self):
+        """Initiation interval of the chain: that of its slowest block."""
+        return max(b.cycles_per_vector for b in self.blocks)
+
+    @property
+    def latency(self):
+        """Cycles from an input transfer into the idle chain to its output being valid: the
+        sum of the blocks' latencies (every block is ready when idle)."""
+        return sum(b.latency for b in self.blocks)
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, block in enumerate(self.blocks):
+            m.submodules[getattr(block, "name", None) or f"block{k}"] = block
+        for a, b in zip(self.blocks[:-1], self.blocks[1:]):
+            wiring.connect(m, a.o, b.i)
+        first, last = self.blocks[0], self.blocks[-1]
+        ew = self.element_width
+        lanes = [last.o.payload[r * ew:(r + 1) * ew] for r in range(self.lanes)]
+        pad = self.lane_width - ew
+        if ew > 1 and pad:
+            data = Cat(*[Cat(lane, C(0, pad)) for lane in lanes])
+        else:
+            data = last.o.payload
+        m.d.comb += [
+            first.i.payload.eq(self.s_axis_tdata[:self.in_width]),
+            first.i.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(first.i.ready),
+            self.m_axis_tdata.eq(data),
+            self.m_axis_tvalid.eq(last.o.valid),
+            last.o.ready.eq(self.m_axis_tready),
+            self.m_axis_tlast.eq(1),
+            self.layer_fire.eq(Cat(*[b.o.valid & b.o.ready for b in self.blocks])),
+            self.layer_busy.eq(Cat(*[b.busy for b in self.blocks])),
+        ]
+        return m

@@ -1,0 +1,130 @@
+"""Verilog generation: Amaranth to Verilog, memories linked to their ``$readmemh`` files.
+
+A generated design directory holds ``<top>.v``, one ``.mem`` file per weight and threshold
+memory (see :mod:`quant.layout`), ``folding.json`` where a folding applies, and ``design.json``
+(ports, widths, per-block folding, latency, cycles). It is written to a temporary directory
+first and moved into place only when complete.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from quant.errors import BnnforgeError
+
+__all__ = ["to_verilog", "link_memory_files", "design_info", "check_output_dir", "write_design"]
+
+_LITERAL = re.compile(r"(\d+)'([bhd])([0-9a-fA-F_]+)")
+
+
+def to_verilog(top, name):
+    """Verilog text of the Amaranth component ``top`` as module ``name`` (no source paths)."""
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    from amaranth.back import verilog
+
+    return verilog.convert(top, name=name, emit_src=False)
+
+
+def _literal_value(text):
+    match = _LITERAL.fullmatch(text.strip())
+    if not match:
+        raise BnnforgeError(f"internal error: unexpected memory initialiser {text!r}")
+    base = {"b": 2, "h": 16, "d": 10}[match.group(2)]
+    return int(match.group(3).replace("_", ""), base)
+
+
+def link_memory_files(verilog, files):
+    """Replace each memory's inline initial block with ``$readmemh("<name>.mem", <name>)``.
+
+    ``files`` maps file names (``<memory name>.mem``) to their ``$readmemh`` text. Every memory
+    in ``files`` must be declared in ``verilog``; where it has an inline initialiser, that must
+    hold exactly the file's words (a check that the hardware and the memory files come from one
+    layout).
+    """
+    for fname, text in files.items():
+        mem = fname[:-len(".mem")]
+        decl = re.search(rf"^(\s*)reg \[[^\]]+\] {re.escape(mem)} \[[^\]]+\];\n", verilog, re.M)
+        if not decl:
+            raise BnnforgeError(f"internal error: memory {mem} not found in the Verilog")
+        indent = decl.group(1)
+        init = re.compile(rf"{indent}initial begin\n((?:\s*{re.escape(mem)}\[\d+\] = [^;]+;\n)*)"
+                          rf"\s*end\n")
+        block = init.match(verilog, decl.end())
+        words = [int(w, 16) for w in text.split()]
+        if block:
+            inline = {}
+            for line in block.group(1).strip().splitlines():
+                idx, val = re.match(rf"\s*{re.escape(mem)}\[(\d+)\] = ([^;]+);", line).groups()
+                inline[int(idx)] = _literal_value(val)
+            expect = {i: w for i, w in enumerate(words) if w}
+            if {i: v for i, v in inline.items() if v} != expect:
+                raise BnnforgeError(f"internal error: memory {mem} differs from {fname}")
+            end = block.end()
+        else:
+            end = decl.end()
+        verilog = (verilog[:decl.end()] + f'{indent}initial $readmemh("{fname}", {mem});\n'
+                   + verilog[end:])
+    return verilog
+
+
+def design_info(top, name, kind, extra=None):
+    """The ``design.json`` description of an :class:`~hw.axis.AxisTop`."""
+    blocks = []
+    for k, b in enumerate(top.blocks):
+        blocks.append({"name": getattr(b, "name", f"block{k}"), "pe": getattr(b, "pe", None),
+                       "simd": getattr(b, "simd", None), "cycles_model": b.cycles_per_vector,
+                       "latency": b.latency})
+    info = {"top": name, "kind": kind, "in_width": top.in_width,
+            "tdata_in": len(top.s_axis_tdata), "tdata_out": len(top.m_axis_tdata),
+            "element_width": top.element_width, "lane_width": top.lane_width,
+            "lanes": top.lanes, "blocks": blocks, "cycles_per_vector": top.cycles_per_vector,
+            "latency": top.latency}
+    info.update(extra or {})
+    return info
+
+
+def check_output_dir(out_dir):
+    """Refuse an output directory that holds anything but a bnnforge design."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BnnforgeError(f"{out_dir} exists and is not a directory")
+    if out_dir.exists() and not (out_dir / "design.json").exists() and any(out_dir.iterdir()):
+        raise BnnforgeError(f"{out_dir} exists and is not a bnnforge design directory; "
+                            f"choose an empty or new output directory")
+    return out_dir
+
+
+def write_design(out_dir, top, name, memory_files, info, extra_files=None):
+    """Write Verilog, memory files, ``design.json`` (and ``extra_files``) to ``out_dir``.
+
+    The directory is assembled next to ``out_dir`` and renamed into place, so an interrupted or
+    failed generation leaves no partial design. An existing ``out_dir`` is replaced only if it
+    is a bnnforge design directory.
+    """
+    out_dir = check_output_dir(out_dir)
+    verilog = link_memory_files(to_verilog(top, name), memory_files)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        (tmp / f"{name}.v").write_text(verilog)
+        for fname, text in memory_files.items():
+            (tmp / fname).write_text(text)
+        for fname, text in (extra_files or {}).items():
+            (tmp / fname).write_text(text)
+        info = dict(info, verilog=f"{name}.v", memory_files=sorted(memory_files))
+        (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
+        if out_dir.exists():
+            old = out_dir.with_name(out_dir.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,212 @@
+"""Matrix-vector-threshold unit: a binary fully connected layer folded over PE x SIMD."""
+
+from amaranth import Module, Signal, Cat, Mux
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from quant.bits import bits_for
+from quant.layout import FoldedLayout, threshold_file, weight_file
+from .params import check_positive_int, construction
+from .popcount import XnorPopcount, popcount_latency
+
+__all__ = ["MVTU"]
+
+
+def _mem_name(filename):
+    return filename[:-len(".mem")]
+
+
+class MVTU(wiring.Component):
+    """A binary fully connected layer: ``rows`` outputs of ``popcount(XNOR(x, W_r))`` compared
+    with per-row thresholds (or, for a scores layer, the popcounts themselves).
+
+    The layer is folded over ``pe`` processing elements and ``simd`` input lanes (see
+    :mod:`quant.layout`). Each vector takes ``(rows / pe) * (cols / simd)`` cycles; a second
+    vector is buffered while the first is computed, so the initiation interval in steady state
+    is the same number. Weights and thresholds sit in on-chip memories named after their memory
+    files, so the generated Verilog can load them with ``$readmemh``.
+
+    Parameters
+    ----------
+    layer : quant.bitstream.DenseLayer
+        Weights (0/1, already flipped) and thresholds, or no thresholds for a scores layer.
+    folding : quant.layout.Folding
+        PE and SIMD; PE must divide the rows and SIMD the columns.
+    reg_every : int
+        Adder levels between register stages of each PE's popcount tree.
+
+    Members
+    -------
+    i : In(stream.Signature(cols))
+        One whole input vector a transfer, element ``j`` at bit ``j``.
+    o : Out(stream.Signature(rows * element_width))
+        One whole output vector a transfer: row ``r`` at bits ``[r * ew, (r + 1) * ew)`` with
+        ``ew = 1`` for bits and ``bits_for(cols)`` for scores.
+    busy : Out(1)
+        High in each cycle in which a (neuron fold, synapse fold) is issued: counting it
+        measures the unit's own work per vector, whatever the units around it do.
+
+    Raises
+    ------
+    FoldingError
+        When PE does not divide ``rows`` or SIMD does not divide ``cols``.
+    """
+
+    def __init__(self, layer, folding, reg_every=1):
+        with construction(self):
+            check_positive_int("reg_every", reg_every)
+            self.layout = FoldedLayout(layer.rows, layer.cols, folding, layer.name)
+        self.layer = layer
+        self.name = layer.name
+        self.reg_every = reg_every
+        self.element_width = 1 if layer.output == "bits" else layer.score_width
+        super().__init__({"i": In(stream.Signature(layer.cols)),
+                          "o": Out(stream.Signature(layer.rows * self.element_width)),
+                          "busy": Out(1)})
+
+    @property
+    def pe(self):
+        return self.layout.pe
+
+    @property
+    def simd(self):
+        return self.layout.simd
+
+    @property
+    def cycles_per_vector(self):
+        """Initiation interval in steady state: ``(rows / PE) * (cols / SIMD)``."""
+        return self.layout.cycles_per_vector
+
+    @property
+    def tree_latency(self):
+        return popcount_latency(self.simd, self.reg_every)
+
+    @property
+    def latency(self):
+        """Cycles from an input transfer into an idle unit to its output being valid:
+        ``(rows / PE) * (cols / SIMD) + tree_latency + 3`` (input buffer, weight read,
+        accumulate and output register)."""
+        return self.cycles_per_vector + self.tree_latency + 3
+
+    def memory_files(self):
+        """Names of the memory files this unit's Verilog reads."""
+        names = [weight_file(self.layer.name, p) for p in range(self.pe)]
+        if self.layer.output == "bits":
+            names += [threshold_file(self.layer.name, p) for p in range(self.pe)]
+        return names
+
+    def elaborate(self, platform):
+        m = Module()
+        lay, layer = self.layout, self.layer
+        NF, SF, PE, SIMD = lay.neuron_folds, lay.synapse_folds, lay.pe, lay.simd
+        ew = self.element_width
+        scores = layer.output == "scores"
+
+        en = Signal()        # the compute pipeline advances
+        pending = Signal()   # a finished vector waits in `collect` for the output register
+        m.d.comb += en.eq(~pending)
+
+        # Input: one buffered vector (`inbuf`) and the one being computed (`cur`).
+        inbuf, inbuf_full, cur = Signal(layer.cols), Signal(), Signal(layer.cols)
+
+        # Issue: one (neuron fold, synapse fold) a cycle.
+        active = Signal()
+        nf, sf = Signal(range(NF)), Signal(range(SF))
+        addr = Signal(range(NF * SF))
+        last_issue = Signal()
+        load = Signal()
+        m.d.comb += [
+            last_issue.eq(active & (nf == NF - 1) & (sf == SF - 1)),
+            load.eq(en & inbuf_full & (~active | last_issue)),
+        ]
+        with m.If(load):
+            m.d.sync += [cur.eq(inbuf), inbuf_full.eq(0), active.eq(1)]
+        # The buffer takes a new vector in the cycle it hands its vector on.
+        m.d.comb += self.i.ready.eq(~inbuf_full | load)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [inbuf.eq(self.i.payload), inbuf_full.eq(1)]
+        with m.If(en & active):
+            m.d.sync += [
+                sf.eq(0 if SF == 1 else (sf + 1) % SF),
+                addr.eq(0 if NF * SF == 1 else (addr + 1) % (NF * SF)),
+            ]
+            with m.If(sf == SF - 1):
+                m.d.sync += nf.eq(0 if NF == 1 else (nf + 1) % NF)
+            with m.If(last_issue & ~load):
+                m.d.sync += active.eq(0)
+
+        m.d.comb += self.busy.eq(en & active)
+
+        # Stage 1: weight words and the input slice.
+        ctrl_w = 4 + len(nf)
+        s1 = Signal(ctrl_w)
+        slice_ = Signal(SIMD)
+        with m.If(en):
+            m.d.sync += [
+                s1.eq(Cat(active, sf == 0, sf == SF - 1, last_issue, nf)),
+                slice_.eq(cur.word_select(sf, SIMD) if SF > 1 else cur),
+            ]
+        words, trees = [], []
+        for p, words_p in enumerate(lay.weight_words(layer.weights)):
+            name = _mem_name(weight_file(layer.name, p))
+            mem = memory.Memory(shape=SIMD, depth=NF * SF, init=words_p)
+            m.submodules[name] = mem
+            rp = mem.read_port()
+            m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
+            tree = XnorPopcount(SIMD, self.reg_every)
+            m.submodules[f"tree{p}"] = tree
+            m.d.comb += [tree.a.eq(slice_), tree.w.eq(rp.data), tree.en.eq(en)]
+            trees.append(tree)
+        L = trees[0].latency
+
+        # Control travels beside the trees.
+        chain = [s1]
+        for k in range(L):
+            nxt = Signal(ctrl_w, name=f"ctrl{k + 1}")
+            with m.If(en):
+                m.d.sync += nxt.eq(chain[-1])
+            chain.append(nxt)
+        c = chain[-1]
+        c_valid, c_first, c_last, c_final, c_nf = c[0], c[1], c[2], c[3], c[4:]
+
+        # Accumulate, then threshold.
+        acc_w = bits_for(layer.cols)
+        results = []
+        for p, tree in enumerate(trees):
+            acc = Signal(acc_w, name=f"acc{p}")
+            total = Signal(acc_w, name=f"total{p}")
+            m.d.comb += total.eq(Mux(c_first, 0, acc) + tree.count)
+            with m.If(en & c_valid):
+                m.d.sync += acc.eq(total)
+            if scores:
+                results.append(total)
+            else:
+                name = _mem_name(threshold_file(layer.name, p))
+                tmem = memory.Memory(shape=layer.threshold_width, depth=NF,
+                                     init=lay.threshold_words(layer.thresholds)[p])
+                m.submodules[name] = tmem
+                trp = tmem.read_port()
+                m.d.comb += [trp.addr.eq(chain[-2][4:]), trp.en.eq(en)]
+                results.append(total >= trp.data)
+        fold_out = Cat(*results)
+
+        # Collect the folds of a vector; hand it to the output register.
+        width = layer.rows * ew
+        slot = PE * ew
+        collect = Signal(width)
+        with m.If(en & c_valid & c_last):
+            m.d.sync += collect.word_select(c_nf, slot).eq(fold_out) if NF > 1 else \
+                collect.eq(fold_out)
+        vec = Cat(collect[:width - slot], fold_out)
+        out_free = ~self.o.valid | self.o.ready
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(pending):
+            with m.If(out_free):
+                m.d.sync += [self.o.payload.eq(collect), self.o.valid.eq(1), pending.eq(0)]
+        with m.Elif(c_valid & c_last & c_final):
+            with m.If(out_free):
+                m.d.sync += [self.o.payload.eq(vec), self.o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += pending.eq(1)
+        return m

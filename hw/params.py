@@ -1,0 +1,25 @@
+"""Parameter checks for hardware generators."""
+
+import contextlib
+
+from quant.errors import BnnforgeError
+
+__all__ = ["check_positive_int", "construction"]
+
+
+def check_positive_int(name, value):
+    """Raise :class:`~quant.errors.BnnforgeError` unless ``value`` is a positive ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BnnforgeError(f"{name} must be a positive integer, not {value!r}")
+
+
+@contextlib.contextmanager
+def construction(component):
+    """Wrap a component's parameter checks: when they reject the parameters, mark the
+    half-built component as deliberately unused so that Amaranth does not warn about it
+    (its ``UnusedElaboratable`` check is armed when the object is created)."""
+    try:
+        yield
+    except Exception:
+        component._MustUse__silence = True
+        raise

@@ -1,0 +1,130 @@
+"""XNOR-popcount: the count of equal bits of two ``n``-bit vectors, through a pipelined tree."""
+
+from amaranth import Module, Signal, Cat
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from quant.bits import bits_for
+from .params import check_positive_int, construction
+
+__all__ = ["XnorPopcount", "PopcountStream", "popcount_latency"]
+
+
+def tree_depth(n):
+    """Adder levels of a binary tree over ``n`` leaves: ``ceil(log2(n))``."""
+    return (n - 1).bit_length()
+
+
+def popcount_latency(n, reg_every=1):
+    """Register stages of an ``n``-input tree with a register every ``reg_every`` levels:
+    ``max(1, ceil(ceil(log2(n)) / reg_every))``."""
+    return max(1, -(-tree_depth(n) // reg_every))
+
+
+class XnorPopcount(wiring.Component):
+    """``count = popcount(XNOR(a, w))``, pipelined, advancing only when ``en`` is high.
+
+    The tree adds pairs of partial counts level by level (``ceil(log2(n))`` levels). A register
+    stage follows every ``reg_every``-th level and always the last one; with ``n = 1`` the XNOR
+    itself is registered.
+
+    Parameters
+    ----------
+    n : int
+        Width of ``a`` and ``w``.
+    reg_every : int
+        Adder levels between register stages.
+
+    Members
+    -------
+    a, w : In(n)
+        Operands, sampled when ``en`` is high.
+    en : In(1)
+        Clock enable of every stage (a stalled pipeline keeps its contents).
+    count : Out(bits_for(n))
+        The count of the operands presented ``latency`` enabled cycles earlier.
+    """
+
+    def __init__(self, n, reg_every=1):
+        with construction(self):
+            check_positive_int("popcount width", n)
+            check_positive_int("reg_every", reg_every)
+        self.n, self.reg_every = n, reg_every
+        super().__init__({"a": In(n), "w": In(n), "en": In(1), "count": Out(bits_for(n))})
+
+    @property
+    def latency(self):
+        """Register stages: ``max(1, ceil(ceil(log2(n)) / reg_every))``."""
+        return popcount_latency(self.n, self.reg_every)
+
+    def elaborate(self, platform):
+        m = Module()
+        xnor = Signal(self.n)
+        m.d.comb += xnor.eq(~(self.a ^ self.w))
+        nodes = [xnor[i] for i in range(self.n)]
+        depth = tree_depth(self.n)
+        if depth == 0:
+            nodes = [self._register(m, nodes[0], "l0_0")]
+        for level in range(1, depth + 1):
+            pairs = [nodes[i] + nodes[i + 1] for i in range(0, len(nodes) - 1, 2)]
+            if len(nodes) % 2:
+                pairs.append(nodes[-1])
+            if level % self.reg_every == 0 or level == depth:
+                pairs = [self._register(m, v, f"l{level}_{i}") for i, v in enumerate(pairs)]
+            nodes = pairs
+        m.d.comb += self.count.eq(nodes[0])
+        return m
+
+    def _register(self, m, value, name):
+        width = min(len(value), bits_for(self.n))
+        reg = Signal(width, name=name)
+        with m.If(self.en):
+            m.d.sync += reg.eq(value)
+        return reg
+
+
+class PopcountStream(wiring.Component):
+    """:class:`XnorPopcount` behind streams: payload ``Cat(a, w)`` in, the count out.
+
+    Initiation interval 1; the whole pipeline stalls while the output is valid and not ready.
+
+    Members
+    -------
+    i : In(stream.Signature(2 * n))
+    o : Out(stream.Signature(bits_for(n)))
+    busy : Out(1)
+        High in each cycle in which a vector enters the pipeline.
+    """
+
+    def __init__(self, n, reg_every=1):
+        with construction(self):
+            self.unit = XnorPopcount(n, reg_every)
+        self.n = n
+        super().__init__({"i": In(stream.Signature(2 * n)),
+                          "o": Out(stream.Signature(bits_for(n))), "busy": Out(1)})
+
+    @property
+    def latency(self):
+        """Cycles from an input transfer to its output being valid: the unit's latency."""
+        return self.unit.latency
+
+    cycles_per_vector = 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = self.unit
+        en = Signal()
+        m.d.comb += [
+            en.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(en),
+            unit.en.eq(en),
+            unit.a.eq(self.i.payload[:self.n]),
+            unit.w.eq(self.i.payload[self.n:]),
+            self.o.payload.eq(unit.count),
+            self.busy.eq(self.i.valid & self.i.ready),
+        ]
+        valid = Signal(unit.latency)
+        with m.If(en):
+            m.d.sync += valid.eq(Cat(self.i.valid, valid[:-1]))
+        m.d.comb += self.o.valid.eq(valid[-1])
+        return m

@@ -1,0 +1,71 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+from bnnforge.flows import generate_dense
+from hw.folding import choose_for_target
+from hw.network import layer_shapes
+from quant.errors import BnnforgeError
+from quant.layout import Folding, FoldedLayout
+from tests.helpers import random_dense
+
+
+@pytest.fixture(scope="module")
+def net():
+    return random_dense(np.random.default_rng(5), [24, 16, 10])
+
+
+def test_verilog_reads_every_memory_file(tmp_path, net):
+    folding = {"fc0": Folding(4, 8), "fc1": Folding(2, 16)}
+    info = generate_dense(net, folding, tmp_path / "d")
+    verilog = (tmp_path / "d" / info["verilog"]).read_text()
+    loaded = re.findall(r'\$readmemh\("([^"]+)", (\w+)\);', verilog)
+    assert sorted(f for f, _ in loaded) == sorted(info["memory_files"])
+    assert all(f == f"{mem}.mem" for f, mem in loaded)
+    assert "initial begin" not in verilog  # no memory keeps an inline copy
+    # The files hold the layout's words (one source of truth for bits).
+    lay = FoldedLayout(16, 24, folding["fc0"])
+    for p, words in enumerate(lay.weight_words(net.layers[0].weights)):
+        text = (tmp_path / "d" / f"fc0_w{p}.mem").read_text().split()
+        assert [int(t, 16) for t in text] == words
+    for p, words in enumerate(lay.threshold_words(net.layers[0].thresholds)):
+        text = (tmp_path / "d" / f"fc0_t{p}.mem").read_text().split()
+        assert [int(t, 16) for t in text] == words
+    # Ports and description.
+    header = re.search(r"module bnn_top\(([^)]*)\)", verilog).group(1)
+    for port in ("s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+                 "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast", "clk", "rst"):
+        assert port in header
+    assert json.loads((tmp_path / "d" / "folding.json").read_text())["layers"][1] == \
+        {"name": "fc1", "pe": 2, "simd": 16}
+    assert info["cycles_per_vector"] == max(4 * 3, 5 * 1)
+    assert "/" not in "".join(re.findall(r'src = "([^"]*)"', verilog))  # no source paths
+
+
+def test_all_zero_memory_is_still_read_from_its_file(tmp_path, net):
+    net.layers[0].weights[:] = 0
+    info = generate_dense(net, {"fc0": Folding(16, 24), "fc1": Folding(10, 16)}, tmp_path / "d")
+    verilog = (tmp_path / "d" / info["verilog"]).read_text()
+    assert '$readmemh("fc0_w0.mem", fc0_w0);' in verilog
+
+
+def test_failed_generation_leaves_nothing(tmp_path, net, monkeypatch):
+    import hw.generate
+
+    def boom(verilog, files):
+        raise BnnforgeError("synthetic failure")
+
+    monkeypatch.setattr(hw.generate, "link_memory_files", boom)
+    with pytest.raises(BnnforgeError, match="synthetic failure"):
+        generate_dense(net, choose_for_target(layer_shapes(net), 8), tmp_path / "d")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_replace_a_foreign_directory(tmp_path, net):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    with pytest.raises(BnnforgeError, match="exists and is not a bnnforge design directory"):
+        generate_dense(net, choose_for_target(layer_shapes(net), 8), tmp_path / "d")
+    assert (tmp_path / "d" / "notes.txt").read_text() == "mine"
