@@ -46,7 +46,8 @@ def link_memory_files(verilog, files):
     """
     for fname, text in files.items():
         mem = fname[:-len(".mem")]
-        decl = re.search(rf"^(\s*)reg \[[^\]]+\] {re.escape(mem)} \[[^\]]+\];\n", verilog, re.M)
+        decl = re.search(rf"^(\s*)reg \[[^\]]+\] {re.escape(mem)} \[(\d+):(\d+)\];\n", verilog,
+                         re.M)
         if not decl:
             raise BnnforgeError(f"internal error: memory {mem} not found in the Verilog")
         indent = decl.group(1)
@@ -65,7 +66,10 @@ def link_memory_files(verilog, files):
             end = block.end()
         else:
             end = decl.end()
-        verilog = (verilog[:decl.end()] + f'{indent}initial $readmemh("{fname}", {mem});\n'
+        # Explicit addresses: a descending range is read from its lowest address everywhere.
+        lo, hi = sorted(int(x) for x in decl.group(2, 3))
+        verilog = (verilog[:decl.end()]
+                   + f'{indent}initial $readmemh("{fname}", {mem}, {lo}, {hi});\n'
                    + verilog[end:])
     return verilog
 

@@ -21,7 +21,7 @@ def test_verilog_reads_every_memory_file(tmp_path, net):
     folding = {"fc0": Folding(4, 8), "fc1": Folding(2, 16)}
     info = generate_dense(net, folding, tmp_path / "d")
     verilog = (tmp_path / "d" / info["verilog"]).read_text()
-    loaded = re.findall(r'\$readmemh\("([^"]+)", (\w+)\);', verilog)
+    loaded = re.findall(r'\$readmemh\("([^"]+)", (\w+), 0, \d+\);', verilog)
     assert sorted(f for f, _ in loaded) == sorted(info["memory_files"])
     assert all(f == f"{mem}.mem" for f, mem in loaded)
     assert "initial begin" not in verilog  # no memory keeps an inline copy
@@ -48,7 +48,7 @@ def test_all_zero_memory_is_still_read_from_its_file(tmp_path, net):
     net.layers[0].weights[:] = 0
     info = generate_dense(net, {"fc0": Folding(16, 24), "fc1": Folding(10, 16)}, tmp_path / "d")
     verilog = (tmp_path / "d" / info["verilog"]).read_text()
-    assert '$readmemh("fc0_w0.mem", fc0_w0);' in verilog
+    assert '$readmemh("fc0_w0.mem", fc0_w0, 0, 0);' in verilog
 
 
 def test_failed_generation_leaves_nothing(tmp_path, net, monkeypatch):

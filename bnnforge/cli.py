@@ -1,0 +1,183 @@
+"""The ``bnnforge`` command: a thin layer over the flows.
+
+User errors (:class:`quant.errors.BnnforgeError`) print one line and exit with status 2; a
+failed simulation exits with status 1.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from quant.errors import BnnforgeError
+
+__all__ = ["main"]
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
+    return value
+
+
+def _add_folding(p):
+    g = p.add_argument_group("folding (exactly one)")
+    g.add_argument("--folding", metavar="FILE", type=Path,
+                   help='JSON {"layers": [{"name", "pe", "simd"}, ...]}')
+    g.add_argument("--target-cycles", metavar="N", type=_positive_int,
+                   help="fewest lanes per layer with at most N cycles per vector")
+    g.add_argument("--max-lanes", metavar="N", type=_positive_int,
+                   help="best throughput with at most N lanes (PE x SIMD) per layer")
+    p.add_argument("--reg-every", metavar="K", type=_positive_int, default=1,
+                   help="adder levels between pipeline registers in popcount trees (default 1)")
+
+
+def _cmd_demo(args):
+    from .demo import run_demo
+
+    report = run_demo(out_dir=args.out, simulator=args.simulator, clock_mhz=args.clock_mhz,
+                      epochs=args.epochs, seed=args.seed, target_cycles=args.target_cycles,
+                      images=args.images)
+    print(f"reports: {Path(args.out) / 'report.json'}, {Path(args.out) / 'report.md'}")
+    return 0 if report["mismatches"] == 0 else 1
+
+
+def _load(path):
+    from quant.bitstream import read
+
+    return read(path)
+
+
+def _print_folding(info):
+    from .flows import format_table
+
+    print(format_table(info["folding"], [("name", "layer", "{}"), ("rows", "rows", "{}"),
+                                         ("cols", "cols", "{}"), ("pe", "PE", "{}"),
+                                         ("simd", "SIMD", "{}"), ("lanes", "lanes", "{}"),
+                                         ("cycles", "cycles/vector", "{}")]))
+
+
+def _cmd_verilog(args):
+    from .flows import generate_dense, resolve_folding
+
+    bs = _load(args.bitstream)
+    folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
+    info = generate_dense(bs, folding, args.output, args.reg_every)
+    _print_folding(info)
+    print(f"wrote {args.output / info['verilog']}, {len(info['memory_files'])} memory files, "
+          f"{args.output / 'folding.json'} and {args.output / 'design.json'}")
+    print(f"cycles per vector (model): {info['cycles_per_vector']}; latency: {info['latency']}")
+    return 0
+
+
+def _cmd_sim(args):
+    import numpy as np
+
+    from sim.cycles import measure
+    from .flows import format_table, generate_dense, resolve_folding, simulate_dense
+    from .progress import Progress, step
+
+    bs = _load(args.bitstream)
+    folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
+    out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
+    step(f"generating {out}")
+    info = generate_dense(bs, folding, out, args.reg_every)
+    _print_folding(info)
+    rng = np.random.default_rng(args.seed)
+    x = rng.integers(0, 2, size=(args.vectors, info["in_width"]), dtype=np.uint8)
+    step(f"simulating {args.vectors} random vectors on {args.simulator}, stall modes "
+         f"{', '.join(args.stall)}")
+    bar = Progress("vectors")
+    result = simulate_dense(bs, out, x, args.simulator, stall_modes=args.stall,
+                            waves=args.waves, progress=lambda d, n: bar.update(d, n),
+                            seed=args.seed)
+    rows = []
+    for run in result["runs"]:
+        c = measure(run, info)
+        rows.append({"mode": run["mode"], "latency": c["latency"], "interval": c["interval"],
+                     "model": c["model_interval"], "cycles": c["total_cycles"]})
+    print(format_table(rows, [("mode", "stall mode", "{}"), ("latency", "latency", "{}"),
+                              ("interval", "cycles/vector", "{:.2f}"),
+                              ("model", "model", "{}"), ("cycles", "total cycles", "{}")]))
+    c = measure(result["runs"][0], info)
+    print(format_table(c["blocks"], [("name", "layer", "{}"),
+                                     ("cycles_simulated", "busy cycles/vector", "{:.2f}"),
+                                     ("cycles_model", "model", "{}")]))
+    if "waves" in result:
+        print(f"waveform: {result['waves']}")
+    ok = result["passed"] and result["mismatches"] == 0
+    print(f"{'PASS' if ok else 'FAIL'}: {args.vectors} vectors x {len(args.stall)} stall "
+          f"modes, {result['mismatches']} mismatches with the golden model "
+          f"(simulator log: {result['log']})")
+    return 0 if ok else 1
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="bnnforge",
+        description="Generate FPGA hardware for binary neural networks, simulate it against "
+                    "a golden model, and compare its cycles with software.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="train, export, generate and simulate the digits network",
+                       description="Train a binary MLP on the scikit-learn digits, export its "
+                                   "bitstream, generate Verilog, simulate the test split "
+                                   "through it and report accuracy and cycles beside "
+                                   "software.")
+    p.add_argument("--out", default="build/demo", help="output directory (default build/demo)")
+    p.add_argument("--simulator", choices=("icarus", "verilator"),
+                   help="default: Verilator, or Icarus where Verilator is unavailable")
+    p.add_argument("--clock-mhz", type=float, default=200.0,
+                   help="clock for the hardware time per image (default 200)")
+    p.add_argument("--epochs", type=_positive_int, default=40, help="training epochs (40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of split, init and order (0)")
+    p.add_argument("--target-cycles", type=_positive_int, default=64,
+                   help="folding target in cycles per image for every layer (default 64)")
+    p.add_argument("--images", type=_positive_int,
+                   help="simulate only the first N test images (default: all)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("verilog", help="write Verilog and memory files for a bitstream",
+                       description="Generate the network top (AXI4-Stream ports) as Verilog "
+                                   "with one $readmemh file per weight and threshold memory.")
+    p.add_argument("bitstream", type=Path, help="weight bitstream (.bnn)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    _add_folding(p)
+    p.set_defaults(func=_cmd_verilog)
+
+    p = sub.add_parser("sim", help="simulate a bitstream's hardware against the golden model",
+                       description="Generate the design, run random vectors through it under "
+                                   "cocotb and compare every output with the golden integer "
+                                   "model; print pass/fail and cycles.")
+    p.add_argument("bitstream", type=Path, help="weight bitstream (.bnn)")
+    p.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus")
+    p.add_argument("--waves", type=Path, metavar="FILE",
+                   help="write a waveform (FST on Icarus, VCD on Verilator)")
+    p.add_argument("-o", "--output", type=Path, help="design directory "
+                                                    "(default build/sim/<bitstream name>)")
+    p.add_argument("--vectors", type=_positive_int, default=100, help="random vectors (100)")
+    p.add_argument("--stall", nargs="+", default=["none", "source", "sink", "both"],
+                   choices=("none", "source", "sink", "both"), help="stall modes (all four)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the vectors and stalls (0)")
+    _add_folding(p)
+    p.set_defaults(func=_cmd_sim)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BnnforgeError as e:
+        print(f"bnnforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bnnforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

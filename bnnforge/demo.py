@@ -1,0 +1,189 @@
+"""``bnnforge demo``: train a binary MLP on the scikit-learn digits, export, generate Verilog,
+simulate the whole test split through the network top and report cycles beside software."""
+
+import json
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+
+from quant import bitstream as bitstream_io
+from quant.bitstream import atomic_write
+from .flows import format_table, generate_dense, resolve_folding, simulate_dense
+from .progress import Progress, step
+
+__all__ = ["run_demo", "software_timing"]
+
+DEFAULT_LEVELS = (4, 8, 12)
+DEFAULT_HIDDEN = (256, 256)
+
+
+def software_timing(bitstream, input_bits, repeats=5):
+    """Seconds per image of the PyTorch integer golden model and of the bit-packed NumPy
+    kernel, each on the whole batch, best of ``repeats`` runs averaged over their inner loop."""
+    import torch
+
+    from golden.bitpacked import BitpackedNetwork
+    from golden.integer import IntegerNetwork
+
+    n = len(input_bits)
+    torch_net = IntegerNetwork(bitstream)
+    x_t = torch.from_numpy(np.asarray(input_bits))
+    numpy_net = BitpackedNetwork(bitstream)
+
+    def best(fn):
+        loops, _ = timeit.Timer(fn).autorange()
+        return min(timeit.repeat(fn, number=loops, repeat=repeats)) / loops / n
+
+    return {"torch_seconds_per_image": best(lambda: torch_net(x_t)),
+            "numpy_bitpacked_seconds_per_image": best(lambda: numpy_net(input_bits)),
+            "torch_threads": torch.get_num_threads(), "batch": n}
+
+
+def _write_reports(out_dir, report, markdown):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "report.json",
+                 lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+    atomic_write(out_dir / "report.md", lambda tmp: Path(tmp).write_text(markdown))
+
+
+LAYER_COLUMNS = [("name", "layer", "{}"), ("rows", "rows", "{}"), ("cols", "cols", "{}"),
+                 ("pe", "PE", "{}"), ("simd", "SIMD", "{}"),
+                 ("cycles_simulated", "cycles sim", "{:.1f}"),
+                 ("cycles_model", "cycles model", "{}"), ("ratio", "sim/model", "{:.3f}")]
+
+
+def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, seed=0,
+             target_cycles=64, levels=DEFAULT_LEVELS, hidden=DEFAULT_HIDDEN, images=None):
+    """The whole flow; returns the report dictionary (also written as JSON and Markdown)."""
+    import torch
+
+    from golden.digits import input_spec, load_digits_split, thermometer
+    from golden.integer import IntegerNetwork, predict
+    from golden.mlp import BinaryMLP
+    from golden.train import accuracy, seed_everything, train_classifier
+    from sim.cycles import measure
+    from sim.runner import available_simulators, check_simulator
+    from quant.errors import SimulatorError
+
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    fallback_note = None
+    if simulator is None:
+        sims = available_simulators()
+        if not sims:
+            check_simulator("verilator")
+            check_simulator("icarus")
+        simulator = "verilator" if "verilator" in sims else sims[0]
+        if simulator != "verilator":
+            fallback_note = "Verilator is unavailable; simulated on Icarus Verilog instead"
+    else:
+        check_simulator(simulator)
+    if clock_mhz <= 0:
+        raise SimulatorError(f"--clock-mhz must be positive, not {clock_mhz}")
+
+    step("loading the scikit-learn digits (1,797 real 8x8 images, shipped with scikit-learn)")
+    data = load_digits_split(seed)
+    x_train, x_test = thermometer(data.x_train, levels), thermometer(data.x_test, levels)
+    y_test = data.y_test
+    if images is not None:
+        x_test, y_test = x_test[:images], y_test[:images]
+    sizes = [x_train.shape[1], *hidden, 10]
+
+    step(f"training a binary MLP {' -> '.join(map(str, sizes))} for {epochs} epochs "
+         f"(seed {seed})")
+    seed_everything(seed)
+    model = BinaryMLP(sizes)
+    bar = Progress("epoch")
+    train_classifier(model, x_train, data.y_train, epochs=epochs, seed=seed,
+                     progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
+    acc_float = accuracy(model, x_test, y_test)
+
+    step("exporting the weight bitstream")
+    bs_path = out_dir / "digits-mlp.bnn"
+    bitstream_io.write(model.to_bitstream(input_spec(levels), {"network": "mlp",
+                                                               "dataset": "sklearn-digits",
+                                                               "seed": seed}), bs_path)
+    bs = bitstream_io.read(bs_path)
+    golden_scores = IntegerNetwork(bs)(torch.from_numpy(x_test)).numpy()
+    acc_golden = float((predict(golden_scores).numpy() == y_test).mean())
+
+    folding = resolve_folding(bs, target_cycles=target_cycles)
+    step(f"generating Verilog (folding chosen for at most {target_cycles} cycles a layer)")
+    info = generate_dense(bs, folding, out_dir / "verilog")
+    print(format_table(info["folding"], [("name", "layer", "{}"), ("pe", "PE", "{}"),
+                                         ("simd", "SIMD", "{}"), ("lanes", "lanes", "{}"),
+                                         ("cycles", "cycles/image", "{}")]))
+
+    step(f"simulating {len(x_test)} test images through the network top on {simulator}"
+         + (f" ({fallback_note})" if fallback_note else ""))
+    t_sim = time.monotonic()
+    bar = Progress("images")
+    result = simulate_dense(bs, out_dir / "verilog", x_test, simulator,
+                            progress=lambda d, n: bar.update(d, n))
+    sim_wall = time.monotonic() - t_sim
+    hw_scores = result["hardware"]
+    acc_hw = float((hw_scores.argmax(axis=1) == y_test).mean())
+    cyc = measure(result["runs"][0], info)
+
+    step("timing the same network in software on this CPU")
+    soft = software_timing(bs, x_test)
+    cycles_per_image = cyc["interval"] if cyc["interval"] is not None else cyc["latency"]
+    hw_seconds = cycles_per_image / (clock_mhz * 1e6)
+    layers = []
+    for b, t in zip(cyc["blocks"], info["folding"]):
+        layers.append({"name": b["name"], "rows": t["rows"], "cols": t["cols"], "pe": t["pe"],
+                       "simd": t["simd"], "cycles_simulated": b["cycles_simulated"],
+                       "cycles_model": b["cycles_model"],
+                       "ratio": b["cycles_simulated"] / b["cycles_model"]})
+    report = {
+        "network": "mlp", "sizes": sizes, "dataset": "sklearn-digits",
+        "input_encoding": {"kind": "thermometer", "levels": list(levels)},
+        "accuracy": {"float": acc_float, "golden": acc_golden, "hardware": acc_hw},
+        "images": int(len(x_test)), "mismatches": int(result["mismatches"]),
+        "simulator": simulator, "simulator_note": fallback_note, "layers": layers,
+        "cycles_per_image": cycles_per_image,
+        "cycles_per_image_model": info["cycles_per_vector"],
+        "latency_cycles": cyc["latency"], "latency_cycles_model": info["latency"],
+        "total_cycles": cyc["total_cycles"], "clock_mhz": clock_mhz,
+        "hw_seconds_per_image": hw_seconds, "software": soft,
+        "speedup_vs_numpy_bitpacked": soft["numpy_bitpacked_seconds_per_image"] / hw_seconds,
+        "speedup_vs_torch": soft["torch_seconds_per_image"] / hw_seconds,
+        "simulation_wall_seconds": sim_wall,
+        "demo_wall_seconds": time.monotonic() - started,
+        "files": {"bitstream": str(bs_path), "verilog": str(out_dir / "verilog"),
+                  "simulator_log": result["log"]},
+    }
+    table = format_table(layers, LAYER_COLUMNS)
+    summary = _summary(report, table)
+    _write_reports(out_dir, report, summary)
+    print(summary)
+    return report
+
+
+def _summary(r, table):
+    a, s = r["accuracy"], r["software"]
+    return "\n".join([
+        "# bnnforge demo: binary MLP on the scikit-learn digits", "",
+        f"Network {' -> '.join(map(str, r['sizes']))}, thermometer input levels "
+        f"{r['input_encoding']['levels']}, simulated on {r['simulator']}"
+        + (f" ({r['simulator_note']})" if r["simulator_note"] else "") + ".", "",
+        "| accuracy (test split) | value |", "|---|---|",
+        f"| float (PyTorch) | {a['float']:.4f} |", f"| golden integer | {a['golden']:.4f} |",
+        f"| hardware (simulated) | {a['hardware']:.4f} |", "",
+        f"Images simulated: {r['images']}; mismatches with the golden integer model: "
+        f"**{r['mismatches']}**.", "",
+        "```", table, "```", "",
+        f"Cycles per image: {r['cycles_per_image']:.2f} simulated, "
+        f"{r['cycles_per_image_model']} model; latency {r['latency_cycles']} cycles "
+        f"(model {r['latency_cycles_model']}).", "",
+        "| per image | seconds | hardware speed-up |", "|---|---|---|",
+        f"| hardware at {r['clock_mhz']:g} MHz | {r['hw_seconds_per_image']:.3e} | 1 |",
+        f"| PyTorch golden (CPU, {s['torch_threads']} threads, batch {s['batch']}) | "
+        f"{s['torch_seconds_per_image']:.3e} | {r['speedup_vs_torch']:.1f}x |",
+        f"| bit-packed NumPy (np.bitwise_count, batch {s['batch']}) | "
+        f"{s['numpy_bitpacked_seconds_per_image']:.3e} | "
+        f"{r['speedup_vs_numpy_bitpacked']:.1f}x |", "",
+        f"Simulation wall time {r['simulation_wall_seconds']:.1f} s; whole demo "
+        f"{r['demo_wall_seconds']:.1f} s.", ""])

