@@ -30,9 +30,23 @@ def random_dense(rng, sizes, scores_last=True):
     return Bitstream(layers, {"features": sizes[0]}).validate()
 
 
+class AxisPorts:
+    """The AXI4-Stream ports of an :class:`hw.axis.AxisTop` seen as ``i``/``o`` streams."""
+
+    class _End:
+        def __init__(self, payload, valid, ready):
+            self.payload, self.valid, self.ready = payload, valid, ready
+
+    def __init__(self, top):
+        self.top = top
+        self.i = self._End(top.s_axis_tdata, top.s_axis_tvalid, top.s_axis_tready)
+        self.o = self._End(top.m_axis_tdata, top.m_axis_tvalid, top.m_axis_tready)
+
+
 def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=None):
     """Drive ``inputs`` into ``dut.i`` and collect ``n_out`` outputs of ``dut.o`` in Amaranth's
-    simulator, with the stall mode's random source pauses and sink back-pressure.
+    simulator, with the stall mode's random source pauses and sink back-pressure. ``dut`` may
+    be an :class:`AxisPorts` view of an AXI4-Stream top.
 
     Returns ``(outputs, t_in, t_out)``: payloads and the cycles of the transfers.
     """
@@ -64,11 +78,11 @@ def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=
                 return
         raise AssertionError(f"timeout: {len(outs)} of {n_out} outputs")
 
-    sim = Simulator(dut)
+    sim = Simulator(dut.top if isinstance(dut, AxisPorts) else dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     if vcd:
-        with sim.write_vcd(vcd):
+        with sim.write_vcd(str(vcd)):
             sim.run()
     else:
         sim.run()

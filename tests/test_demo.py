@@ -1,0 +1,28 @@
+"""The demo flow end to end on a small configuration (the full run is `make demo`)."""
+
+import json
+
+import pytest
+
+from bnnforge.demo import run_demo
+
+
+@pytest.mark.parametrize("simulator", ["icarus"])
+def test_small_demo(tmp_path, simulator):
+    report = run_demo(out_dir=tmp_path / "demo", simulator=simulator, epochs=4, images=24,
+                      hidden=(32,), target_cycles=16, clock_mhz=100.0)
+    saved = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert (tmp_path / "demo" / "report.md").read_text().startswith("# bnnforge demo")
+    assert report["images"] == 24 and report["mismatches"] == 0
+    assert report["accuracy"]["hardware"] == report["accuracy"]["golden"]
+    assert report["simulator"] == simulator
+    for layer in report["layers"]:
+        assert set(layer) >= {"name", "pe", "simd", "cycles_simulated", "cycles_model"}
+        assert layer["cycles_simulated"] == layer["cycles_model"]
+    assert report["cycles_per_image"] == max(l["cycles_model"] for l in report["layers"])
+    assert report["hw_seconds_per_image"] == report["cycles_per_image"] / 100e6
+    soft = report["software"]
+    assert soft["torch_seconds_per_image"] > 0 and soft["numpy_bitpacked_seconds_per_image"] > 0
+    assert report["speedup_vs_numpy_bitpacked"] == pytest.approx(
+        soft["numpy_bitpacked_seconds_per_image"] / report["hw_seconds_per_image"])
