@@ -1,11 +1,11 @@
 """AXI4-Stream top level around a chain of stream blocks."""
 
-from amaranth import C, Cat, Module
+from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.errors import BnnforgeError
-from .params import construction
+from .params import check_positive_int, construction
 
 __all__ = ["AxisTop", "byte_align"]
 
@@ -19,11 +19,13 @@ class AxisTop(wiring.Component):
     """AXI4-Stream ports around ``blocks``, connected in order (``o`` of one to ``i`` of the
     next).
 
-    One transfer carries one whole vector, so every output transfer has ``tlast`` set and the
-    input ``tlast`` is accepted and ignored. The input vector sits in the low bits of
-    ``s_axis_tdata``. The output is ``lanes`` elements of ``element_width`` bits; an element
-    wider than one bit is placed in its own byte-aligned lane of ``m_axis_tdata`` (element ``r``
-    at bit ``r * byte_align(element_width)``), bits are packed (element ``r`` at bit ``r``).
+    One transfer carries one whole vector (or one pixel of a feature map). ``m_axis_tlast``
+    marks the last output transfer of a frame of ``frame_outputs`` transfers (every transfer
+    when ``frame_outputs`` is 1); the input ``tlast`` is accepted and ignored (frames are
+    counted). The input vector sits in the low bits of ``s_axis_tdata``. The output is
+    ``lanes`` elements of ``element_width`` bits; an element wider than one bit is placed in
+    its own byte-aligned lane of ``m_axis_tdata`` (element ``r`` at bit
+    ``r * byte_align(element_width)``), bits are packed (element ``r`` at bit ``r``).
 
     Members
     -------
@@ -38,7 +40,7 @@ class AxisTop(wiring.Component):
         Bit ``k`` is block ``k``'s ``busy``: the cycles in which it does work.
     """
 
-    def __init__(self, blocks, element_width=1):
+    def __init__(self, blocks, element_width=1, frame_outputs=1):
         with construction(self):
             if not blocks:
                 raise BnnforgeError("an AXI4-Stream top needs at least one block")
@@ -46,11 +48,13 @@ class AxisTop(wiring.Component):
                 if a.o.payload.shape() != b.i.payload.shape():
                     raise BnnforgeError(f"cannot chain a block of output {a.o.payload.shape()} "
                                         f"into a block of input {b.i.payload.shape()}")
+            check_positive_int("frame_outputs", frame_outputs)
             if len(blocks[-1].o.payload) % element_width:
                 raise BnnforgeError(f"output of {len(blocks[-1].o.payload)} bits is not a "
                                     f"whole number of {element_width}-bit elements")
         self.blocks = list(blocks)
         self.element_width = element_width
+        self.frame_outputs = frame_outputs
         self.in_width = len(blocks[0].i.payload)
         self.out_width = len(blocks[-1].o.payload)
         self.lanes = self.out_width // element_width
@@ -88,6 +92,10 @@ class AxisTop(wiring.Component):
             data = Cat(*[Cat(lane, C(0, pad)) for lane in lanes])
         else:
             data = last.o.payload
+        count = Signal(range(self.frame_outputs))
+        if self.frame_outputs > 1:
+            with m.If(self.m_axis_tvalid & self.m_axis_tready):
+                m.d.sync += count.eq(Mux(count == self.frame_outputs - 1, 0, count + 1))
         m.d.comb += [
             first.i.payload.eq(self.s_axis_tdata[:self.in_width]),
             first.i.valid.eq(self.s_axis_tvalid),
@@ -95,7 +103,7 @@ class AxisTop(wiring.Component):
             self.m_axis_tdata.eq(data),
             self.m_axis_tvalid.eq(last.o.valid),
             last.o.ready.eq(self.m_axis_tready),
-            self.m_axis_tlast.eq(1),
+            self.m_axis_tlast.eq(count == self.frame_outputs - 1),
             self.layer_fire.eq(Cat(*[b.o.valid & b.o.ready for b in self.blocks])),
             self.layer_busy.eq(Cat(*[b.busy for b in self.blocks])),
         ]

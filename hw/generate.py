@@ -84,7 +84,8 @@ def design_info(top, name, kind, extra=None):
     info = {"top": name, "kind": kind, "in_width": top.in_width,
             "tdata_in": len(top.s_axis_tdata), "tdata_out": len(top.m_axis_tdata),
             "element_width": top.element_width, "lane_width": top.lane_width,
-            "lanes": top.lanes, "blocks": blocks, "cycles_per_vector": top.cycles_per_vector,
+            "lanes": top.lanes, "frame_outputs": top.frame_outputs, "blocks": blocks,
+            "cycles_per_vector": top.cycles_per_vector,
             "latency": top.latency}
     info.update(extra or {})
     return info

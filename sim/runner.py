@@ -192,6 +192,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
     job = {"inputs": [f"{v:x}" for v in inputs],
            "expected": None if expected is None else [f"{v:x}" for v in expected],
            "stall_modes": list(stall_modes), "seed": seed,
+           "frame_outputs": info.get("frame_outputs", 1),
            "max_cycles": max_cycles or 1000 + 8 * n * (info["cycles_per_vector"] + 4)
            + 4 * info["latency"],
            "result": str(run_dir / "result.json"), "progress": str(run_dir / "progress")}
