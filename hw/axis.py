@@ -75,7 +75,10 @@ class AxisTop(wiring.Component):
     @property
     def latency(self):
         """Cycles from an input transfer into the idle chain to its output being valid: the
-        sum of the blocks' latencies (every block is ready when idle)."""
+        sum of the blocks' latencies (every block is ready when idle); None when a block does
+        not model its latency."""
+        if any(b.latency is None for b in self.blocks):
+            return None
         return sum(b.latency for b in self.blocks)
 
     def elaborate(self, platform):

@@ -9,7 +9,7 @@
 import torch
 from torch import nn
 
-__all__ = ["sign", "SignSTE", "sign_ste", "BinarySign"]
+__all__ = ["sign", "SignSTE", "sign_ste", "BinarySign", "ApproxSign", "approx_sign", "ScaledSignSTE"]
 
 
 def sign(x):
@@ -41,3 +41,38 @@ class BinarySign(nn.Module):
 
     def forward(self, x):
         return sign_ste(x)
+
+
+class ApproxSign(torch.autograd.Function):
+    """Sign with Bi-Real Net's piecewise-polynomial gradient (Liu et al., ECCV 2018):
+    ``dL/dx = dL/dy * (2 - 2|x|)`` on ``[-1, 1]``, 0 outside. Forward as :func:`sign`."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.clamp(2 - 2 * x.abs(), min=0)
+
+
+def approx_sign(x):
+    """Functional form of :class:`ApproxSign`."""
+    return ApproxSign.apply(x)
+
+
+class ScaledSignSTE(torch.autograd.Function):
+    """``sign(w) * mean(|w|)`` (one scale per tensor, XNOR-Net/Group-Net weights) with the
+    straight-through gradient ``1[|w| <= 1]``."""
+
+    @staticmethod
+    def forward(ctx, w):
+        ctx.save_for_backward(w)
+        return sign(w) * w.abs().mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (w,) = ctx.saved_tensors
+        return grad * (w.abs() <= 1).to(grad.dtype)

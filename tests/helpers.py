@@ -43,12 +43,13 @@ class AxisPorts:
         self.o = self._End(top.m_axis_tdata, top.m_axis_tvalid, top.m_axis_tready)
 
 
-def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=None):
+def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=None, delay=0):
     """Drive ``inputs`` into ``dut.i`` and collect ``n_out`` outputs of ``dut.o`` in Amaranth's
     simulator, with the stall mode's random source pauses and sink back-pressure. ``dut`` may
     be an :class:`AxisPorts` view of an AXI4-Stream top.
 
-    Returns ``(outputs, t_in, t_out)``: payloads and the cycles of the transfers.
+    The source starts ``delay`` cycles after reset. Returns ``(outputs, t_in, t_out)``:
+    payloads and the cycles of the transfers.
     """
     p_idle, p_block = _STALL[mode]
     rng = random.Random(seed)
@@ -58,7 +59,7 @@ def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=
         sent, holding = 0, False
         for cycle in range(max_cycles):
             if not holding:
-                if sent < len(inputs) and rng.random() >= p_idle:
+                if cycle >= delay and sent < len(inputs) and rng.random() >= p_idle:
                     ctx.set(dut.i.payload, inputs[sent])
                     ctx.set(dut.i.valid, 1)
                     holding = True

@@ -1,0 +1,264 @@
+"""Group-Net (Zhuang et al., CVPR 2019): K binary bases per group, learned scales and soft
+connections, BPAC dilations; trainable in float and run in fixed point as the hardware does.
+
+Structure (as the authors' public code builds it; see DESIGN.md):
+
+* A binary *unit* is ``u(x) = BN(ReLU(conv3x3(sign(x), sign(W) * mean|W|))) + x``: the input's
+  sign (ApproxSign gradient), a binary convolution padded with +1, ReLU, batch-norm and a
+  real-valued residual add. A ResNet basic block is two units.
+* The network is a full-precision stem (conv, batch-norm, ReLU), a sequence of units, global
+  average pooling and a full-precision linear classifier. Stem and classifier run on the host.
+* The units are split into *groups*; each of the K bases runs its own copy of a group's units,
+  and the group's output is ``Y = sum_k lambda_k * y_k`` with a learned scalar per base. How the
+  units are grouped is the *decomposition*:
+
+  ============  =============================================  ===============
+  name          group                                          connection
+  ============  =============================================  ===============
+  ``layer``     one unit (layer-wise binary decomposition)     hard
+  ``gbd1``      one block (two units), GBD v1                  hard
+  ``gbd2``      two blocks, GBD v2                             hard
+  ``gbd3``      the whole network, GBD v3                      hard
+  ``groupnet``  one block                                      soft
+  ============  =============================================  ===============
+
+  With a hard connection every base of a group reads ``Y`` of the previous group; with a soft
+  connection base ``k`` reads ``x_k = s * y_k + (1 - s) * Y`` (``y_k`` its own previous output,
+  ``s = sigmoid(theta)``, one learned gate per group).
+* BPAC: in the last ``bpac_blocks`` blocks, base ``k``'s units use dilation ``rates[k]``
+  (padding equal to the rate keeps the map size).
+
+Fixed point (:class:`FixedPoint`, written into the bitstream): activations are signed
+``width``-bit integers with ``frac`` fractional bits, saturated on overflow. A unit computes
+``sat(x + c + round_shift(a * max(2P - n, 0), scale_frac - frac))`` with the batch-norm scale
+``a`` (``scale_frac`` fractional bits) and shift ``c`` (``frac`` bits) and ``P`` the popcount;
+a group sums ``round_shift(sum_k l_k y_k, lambda_frac)``; a soft connection mixes
+``round_shift(g y_k + (2^gate_frac - g) Y, gate_frac)``. ``round_shift(v, s)`` is
+``floor((v + 2^(s-1)) / 2^s)`` (round half up); parameters are rounded the same way.
+"""
+
+from dataclasses import dataclass, asdict
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from quant.binarize import ScaledSignSTE, approx_sign
+from .conv import binary_conv2d_popcount, weights_hwc
+
+__all__ = ["DECOMPOSITIONS", "FixedPoint", "BinaryUnit", "GroupNet", "round_shift",
+           "saturate", "to_fixed", "unit_forward", "fixed_forward"]
+
+DECOMPOSITIONS = ("layer", "gbd1", "gbd2", "gbd3", "groupnet")
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Formats of the real-valued parts inside the binary groups."""
+
+    width: int = 20
+    frac: int = 12
+    scale_frac: int = 16
+    lambda_frac: int = 12
+    gate_frac: int = 12
+    rounding: str = "half-up: floor(v * 2^f + 1/2)"
+    overflow: str = "saturate"
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def round_shift(v, shift):
+    """``floor((v + 2^(shift-1)) / 2^shift)`` on int64 arrays (``v`` itself when shift is 0)."""
+    v = np.asarray(v, dtype=np.int64)
+    if shift == 0:
+        return v
+    return (v + (1 << (shift - 1))) >> shift
+
+
+def saturate(v, width):
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return np.clip(np.asarray(v, dtype=np.int64), lo, hi)
+
+
+def to_fixed(x, frac, width=None):
+    """Real values to integers with ``frac`` fractional bits, rounded half up (saturated to
+    ``width`` bits when given)."""
+    v = np.floor(np.asarray(x, dtype=np.float64) * (1 << frac) + 0.5).astype(np.int64)
+    return v if width is None else saturate(v, width)
+
+
+class BinaryUnit(nn.Module):
+    """``BN(ReLU(binary_conv3x3(sign(x)))) + x`` with dilation ``dilation`` (padding with +1)."""
+
+    def __init__(self, channels, dilation=1):
+        super().__init__()
+        self.channels, self.dilation = channels, dilation
+        self.weight = nn.Parameter(torch.empty(channels, channels, 3, 3).uniform_(-1, 1)
+                                   * (3.0 / (9 * channels)) ** 0.5)
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        b = F.pad(approx_sign(x), (self.dilation,) * 4, value=1.0)
+        w = ScaledSignSTE.apply(self.weight)
+        return self.bn(F.relu(F.conv2d(b, w, dilation=self.dilation))) + x
+
+    @torch.no_grad()
+    def clip_(self):
+        self.weight.clamp_(-1, 1)
+
+    def fixed_point(self, fmt):
+        """``{weights (HWC rows of bits), scale, shift, dilation}`` of this unit."""
+        w = self.weight.detach().double()
+        alpha = w.abs().mean().item()
+        bn = self.bn
+        std = torch.sqrt(bn.running_var.double() + bn.eps)
+        a = bn.weight.detach().double() * alpha / std
+        c = bn.bias.detach().double() - bn.weight.detach().double() * bn.running_mean.double() / std
+        return {"weights": weights_hwc((w >= 0).to(torch.uint8)).numpy(),
+                "scale": to_fixed(a.numpy(), fmt.scale_frac),
+                "shift": to_fixed(c.numpy(), fmt.frac), "dilation": self.dilation}
+
+
+class GroupNet(nn.Module):
+    """A Group-Net CNN: stem, ``blocks`` binary blocks (two units each) of ``channels``
+    channels decomposed into groups with ``bases`` bases, average pooling, classifier.
+
+    Parameters
+    ----------
+    bases : int
+        K, from 1 to 8.
+    decomposition : str
+        One of :data:`DECOMPOSITIONS`.
+    bpac_rates : list of int or None
+        Dilation of each base in the last ``bpac_blocks`` blocks (BPAC); None for none.
+    """
+
+    def __init__(self, in_channels=1, channels=16, blocks=2, bases=3, classes=10,
+                 decomposition="groupnet", bpac_rates=None, bpac_blocks=1):
+        super().__init__()
+        if not 1 <= bases <= 8:
+            raise ValueError(f"Group-Net bases must be between 1 and 8, not {bases}")
+        if decomposition not in DECOMPOSITIONS:
+            raise ValueError(f"unknown decomposition {decomposition!r}; choose one of "
+                             f"{', '.join(DECOMPOSITIONS)}")
+        if bpac_rates is not None and len(bpac_rates) != bases:
+            raise ValueError(f"BPAC needs one dilation rate per base: {bases} bases, "
+                             f"{len(bpac_rates)} rates")
+        self.config = dict(in_channels=in_channels, channels=channels, blocks=blocks,
+                           bases=bases, classes=classes, decomposition=decomposition,
+                           bpac_rates=list(bpac_rates) if bpac_rates else None,
+                           bpac_blocks=bpac_blocks)
+        units = 2 * blocks
+        size = {"layer": 1, "gbd1": 2, "groupnet": 2, "gbd2": 4, "gbd3": units}[decomposition]
+        self.groups = [list(range(i, min(i + size, units))) for i in range(0, units, size)]
+        self.soft = decomposition == "groupnet"
+        self.bases = bases
+
+        def rate(unit, k):
+            if bpac_rates and unit >= units - 2 * bpac_blocks:
+                return bpac_rates[k]
+            return 1
+
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU())
+        self.units = nn.ModuleList(
+            nn.ModuleList(nn.ModuleList(BinaryUnit(channels, rate(u, k)) for u in group)
+                          for k in range(bases)) for group in self.groups)
+        self.lambdas = nn.Parameter(torch.full((len(self.groups), bases), 1.0 / bases))
+        self.gates = nn.Parameter(torch.zeros(len(self.groups)))
+        self.head = nn.Linear(channels, classes)
+
+    def binary_part(self, y):
+        """The groups, on the stem's output ``y``; returns the last group's ``Y``."""
+        outs = None
+        for g in range(len(self.groups)):
+            new = []
+            for k in range(self.bases):
+                if self.soft and outs is not None:
+                    s = torch.sigmoid(self.gates[g])
+                    x = s * outs[k] + (1 - s) * y
+                else:
+                    x = y
+                for unit in self.units[g][k]:
+                    x = unit(x)
+                new.append(x)
+            y = sum(self.lambdas[g, k] * new[k] for k in range(self.bases))
+            outs = new
+        return y
+
+    def forward(self, images):
+        return self.head(self.binary_part(self.stem(images)).mean(dim=(2, 3)))
+
+    def clip_(self):
+        for group in self.units:
+            for base in group:
+                for unit in base:
+                    unit.clip_()
+
+    # -- fixed point -----------------------------------------------------------------------
+
+    def fixed_point(self, fmt=FixedPoint()):
+        """Everything the fixed-point model and the hardware need, as integers (and the host
+        parts, stem and classifier, as float32)."""
+        groups = []
+        for g, group in enumerate(self.groups):
+            gate = None
+            if self.soft and g > 0:
+                gate = int(to_fixed(torch.sigmoid(self.gates[g]).item(), fmt.gate_frac))
+            groups.append({
+                "units": [[unit.fixed_point(fmt) for unit in self.units[g][k]]
+                          for k in range(self.bases)],
+                "lambdas": to_fixed(self.lambdas[g].detach().double().numpy(), fmt.lambda_frac),
+                "gate": gate})
+        return {"format": fmt, "groups": groups, "config": dict(self.config)}
+
+    @torch.no_grad()
+    def stem_codes(self, images, fmt=FixedPoint()):
+        """The stem's output on the host, as fixed-point codes ``N x C x H x W``."""
+        self.eval()
+        return to_fixed(self.stem(torch.as_tensor(images, dtype=torch.float32)).double().numpy(),
+                        fmt.frac, fmt.width)
+
+    @torch.no_grad()
+    def head_logits(self, codes, fmt=FixedPoint()):
+        """The classifier on the host, from the binary part's fixed-point output."""
+        y = torch.from_numpy(np.asarray(codes, dtype=np.float64) / (1 << fmt.frac)).float()
+        return self.head(y.mean(dim=(2, 3)))
+
+
+def unit_forward(unit, x, fmt):
+    """One binary unit in fixed point: ``x`` codes ``N x C x H x W`` to output codes."""
+    bits = (x >= 0).astype(np.uint8)
+    c = x.shape[1]
+    w = torch.from_numpy(unit["weights"]).reshape(c, 3, 3, c).permute(0, 3, 1, 2)
+    d = unit["dilation"]
+    p = binary_conv2d_popcount(bits, w, 1, d, d, 1).numpy()
+    relu = np.maximum(2 * p - 9 * c, 0)
+    scaled = round_shift(unit["scale"][None, :, None, None] * relu, fmt.scale_frac - fmt.frac)
+    return saturate(x + unit["shift"][None, :, None, None] + scaled, fmt.width)
+
+
+def fixed_forward(params, codes, trace=False):
+    """The binary groups in fixed point: stem codes in, the last group's ``Y`` codes out (with
+    ``trace``, also every group's ``(y_1..y_K, Y)``)."""
+    fmt = params["format"]
+    y, outs, steps = np.asarray(codes, dtype=np.int64), None, []
+    for group in params["groups"]:
+        new = []
+        for k, units in enumerate(group["units"]):
+            if group["gate"] is not None and outs is not None:
+                g = group["gate"]
+                x = saturate(round_shift(g * outs[k] + ((1 << fmt.gate_frac) - g) * y,
+                                         fmt.gate_frac), fmt.width)
+            else:
+                x = y
+            for unit in units:
+                x = unit_forward(unit, x, fmt)
+            new.append(x)
+        acc = sum(int(group["lambdas"][k]) * new[k] for k in range(len(new)))
+        y = saturate(round_shift(acc, fmt.lambda_frac), fmt.width)
+        outs = new
+        steps.append((new, y))
+    return (y, steps) if trace else y

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from golden.groupnet import DECOMPOSITIONS, FixedPoint, GroupNet, fixed_forward, round_shift
+from quant.binarize import ApproxSign
+
+
+@pytest.mark.parametrize("decomposition,sizes", [("layer", [1] * 6), ("gbd1", [2, 2, 2]),
+                                                 ("groupnet", [2, 2, 2]), ("gbd2", [4, 2]),
+                                                 ("gbd3", [6])])
+def test_decompositions(decomposition, sizes):
+    model = GroupNet(channels=4, blocks=3, bases=3, decomposition=decomposition,
+                     bpac_rates=[2, 3, 4])
+    assert [len(g) for g in model.groups] == sizes
+    params = model.fixed_point()
+    gates = [g["gate"] for g in params["groups"]]
+    assert gates[0] is None
+    assert all((g is not None) == (decomposition == "groupnet") for g in gates[1:])
+    # BPAC: base k's units in the last block use rate k; the others dilation 1.
+    units = [[u["dilation"] for u in base] for g in params["groups"] for base in g["units"]]
+    flat = {}
+    for g, group in enumerate(params["groups"]):
+        for k, base in enumerate(group["units"]):
+            for j, u in enumerate(base):
+                flat[(model.groups[g][j], k)] = u["dilation"]
+    assert all(flat[(u, k)] == ([2, 3, 4][k] if u >= 4 else 1) for (u, k) in flat)
+    assert units
+
+
+@pytest.mark.parametrize("decomposition", DECOMPOSITIONS)
+def test_fixed_point_follows_float_at_high_precision(decomposition):
+    """With many fractional bits the fixed-point groups reproduce the float forward pass."""
+    torch.manual_seed(0)
+    model = GroupNet(channels=4, blocks=2, bases=2, decomposition=decomposition,
+                     bpac_rates=[1, 2]).double().eval()
+    with torch.no_grad():
+        model.gates.fill_(0.7)
+    fmt = FixedPoint(width=48, frac=24, scale_frac=30, lambda_frac=24, gate_frac=24)
+    x = torch.randn(3, 1, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        want = model.binary_part(model.stem(x)).numpy()
+    stem = model.stem(x).detach().numpy()
+    codes = np.floor(stem * 2 ** fmt.frac + 0.5).astype(np.int64)
+    got = fixed_forward(model.fixed_point(fmt), codes) / 2 ** fmt.frac
+    assert np.abs(got - want).max() < 1e-3
+
+
+def test_round_shift_half_up():
+    assert round_shift(np.array([3, 2, -2, -3, 5]), 1).tolist() == [2, 1, -1, -1, 3]
+
+
+def test_approx_sign_gradient():
+    x = torch.tensor([-1.5, -0.5, 0.0, 0.25, 1.0], requires_grad=True)
+    ApproxSign.apply(x).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 2.0, 1.5, 0.0]
+
+
+def test_bad_configuration():
+    with pytest.raises(ValueError, match="Group-Net bases must be between 1 and 8, not 9"):
+        GroupNet(bases=9)
+    with pytest.raises(ValueError, match="BPAC needs one dilation rate per base: 3 bases, 2"):
+        GroupNet(bases=3, bpac_rates=[1, 2])
+    with pytest.raises(ValueError, match="unknown decomposition 'x'"):
+        GroupNet(decomposition="x")

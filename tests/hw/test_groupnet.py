@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from golden.groupnet import FixedPoint, GroupNet, fixed_forward, saturate
+from hw.groupnet import BinaryUnitHW, groupnet_top
+from quant.layout import Folding
+from tests.helpers import STALL_MODES, AxisPorts, run_stream
+
+
+def random_groupnet(seed, bases=2, decomposition="groupnet", bpac=None, channels=4, blocks=2):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = GroupNet(channels=channels, blocks=blocks, bases=bases,
+                     decomposition=decomposition, bpac_rates=bpac).eval()
+    with torch.no_grad():
+        for group in model.units:
+            for base in group:
+                for unit in base:
+                    unit.bn.weight.copy_(torch.from_numpy(rng.normal(0, 0.05, channels)))
+                    unit.bn.bias.copy_(torch.from_numpy(rng.normal(0, 0.3, channels)))
+                    unit.bn.running_mean.copy_(torch.from_numpy(rng.normal(0, 5, channels)))
+        model.lambdas.copy_(torch.from_numpy(rng.uniform(0.2, 1.0, model.lambdas.shape)))
+        model.gates.copy_(torch.from_numpy(rng.normal(0, 1, model.gates.shape)))
+    return model.fixed_point(FixedPoint())
+
+
+def pack_pixels(codes, width):
+    """N x C x H x W codes to one integer a pixel (channel c at bit c * width)."""
+    n, c, h, w = codes.shape
+    mask = (1 << width) - 1
+    out = []
+    for f in range(n):
+        for y in range(h):
+            for x in range(w):
+                v = 0
+                for ch in range(c):
+                    v |= (int(codes[f, ch, y, x]) & mask) << (ch * width)
+                out.append(v)
+    return out
+
+
+def unpack_lanes(words, c, width, lane):
+    vals = np.array([[(wd >> (ch * lane)) & ((1 << width) - 1) for ch in range(c)]
+                     for wd in words], dtype=np.int64)
+    return np.where(vals >= 1 << (width - 1), vals - (1 << width), vals)
+
+
+@pytest.mark.parametrize("mode", STALL_MODES)
+def test_soft_connected_groups_with_bpac(mode):
+    params = random_groupnet(1, bases=2, bpac=[1, 2])
+    fmt = params["format"]
+    h = w = 5
+    rng = np.random.default_rng(2)
+    codes = saturate(rng.integers(-3 << fmt.frac, 3 << fmt.frac, (3, 4, h, w)), fmt.width)
+    codes[0, :, 0, 0] = 0  # sign(0) = +1
+    want = fixed_forward(params, codes)  # N x C x H x W
+    foldings = [[Folding(2, 12), Folding(4, 36)] for _ in params["groups"]]
+    top = groupnet_top(params, h, w, foldings)
+    outs, t_in, t_out = run_stream(AxisPorts(top), pack_pixels(codes, fmt.width), 3 * h * w,
+                                   mode, seed=5)
+    got = unpack_lanes(outs, 4, fmt.width, top.lane_width)
+    assert (got == want.transpose(0, 2, 3, 1).reshape(-1, 4)).all()
+    if mode == "none":
+        # Frames follow at the pace of the slowest unit: max(padded positions, pixels x MVTU).
+        model = max(b.cycles_per_frame for b in top.blocks)
+        assert model == 25 * 6
+        assert t_out[2 * h * w] - t_out[h * w] == model
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_unit_latency(dilation):
+    params = random_groupnet(3, bases=1, decomposition="layer", bpac=[dilation], blocks=1)
+    fmt = params["format"]
+    unit = params["groups"][-1]["units"][0][0]
+    hw_unit = BinaryUnitHW(unit, 6, 6, fmt, Folding(4, 36))
+    codes = saturate(np.random.default_rng(4).integers(-200, 200, (1, 4, 6, 6)), fmt.width)
+    from golden.groupnet import unit_forward
+    want = unit_forward(unit, codes, fmt).transpose(0, 2, 3, 1).reshape(-1, 4)
+    # Out of reset the window unit first walks the top padding; start after it.
+    outs, t_in, t_out = run_stream(hw_unit, pack_pixels(codes, fmt.width), 36, delay=40)
+    got = unpack_lanes(outs, 4, fmt.width, fmt.width)
+    assert (got == want).all()
+    assert t_out[0] - t_in[0] == hw_unit.latency
