@@ -12,23 +12,121 @@ from hw.network import dense_network, layer_shapes
 from quant.errors import FoldingError
 from quant.layout import memory_files
 
-__all__ = ["resolve_folding", "generate_dense", "simulate_dense", "format_table"]
+__all__ = ["network_shapes", "resolve_folding", "generate", "generate_dense",
+           "generate_groupnet", "simulate_dense", "simulate_groupnet", "format_table"]
 
 TOP_NAME = "bnn_top"
 
 
+def network_shapes(bitstream):
+    """``{name: (rows, cols)}`` of every folded matrix: dense layers, or a Group-Net's unit
+    positions ``g<g>_u<j>`` (``C x 9C``, one folding shared by the bases)."""
+    if bitstream.kind == "dense":
+        return layer_shapes(bitstream)
+    spec = bitstream.groupnet
+    c = spec["channels"]
+    return {f"g{g}_u{j}": (c, 9 * c) for g, group in enumerate(spec["groups"])
+            for j in range(len(group["units"][0]))}
+
+
 def resolve_folding(bitstream, folding_file=None, target_cycles=None, max_lanes=None):
-    """The network's folding from exactly one of a file, a cycle target or a lane budget."""
+    """The network's folding from exactly one of a file, a cycle target or a lane budget.
+
+    The cycle target is per input vector for a dense network and per image (frame) for a
+    Group-Net, whose units take ``height x width`` windows a frame."""
     given = [x is not None for x in (folding_file, target_cycles, max_lanes)]
     if sum(given) != 1:
         raise FoldingError("give exactly one of --folding FILE, --target-cycles N or "
                            "--max-lanes N (bnnforge never picks the slowest folding silently)")
-    shapes = layer_shapes(bitstream)
+    shapes = network_shapes(bitstream)
     if folding_file is not None:
         return load_folding(folding_file, shapes)
     if target_cycles is not None:
+        if bitstream.kind == "groupnet":
+            pixels = bitstream.groupnet["height"] * bitstream.groupnet["width"]
+            target_cycles = max(1, target_cycles // pixels)
         return choose_for_target(shapes, target_cycles)
     return choose_for_lanes(shapes, max_lanes)
+
+
+def generate(bitstream, folding, out_dir, reg_every=1, checksum=None):
+    """Generate the design of a dense or Group-Net bitstream (see :func:`generate_dense` and
+    :func:`generate_groupnet`)."""
+    if bitstream.kind == "groupnet":
+        return generate_groupnet(bitstream, folding, out_dir, reg_every)
+    return generate_dense(bitstream, folding, out_dir, reg_every, checksum)
+
+
+def _folding_json(table):
+    return json.dumps({"layers": [{k: r[k] for k in ("name", "pe", "simd")}
+                                  for r in table]}, indent=2) + "\n"
+
+
+def generate_groupnet(bitstream, folding, out_dir, reg_every=1):
+    """Write a Group-Net's binary part as Verilog (AXI4-Stream, one pixel a transfer)."""
+    from hw.groupnet import groupnet_memory_files, groupnet_top
+
+    spec = bitstream.groupnet
+    shapes = network_shapes(bitstream)
+    check_folding(shapes, folding)
+    check_output_dir(out_dir)
+    per_group = [[folding[f"g{g}_u{j}"] for j in range(len(group["units"][0]))]
+                 for g, group in enumerate(spec["groups"])]
+    params = _groupnet_params(bitstream)
+    top = groupnet_top(params, spec["height"], spec["width"], per_group, reg_every)
+    table = folding_table(shapes, folding)
+    frame = max(b.cycles_per_frame for b in top.blocks)
+    info = design_info(top, TOP_NAME, "groupnet", {
+        "reg_every": reg_every, "folding": table, "cycles_per_frame": frame,
+        "groups": [{"name": b.name, "bases": b.bases, "shared_first_unit": b.shared,
+                    "cycles_model": b.cycles_per_frame} for b in top.blocks],
+        "channels": spec["channels"], "height": spec["height"], "width": spec["width"],
+        "code_width": params["format"].width})
+    write_design(out_dir, top, TOP_NAME, groupnet_memory_files(top), info,
+                 {"folding.json": _folding_json(table)})
+    return json.loads((Path(out_dir) / "design.json").read_text())
+
+
+def _groupnet_params(bitstream):
+    from golden.groupnet import HostParts
+
+    return HostParts(bitstream).params
+
+
+def simulate_groupnet(bitstream, design_dir, images, simulator, stall_modes=("none",),
+                      waves=None, progress=None, seed=0):
+    """Stem on the host, groups in the simulated hardware, classifier on the host; every
+    output pixel compared with the golden fixed-point model.
+
+    Returns the runner's result with ``golden`` and ``hardware`` (``N x C x H x W`` codes of
+    the first stall mode), ``mismatches`` (images with any differing pixel in any stall mode),
+    ``predictions`` (hardware) and ``golden_predictions``.
+    """
+    from golden.groupnet import HostParts, fixed_forward
+    from sim.runner import run_vectors
+    from sim.vectors import pack_pixels, pack_signed_lanes, pixels, unpack_signed_lanes
+
+    info = json.loads((Path(design_dir) / "design.json").read_text())
+    host = HostParts(bitstream)
+    codes = host.stem_codes(images)
+    golden = fixed_forward(host.params, codes)
+    n, c, h, w = golden.shape
+    width = host.fmt.width
+    expected = pack_signed_lanes(pixels(golden), width, info["lane_width"])
+    result = run_vectors(design_dir, pack_pixels(codes, width), expected, simulator=simulator,
+                         stall_modes=stall_modes, waves=waves, progress=progress, seed=seed)
+    bad = set()
+    for run in result["runs"]:
+        got = [int(v, 16) for v in run["outputs"]]
+        bad.update(i // (h * w) for i, (g, e) in enumerate(zip(got, expected)) if g != e)
+        bad.update(i // (h * w) for i in range(len(got), len(expected)))
+    words = [int(v, 16) for v in result["runs"][0]["outputs"]]
+    hardware = unpack_signed_lanes(words, c, width, info["lane_width"])
+    hardware = hardware.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    result.update(info=info, golden=golden, hardware=hardware, mismatches=len(bad),
+                  predictions=host.head_logits(hardware).argmax(1).numpy(),
+                  golden_predictions=host.head_logits(golden).argmax(1).numpy())
+    return result
 
 
 def generate_dense(bitstream, folding, out_dir, reg_every=1, checksum=None):
@@ -41,8 +139,7 @@ def generate_dense(bitstream, folding, out_dir, reg_every=1, checksum=None):
     for layer in bitstream.layers:
         files.update(memory_files(layer, folding[layer.name]))
     table = folding_table(shapes, folding)
-    folding_json = json.dumps({"layers": [{k: r[k] for k in ("name", "pe", "simd")}
-                                          for r in table]}, indent=2) + "\n"
+    folding_json = _folding_json(table)
     info = design_info(top, TOP_NAME, "dense-network",
                        {"reg_every": reg_every, "bitstream_checksum": checksum,
                         "folding": table})

@@ -48,7 +48,8 @@ from quant.binarize import ScaledSignSTE, approx_sign
 from .conv import binary_conv2d_popcount, weights_hwc
 
 __all__ = ["DECOMPOSITIONS", "FixedPoint", "BinaryUnit", "GroupNet", "round_shift",
-           "saturate", "to_fixed", "unit_forward", "fixed_forward"]
+           "saturate", "to_fixed", "unit_forward", "fixed_forward", "HostParts",
+           "stem_codes", "head_logits"]
 
 DECOMPOSITIONS = ("layer", "gbd1", "gbd2", "gbd3", "groupnet")
 
@@ -214,18 +215,84 @@ class GroupNet(nn.Module):
                 "gate": gate})
         return {"format": fmt, "groups": groups, "config": dict(self.config)}
 
-    @torch.no_grad()
     def stem_codes(self, images, fmt=FixedPoint()):
         """The stem's output on the host, as fixed-point codes ``N x C x H x W``."""
         self.eval()
-        return to_fixed(self.stem(torch.as_tensor(images, dtype=torch.float32)).double().numpy(),
-                        fmt.frac, fmt.width)
+        return stem_codes(self.stem, images, fmt)
 
-    @torch.no_grad()
     def head_logits(self, codes, fmt=FixedPoint()):
         """The classifier on the host, from the binary part's fixed-point output."""
-        y = torch.from_numpy(np.asarray(codes, dtype=np.float64) / (1 << fmt.frac)).float()
-        return self.head(y.mean(dim=(2, 3)))
+        return head_logits(self.head, codes, fmt)
+
+    def to_bitstream(self, height, width, fmt=FixedPoint(), meta=None):
+        """The fixed-point Group-Net, its host parts and its input description as a
+        :class:`quant.bitstream.Bitstream`."""
+        from quant.bitstream import Bitstream
+
+        params = self.fixed_point(fmt)
+        c = self.config["channels"]
+        spec = {"format": fmt.to_dict(), "height": height, "width": width, "channels": c,
+                "config": dict(self.config), "groups": params["groups"]}
+        conv, bn = self.stem[0], self.stem[1]
+        host = {"stem.conv.weight": conv.weight, "stem.bn.weight": bn.weight,
+                "stem.bn.bias": bn.bias, "stem.bn.running_mean": bn.running_mean,
+                "stem.bn.running_var": bn.running_var, "head.weight": self.head.weight,
+                "head.bias": self.head.bias}
+        host = {k: v.detach().float().numpy() for k, v in host.items()}
+        spec_input = {"kind": "fixed-point codes from the host stem", "channels": c,
+                      "height": height, "width": width, "features": c * fmt.width,
+                      "images": {"channels": self.config["in_channels"], "scale": "pixel / 16"}}
+        return Bitstream([], spec_input, dict(meta or {}), groupnet=spec, host=host).validate()
+
+
+@torch.no_grad()
+def stem_codes(stem, images, fmt):
+    """A stem module's output as fixed-point codes (saturated)."""
+    out = stem(torch.as_tensor(images, dtype=torch.float32)).double().numpy()
+    return to_fixed(out, fmt.frac, fmt.width)
+
+
+@torch.no_grad()
+def head_logits(head, codes, fmt):
+    """Global average pooling of the dequantized codes, then the classifier."""
+    y = torch.from_numpy(np.asarray(codes, dtype=np.float64) / (1 << fmt.frac)).float()
+    return head(y.mean(dim=(2, 3)))
+
+
+class HostParts(nn.Module):
+    """The stem and classifier of a Group-Net bitstream, rebuilt for the host, with the
+    fixed-point parameters of its groups (``params``, as :func:`fixed_forward` takes them)."""
+
+    def __init__(self, bitstream):
+        super().__init__()
+        spec, host = bitstream.groupnet, bitstream.host
+        self.fmt = FixedPoint(**{k: v for k, v in spec["format"].items()
+                                 if k in FixedPoint.__dataclass_fields__})
+        w = torch.from_numpy(host["stem.conv.weight"])
+        self.stem = nn.Sequential(nn.Conv2d(w.shape[1], w.shape[0], w.shape[2],
+                                            padding=w.shape[2] // 2, bias=False),
+                                  nn.BatchNorm2d(w.shape[0]), nn.ReLU())
+        hw = torch.from_numpy(host["head.weight"])
+        self.head = nn.Linear(hw.shape[1], hw.shape[0])
+        with torch.no_grad():
+            self.stem[0].weight.copy_(w)
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(self.stem[1], name).copy_(torch.from_numpy(host[f"stem.bn.{name}"]))
+            self.head.weight.copy_(hw)
+            self.head.bias.copy_(torch.from_numpy(host["head.bias"]))
+        self.eval()
+        self.params = {"format": self.fmt, "groups": spec["groups"], "config": spec["config"]}
+
+    def stem_codes(self, images):
+        return stem_codes(self.stem, images, self.fmt)
+
+    def head_logits(self, codes):
+        return head_logits(self.head, codes, self.fmt)
+
+    def predict(self, images):
+        """The whole network as the hardware flow computes it: stem on the host, groups in
+        fixed point, classifier on the host."""
+        return self.head_logits(fixed_forward(self.params, self.stem_codes(images))).argmax(1)
 
 
 def unit_forward(unit, x, fmt):

@@ -12,6 +12,7 @@ Streams carry one pixel a transfer in raster order; a pixel of a real-valued fea
   the previous ``Y``); the lambda-weighted sum of their outputs.
 """
 
+import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -19,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from quant.bits import bits_for
 from quant.bitstream import DenseLayer
 from quant.errors import BnnforgeError
+from quant.layout import Folding
 from .conv import conv_cycles_model
 from .fifo import StreamFifo
 from .mvtu import MVTU
@@ -45,37 +47,51 @@ def _codes(payload, count, width):
 
 
 class BinaryUnitHW(wiring.Component):
-    """One binary unit of :mod:`golden.groupnet` on a ``height x width`` map.
+    """Binary units of :mod:`golden.groupnet` that read the same input, on a
+    ``height x width`` map: one unit, or the first units of K bases that share their input
+    (their weights side by side in one MVTU of ``K * C`` rows behind one window unit).
 
     Parameters
     ----------
-    unit : dict
-        ``weights`` (``C x 9C`` bits, window order), ``scale`` and ``shift`` (``C`` integers),
-        ``dilation``.
+    units : dict or list of dict
+        Each ``weights`` (``C x 9C`` bits, window order), ``scale`` and ``shift`` (``C``
+        integers), ``dilation`` (the same for all).
     height, width : int
-        Map size (the unit keeps it: stride 1, padding = dilation, padding bit +1).
+        Map size (a unit keeps it: stride 1, padding = dilation, padding bit +1).
     fmt : golden.groupnet.FixedPoint
     folding : quant.layout.Folding
-        Of the ``C x 9C`` MVTU.
+        Of the ``K C x 9C`` MVTU.
+
+    Members
+    -------
+    i : In(stream.Signature(C * fmt.width))
+    o : Out(stream.Signature(K * C * fmt.width))
+        ``Cat`` of the K units' outputs.
     """
 
-    def __init__(self, unit, height, width, fmt, folding, name="unit", reg_every=1):
+    def __init__(self, units, height, width, fmt, folding, name="unit", reg_every=1):
+        units = [units] if isinstance(units, dict) else list(units)
         with construction(self):
-            weights = unit["weights"]
-            c = weights.shape[0]
-            if weights.shape != (c, 9 * c):
-                raise BnnforgeError(f"{name}: weights of shape {weights.shape}, expected "
-                                    f"{(c, 9 * c)} for a 3x3 unit")
-            for key in ("scale", "shift"):
-                if len(unit[key]) != c:
-                    raise BnnforgeError(f"{name}: {len(unit[key])} {key} values for {c} channels")
+            c = units[0]["weights"].shape[0]
+            d = units[0]["dilation"]
+            for k, unit in enumerate(units):
+                if unit["weights"].shape != (c, 9 * c):
+                    raise BnnforgeError(f"{name}: weights of shape {unit['weights'].shape}, "
+                                        f"expected {(c, 9 * c)} for a 3x3 unit")
+                for key in ("scale", "shift"):
+                    if len(unit[key]) != c:
+                        raise BnnforgeError(f"{name}: {len(unit[key])} {key} values for {c} "
+                                            f"channels")
+                if unit["dilation"] != d:
+                    raise BnnforgeError(f"{name}: units that share a window unit need one "
+                                        f"dilation, not {d} and {unit['dilation']}")
             if fmt.scale_frac < fmt.frac:
                 raise BnnforgeError(f"the batch-norm scale needs at least as many fractional "
                                     f"bits ({fmt.scale_frac}) as the activations ({fmt.frac})")
-            d = unit["dilation"]
             self.swu = SlidingWindow(height, width, c, 3, 1, d, d, pad_bit=1)
+            weights = np.concatenate([u["weights"] for u in units])
             self.mvtu = MVTU(DenseLayer(f"{name}", weights, None), folding, reg_every)
-        self.unit, self.fmt, self.channels, self.name = unit, fmt, c, name
+        self.units, self.fmt, self.channels, self.name = units, fmt, c, name
         self.height, self.width = height, width
         self.wfifo = StreamFifo(9 * c, -(-self.swu.latency // self.mvtu.cycles_per_vector) + 2,
                                 name=f"{name}_wfifo")
@@ -88,8 +104,9 @@ class BinaryUnitHW(wiring.Component):
         self.rfifo = StreamFifo(c * fmt.width,
                                 self.sfifo.depth + self.swu.latency + self.wfifo.depth + 8,
                                 name=f"{name}_rfifo")
-        sig = stream.Signature(c * fmt.width)
-        super().__init__({"i": In(sig), "o": Out(sig), "busy": Out(1)})
+        super().__init__({"i": In(stream.Signature(c * fmt.width)),
+                          "o": Out(stream.Signature(len(units) * c * fmt.width)),
+                          "busy": Out(1)})
 
     @property
     def cycles_per_frame(self):
@@ -124,17 +141,19 @@ class BinaryUnitHW(wiring.Component):
 
         n = 9 * c
         pw = bits_for(n)
-        popcounts = [self.mvtu.o.payload[k * pw:(k + 1) * pw] for k in range(c)]
+        popcounts = [self.mvtu.o.payload[k * pw:(k + 1) * pw] for k in range(len(self.units) * c)]
         residual = _codes(self.rfifo.o.payload, c, fmt.width)
         outs = []
-        for k in range(c):
-            dot = Signal(signed(pw + 2), name=f"dot{k}")
-            m.d.comb += dot.eq(popcounts[k] * 2 - n)
-            relu = Mux(dot < 0, 0, dot)
-            scale = Const(int(self.unit["scale"][k]), signed(bits_for(abs(int(self.unit["scale"][k]))) + 1))
-            shift = int(self.unit["shift"][k])
-            total = residual[k] + shift + _round_shift(scale * relu, fmt.scale_frac - fmt.frac)
-            outs.append(_saturate(m, total, fmt.width, f"out{k}"))
+        for b, unit in enumerate(self.units):
+            for k in range(c):
+                dot = Signal(signed(pw + 2), name=f"dot{b}_{k}")
+                m.d.comb += dot.eq(popcounts[b * c + k] * 2 - n)
+                relu = Mux(dot < 0, 0, dot)
+                a = int(unit["scale"][k])
+                scale = Const(a, signed(bits_for(abs(a)) + 1))
+                total = (residual[k] + int(unit["shift"][k])
+                         + _round_shift(scale * relu, fmt.scale_frac - fmt.frac))
+                outs.append(_saturate(m, total, fmt.width, f"out{b}_{k}"))
 
         out_free = ~self.o.valid | self.o.ready
         fire = self.mvtu.o.valid & self.rfifo.o.valid & out_free
@@ -153,13 +172,19 @@ class GroupHW(wiring.Component):
     of the previous group. Output: ``Y``, or ``Cat(Y, y_1..y_K)`` when ``emit_bases`` (the next
     group has a soft connection).
 
+    With a hard connection every base's first unit reads the same input bits: when their
+    dilations agree they share one window unit and one MVTU with their weights side by side
+    (``K * C`` rows, ``K`` times the PEs, the same cycles). Otherwise, and after the first
+    unit, each base has its own units; all bases work in parallel.
+
     Parameters
     ----------
     group : dict
         ``units`` (per base, the list of unit dicts), ``lambdas`` (K integers), ``gate``
         (integer or None).
     foldings : list of quant.layout.Folding
-        One per unit position in the group, shared by the bases.
+        One per unit position in the group, for one base (a shared first unit gets K times
+        the PEs).
     """
 
     def __init__(self, group, height, width, fmt, foldings, emit_bases=False, name="group",
@@ -175,27 +200,43 @@ class GroupHW(wiring.Component):
             if len(foldings) != len(bases[0]):
                 raise BnnforgeError(f"{name}: {len(foldings)} foldings for {len(bases[0])} "
                                     f"units a base")
-            self.units = [[BinaryUnitHW(u, height, width, fmt, foldings[j],
-                                        name=f"{name}_b{k}_u{j}", reg_every=reg_every)
-                           for j, u in enumerate(base)] for k, base in enumerate(bases)]
+            self.gated = group["gate"] is not None
+            firsts = [base[0] for base in bases]
+            self.shared = (k_count > 1 and not self.gated
+                           and len({u["dilation"] for u in firsts}) == 1)
+            if self.shared:
+                f = foldings[0]
+                self.head = [BinaryUnitHW(firsts, height, width, fmt,
+                                          Folding(f.pe * k_count, f.simd), name=f"{name}_u0",
+                                          reg_every=reg_every)]
+            else:
+                self.head = [BinaryUnitHW(u, height, width, fmt, foldings[0],
+                                          name=f"{name}_b{k}_u0", reg_every=reg_every)
+                             for k, u in enumerate(firsts)]
+            self.rest = [[BinaryUnitHW(u, height, width, fmt, foldings[j],
+                                       name=f"{name}_b{k}_u{j}", reg_every=reg_every)
+                          for j, u in enumerate(base) if j > 0] for k, base in enumerate(bases)]
         self.group, self.fmt, self.name = group, fmt, name
         self.bases, self.emit_bases = k_count, emit_bases
-        self.channels = self.units[0][0].channels
+        self.channels = self.head[0].channels
         self.height, self.width = height, width
         w = self.channels * fmt.width
-        self.gated = group["gate"] is not None
         super().__init__({"i": In(stream.Signature(w * (k_count + 1 if self.gated else 1))),
                           "o": Out(stream.Signature(w * (k_count + 1 if emit_bases else 1))),
                           "busy": Out(1)})
 
     @property
+    def hardware_units(self):
+        return self.head + [u for base in self.rest for u in base]
+
+    @property
     def cycles_per_frame(self):
         """The bases run in parallel: the slowest unit of any base sets the pace."""
-        return max(u.cycles_per_frame for base in self.units for u in base)
+        return max(u.cycles_per_frame for u in self.hardware_units)
 
     @property
     def cycles_per_vector(self):
-        return max(u.cycles_per_vector for base in self.units for u in base)
+        return max(u.cycles_per_vector for u in self.hardware_units)
 
     latency = None
     """Not modelled: after the first unit, pixels arrive at the previous unit's pace, so the
@@ -205,18 +246,16 @@ class GroupHW(wiring.Component):
         m = Module()
         fmt, c, k_count = self.fmt, self.channels, self.bases
         w = c * fmt.width
-        for base in self.units:
-            for u in base:
-                m.submodules[u.name] = u
+        for u in self.hardware_units:
+            m.submodules[u.name] = u
+        for base in self.rest:
             for a, b in zip(base[:-1], base[1:]):
                 wiring.connect(m, a.o, b.i)
-        firsts = [base[0] for base in self.units]
-        lasts = [base[-1] for base in self.units]
-        m.d.comb += self.busy.eq(lasts[0].busy)
+        m.d.comb += self.busy.eq(self.head[0].busy)
 
-        # Inputs: Y for every base, or the soft connection's mix.
+        # Group input to the first units: Y, or each base's soft-connection mix.
         y_prev = _codes(self.i.payload[:w], c, fmt.width)
-        for k, first in enumerate(firsts):
+        for k, first in enumerate(self.head):
             if self.gated:
                 own = _codes(self.i.payload[(k + 1) * w:(k + 2) * w], c, fmt.width)
                 g = int(self.group["gate"])
@@ -226,23 +265,48 @@ class GroupHW(wiring.Component):
                 m.d.comb += first.i.payload.eq(Cat(*mixed))
             else:
                 m.d.comb += first.i.payload.eq(self.i.payload[:w])
-        fork(m, self.i, [(f.i.valid, f.i.ready) for f in firsts], name="bases")
+        fork(m, self.i, [(f.i.valid, f.i.ready) for f in self.head], name="bases")
 
-        # Output: the lambda-weighted sum of the bases.
-        ys = [_codes(last.o.payload, c, fmt.width) for last in lasts]
+        # From the first units to the rest of each base.
+        if self.shared and self.rest[0]:
+            head = self.head[0]
+            for k, base in enumerate(self.rest):
+                m.d.comb += base[0].i.payload.eq(head.o.payload[k * w:(k + 1) * w])
+            fork(m, head.o, [(base[0].i.valid, base[0].i.ready) for base in self.rest],
+                 name="shared")
+        elif not self.shared:
+            for first, base in zip(self.head, self.rest):
+                if base:
+                    wiring.connect(m, first.o, base[0].i)
+
+        # The last stream of each base (one shared stream when the group is a shared unit).
+        if self.shared and not self.rest[0]:
+            sources = [self.head[0].o]
+            ys = [_codes(self.head[0].o.payload[k * w:(k + 1) * w], c, fmt.width)
+                  for k in range(k_count)]
+            payloads = [self.head[0].o.payload[k * w:(k + 1) * w] for k in range(k_count)]
+        else:
+            if self.shared:
+                lasts = [base[-1] for base in self.rest]
+            else:
+                lasts = [base[-1] if base else first for first, base in zip(self.head, self.rest)]
+            sources = [last.o for last in lasts]
+            ys = [_codes(last.o.payload, c, fmt.width) for last in lasts]
+            payloads = [last.o.payload for last in lasts]
+
         total = []
         for ch in range(c):
             acc = sum(int(self.group["lambdas"][k]) * ys[k][ch] for k in range(k_count))
             total.append(_saturate(m, _round_shift(acc, fmt.lambda_frac), fmt.width, f"y{ch}"))
         out_free = ~self.o.valid | self.o.ready
-        all_valid = lasts[0].o.valid
-        for last in lasts[1:]:
-            all_valid = all_valid & last.o.valid
+        all_valid = sources[0].valid
+        for src in sources[1:]:
+            all_valid = all_valid & src.valid
         fire = all_valid & out_free
-        join_ready(m, [last.o for last in lasts], fire)
+        join_ready(m, sources, fire)
         payload = Cat(*total)
         if self.emit_bases:
-            payload = Cat(payload, *[last.o.payload for last in lasts])
+            payload = Cat(payload, *payloads)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(fire):
@@ -268,14 +332,12 @@ def groupnet_top(params, height, width, foldings, reg_every=1):
     return AxisTop(blocks, element_width=fmt.width, frame_outputs=height * width)
 
 
-def groupnet_memory_files(params, foldings):
-    """``{file: text}`` of every weight memory of :func:`groupnet_top`."""
+def groupnet_memory_files(top):
+    """``{file: text}`` of every weight memory of a :func:`groupnet_top` design."""
     from quant.layout import memory_files
 
     files = {}
-    for g, group in enumerate(params["groups"]):
-        for k, base in enumerate(group["units"]):
-            for j, unit in enumerate(base):
-                layer = DenseLayer(f"g{g}_b{k}_u{j}", unit["weights"], None)
-                files.update(memory_files(layer, foldings[g][j]))
+    for group in top.blocks:
+        for unit in group.hardware_units:
+            files.update(memory_files(unit.mvtu.layer, unit.mvtu.layout_folding))
     return files

@@ -5,7 +5,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for
-from quant.layout import FoldedLayout, threshold_file, weight_file
+from quant.layout import FoldedLayout, Folding, threshold_file, weight_file
 from .params import check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
 
@@ -63,6 +63,10 @@ class MVTU(wiring.Component):
         super().__init__({"i": In(stream.Signature(layer.cols)),
                           "o": Out(stream.Signature(layer.rows * self.element_width)),
                           "busy": Out(1)})
+
+    @property
+    def layout_folding(self):
+        return Folding(self.pe, self.simd)
 
     @property
     def pe(self):

@@ -21,6 +21,7 @@ import numpy as np
 
 from .bits import bits_for, pack_bits, unpack_bits
 from .errors import BitstreamError
+from .groupnet_format import groupnet_from_section, groupnet_section, validate_groupnet
 
 __all__ = ["MAGIC", "VERSION", "DenseLayer", "Bitstream", "read", "write"]
 
@@ -73,14 +74,30 @@ class DenseLayer:
 
 @dataclass
 class Bitstream:
-    """A binary network ready for hardware: input encoding, layers, free-form metadata."""
+    """A binary network ready for hardware: input encoding, layers, free-form metadata.
+
+    A dense network has ``layers``; a Group-Net has ``groupnet`` (see
+    :mod:`quant.groupnet_format`) and no layers. ``host`` holds float32 tensors of the parts
+    that run on the host (a Group-Net's stem and classifier).
+    """
 
     layers: list
     input: dict
     meta: dict = field(default_factory=dict)
+    groupnet: dict = None
+    host: dict = field(default_factory=dict)
+
+    @property
+    def kind(self):
+        return "groupnet" if self.groupnet is not None else "dense"
 
     def validate(self):
         """Check shapes and ranges; raises :class:`BitstreamError` naming the first problem."""
+        if self.groupnet is not None:
+            if self.layers:
+                raise BitstreamError("a Group-Net bitstream has no dense layers")
+            validate_groupnet(self.groupnet)
+            return self
         if not self.layers:
             raise BitstreamError("the bitstream has no layers")
         features = self.input.get("features")
@@ -127,7 +144,11 @@ def _manifest(bs):
         else:
             entry["score_width"] = layer.score_width
         layers.append(entry)
-    return {"bit_order": BIT_ORDER, "input": bs.input, "layers": layers, "meta": bs.meta}
+    manifest = {"bit_order": BIT_ORDER, "input": bs.input, "layers": layers, "meta": bs.meta,
+                "host": sorted(bs.host)}
+    if bs.groupnet is not None:
+        manifest["network"], _ = groupnet_section(bs.groupnet)
+    return manifest
 
 
 def _checksum(manifest_text, tensors):
@@ -159,7 +180,9 @@ def write(bs, path):
     from safetensors.numpy import save_file
 
     bs.validate()
-    tensors = {}
+    tensors = {f"host.{name}": np.asarray(t, dtype=np.float32) for name, t in bs.host.items()}
+    if bs.groupnet is not None:
+        tensors.update(groupnet_section(bs.groupnet)[1])
     for layer in bs.layers:
         tensors[f"{layer.name}.weight"] = pack_bits(layer.weights)
         if layer.thresholds is not None:
@@ -223,7 +246,15 @@ def read(path):
     try:
         manifest = json.loads(manifest_text)
         layers = [_layer_from(entry, tensors, path) for entry in manifest["layers"]]
-        bs = Bitstream(layers=layers, input=manifest["input"], meta=manifest.get("meta", {}))
+        host = {name: _tensor(tensors, f"host.{name}", path) for name in manifest.get("host", [])}
+        groupnet = None
+        if "network" in manifest:
+            if manifest["network"].get("kind") != "groupnet":
+                raise BitstreamError(f"{path}: unknown network kind "
+                                     f"{manifest['network'].get('kind')!r}")
+            groupnet = groupnet_from_section(manifest["network"], tensors, path)
+        bs = Bitstream(layers=layers, input=manifest["input"], meta=manifest.get("meta", {}),
+                       groupnet=groupnet, host=host)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, BitstreamError):
             raise

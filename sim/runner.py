@@ -194,7 +194,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
            "stall_modes": list(stall_modes), "seed": seed,
            "frame_outputs": info.get("frame_outputs", 1),
            "max_cycles": max_cycles or 1000 + 8 * n * (info["cycles_per_vector"] + 4)
-           + 4 * info["latency"],
+           + 4 * (info["latency"] or 0),
            "result": str(run_dir / "result.json"), "progress": str(run_dir / "progress")}
     (run_dir / "job.json").write_text(json.dumps(job))
     with _environment(simulator):

@@ -4,7 +4,8 @@ import numpy as np
 
 from quant.bits import bits_to_int
 
-__all__ = ["pack_inputs", "pack_outputs", "unpack_outputs"]
+__all__ = ["pack_inputs", "pack_outputs", "unpack_outputs", "pack_pixels", "pack_signed_lanes", "pixels",
+           "unpack_signed_lanes"]
 
 
 def pack_inputs(bits):
@@ -31,3 +32,31 @@ def unpack_outputs(words, info):
     mask = (1 << ew) - 1
     return np.array([[(w >> (r * lane)) & mask for r in range(info["lanes"])] for w in words],
                     dtype=np.int64).reshape(len(words), info["lanes"])
+
+
+def pack_signed_lanes(rows, width, lane):
+    """``M x C`` signed codes to one integer a row: channel ``c`` as a ``width``-bit two's
+    complement field at bit ``c * lane``."""
+    flat = (np.asarray(rows, dtype=np.int64) & ((1 << width) - 1)).tolist()
+    return [sum(v << (ch * lane) for ch, v in enumerate(row)) for row in flat]
+
+
+def pixels(codes):
+    """``N x C x H x W`` to ``(N H W) x C``, pixels in raster order, frame after frame."""
+    codes = np.asarray(codes)
+    return codes.transpose(0, 2, 3, 1).reshape(-1, codes.shape[1])
+
+
+def pack_pixels(codes, width):
+    """``N x C x H x W`` signed codes to one ``s_axis_tdata`` integer a pixel (channels
+    packed: channel ``c`` at bit ``c * width``)."""
+    return pack_signed_lanes(pixels(codes), width, width)
+
+
+def unpack_signed_lanes(words, channels, width, lane):
+    """Output words to ``len(words) x channels`` signed codes (channel ``c`` in the
+    ``width``-bit field at bit ``c * lane``)."""
+    mask, half = (1 << width) - 1, 1 << (width - 1)
+    vals = np.array([[(w >> (c * lane)) & mask for c in range(channels)] for w in words],
+                    dtype=np.int64).reshape(len(words), channels)
+    return np.where(vals >= half, vals - (1 << width), vals)

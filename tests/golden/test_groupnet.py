@@ -63,3 +63,24 @@ def test_bad_configuration():
         GroupNet(bases=3, bpac_rates=[1, 2])
     with pytest.raises(ValueError, match="unknown decomposition 'x'"):
         GroupNet(decomposition="x")
+
+
+def test_bitstream_roundtrip_gives_the_same_predictions(tmp_path):
+    from golden.groupnet import HostParts
+    from quant import bitstream as bio
+
+    torch.manual_seed(1)
+    model = GroupNet(channels=4, blocks=2, bases=3, decomposition="groupnet",
+                     bpac_rates=[1, 2, 1]).eval()
+    with torch.no_grad():
+        model.gates.fill_(-0.4)
+    bs = bio.read(bio.write(model.to_bitstream(8, 8), tmp_path / "g.bnn"))
+    host = HostParts(bs)
+    images = torch.rand(20, 1, 8, 8)
+    fmt = FixedPoint()
+    codes = model.stem_codes(images, fmt)
+    assert (host.stem_codes(images) == codes).all()
+    want = model.head_logits(fixed_forward(model.fixed_point(fmt), codes), fmt).argmax(1)
+    assert torch.equal(host.predict(images), want)
+    assert [g["gate"] for g in bs.groupnet["groups"]][1] == int(
+        np.floor(torch.sigmoid(torch.tensor(-0.4)).item() * 4096 + 0.5))

@@ -5,6 +5,7 @@ import torch
 from golden.groupnet import FixedPoint, GroupNet, fixed_forward, saturate
 from hw.groupnet import BinaryUnitHW, groupnet_top
 from quant.layout import Folding
+from sim.vectors import pack_pixels, unpack_signed_lanes
 from tests.helpers import STALL_MODES, AxisPorts, run_stream
 
 
@@ -25,25 +26,8 @@ def random_groupnet(seed, bases=2, decomposition="groupnet", bpac=None, channels
     return model.fixed_point(FixedPoint())
 
 
-def pack_pixels(codes, width):
-    """N x C x H x W codes to one integer a pixel (channel c at bit c * width)."""
-    n, c, h, w = codes.shape
-    mask = (1 << width) - 1
-    out = []
-    for f in range(n):
-        for y in range(h):
-            for x in range(w):
-                v = 0
-                for ch in range(c):
-                    v |= (int(codes[f, ch, y, x]) & mask) << (ch * width)
-                out.append(v)
-    return out
-
-
 def unpack_lanes(words, c, width, lane):
-    vals = np.array([[(wd >> (ch * lane)) & ((1 << width) - 1) for ch in range(c)]
-                     for wd in words], dtype=np.int64)
-    return np.where(vals >= 1 << (width - 1), vals - (1 << width), vals)
+    return unpack_signed_lanes(words, c, width, lane)
 
 
 @pytest.mark.parametrize("mode", STALL_MODES)
@@ -66,6 +50,27 @@ def test_soft_connected_groups_with_bpac(mode):
         model = max(b.cycles_per_frame for b in top.blocks)
         assert model == 25 * 6
         assert t_out[2 * h * w] - t_out[h * w] == model
+
+
+@pytest.mark.parametrize("decomposition,bpac", [("layer", None), ("gbd1", None),
+                                                 ("gbd1", [1, 2, 1]), ("gbd3", None)])
+def test_hard_connected_groups(decomposition, bpac):
+    """Shared first units (weights side by side) where the dilations agree, separate ones
+    where BPAC gives each base its own; three bases."""
+    params = random_groupnet(6, bases=3, decomposition=decomposition, bpac=bpac)
+    fmt = params["format"]
+    rng = np.random.default_rng(7)
+    codes = saturate(rng.integers(-3 << fmt.frac, 3 << fmt.frac, (2, 4, 5, 5)), fmt.width)
+    want = fixed_forward(params, codes)
+    per_group = len(params["groups"][0]["units"][0])
+    foldings = [[Folding(2, 12)] * len(g["units"][0]) for g in params["groups"]]
+    top = groupnet_top(params, 5, 5, foldings)
+    shared = [g.shared for g in top.blocks]
+    assert shared[-1] == (bpac is None) and per_group >= 1
+    outs, t_in, t_out = run_stream(AxisPorts(top), pack_pixels(codes, fmt.width), 50, "both",
+                                   seed=8)
+    got = unpack_lanes(outs, 4, fmt.width, top.lane_width)
+    assert (got == want.transpose(0, 2, 3, 1).reshape(-1, 4)).all()
 
 
 @pytest.mark.parametrize("dilation", [1, 2])
