@@ -36,13 +36,25 @@ def _add_folding(p):
 
 
 def _cmd_demo(args):
-    from .demo import run_demo
+    if args.network == "groupnet":
+        from .demo_groupnet import run_groupnet_demo
 
-    report = run_demo(out_dir=args.out, simulator=args.simulator, clock_mhz=args.clock_mhz,
-                      epochs=args.epochs, seed=args.seed, target_cycles=args.target_cycles,
-                      images=args.images)
-    print(f"reports: {Path(args.out) / 'report.json'}, {Path(args.out) / 'report.md'}")
-    return 0 if report["mismatches"] == 0 else 1
+        out = args.out or "build/demo-groupnet"
+        report = run_groupnet_demo(
+            out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
+            epochs=args.epochs or 30, seed=args.seed,
+            target_cycles=args.target_cycles or 1024, images=args.images)
+        bad = sum(r["mismatches"] for r in report["runs"])
+    else:
+        from .demo import run_demo
+
+        out = args.out or "build/demo"
+        report = run_demo(out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
+                          epochs=args.epochs or 40, seed=args.seed,
+                          target_cycles=args.target_cycles or 64, images=args.images)
+        bad = report["mismatches"]
+    print(f"reports: {Path(out) / 'report.json'}, {Path(out) / 'report.md'}")
+    return 0 if bad == 0 else 1
 
 
 def _load(path):
@@ -61,15 +73,19 @@ def _print_folding(info):
 
 
 def _cmd_verilog(args):
-    from .flows import generate_dense, resolve_folding
+    from .flows import generate, resolve_folding
 
     bs = _load(args.bitstream)
     folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
-    info = generate_dense(bs, folding, args.output, args.reg_every)
+    info = generate(bs, folding, args.output, args.reg_every)
     _print_folding(info)
     print(f"wrote {args.output / info['verilog']}, {len(info['memory_files'])} memory files, "
           f"{args.output / 'folding.json'} and {args.output / 'design.json'}")
-    print(f"cycles per vector (model): {info['cycles_per_vector']}; latency: {info['latency']}")
+    if info["kind"] == "groupnet":
+        print(f"cycles per image (model): {info['cycles_per_frame']}")
+    else:
+        print(f"cycles per vector (model): {info['cycles_per_vector']}; latency: "
+              f"{info['latency']}")
     return 0
 
 
@@ -77,15 +93,17 @@ def _cmd_sim(args):
     import numpy as np
 
     from sim.cycles import measure
-    from .flows import format_table, generate_dense, resolve_folding, simulate_dense
+    from .flows import format_table, generate, resolve_folding, simulate_dense
     from .progress import Progress, step
 
     bs = _load(args.bitstream)
     folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
     out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
     step(f"generating {out}")
-    info = generate_dense(bs, folding, out, args.reg_every)
+    info = generate(bs, folding, out, args.reg_every)
     _print_folding(info)
+    if bs.kind == "groupnet":
+        return _sim_groupnet(args, bs, info, out)
     rng = np.random.default_rng(args.seed)
     x = rng.integers(0, 2, size=(args.vectors, info["in_width"]), dtype=np.uint8)
     step(f"simulating {args.vectors} random vectors on {args.simulator}, stall modes "
@@ -115,6 +133,39 @@ def _cmd_sim(args):
     return 0 if ok else 1
 
 
+def _sim_groupnet(args, bs, info, out):
+    import numpy as np
+
+    from sim.cycles import interval
+    from .flows import format_table, simulate_groupnet
+    from .progress import Progress, step
+
+    spec = bs.groupnet
+    shape = (args.vectors, bs.input["images"]["channels"], spec["height"], spec["width"])
+    images = np.random.default_rng(args.seed).random(shape, dtype=np.float32)
+    pixels = spec["height"] * spec["width"]
+    step(f"simulating {args.vectors} random images on {args.simulator}, stall modes "
+         f"{', '.join(args.stall)} (stem and classifier on the host)")
+    bar = Progress("pixels")
+    result = simulate_groupnet(bs, out, images, args.simulator, stall_modes=args.stall,
+                               waves=args.waves, progress=lambda d, n: bar.update(d, n),
+                               seed=args.seed)
+    rows = []
+    for run in result["runs"]:
+        rows.append({"mode": run["mode"], "frame": interval(run["t_out"][::pixels]),
+                     "model": info["cycles_per_frame"], "cycles": run["cycles"]})
+    print(format_table(rows, [("mode", "stall mode", "{}"),
+                              ("frame", "cycles/image", "{:.1f}"),
+                              ("model", "model", "{}"), ("cycles", "total cycles", "{}")]))
+    if "waves" in result:
+        print(f"waveform: {result['waves']}")
+    ok = result["passed"] and result["mismatches"] == 0
+    print(f"{'PASS' if ok else 'FAIL'}: {args.vectors} images x {len(args.stall)} stall "
+          f"modes, {result['mismatches']} mismatches with the golden model "
+          f"(simulator log: {result['log']})")
+    return 0 if ok else 1
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="bnnforge",
@@ -127,15 +178,19 @@ def build_parser():
                                    "bitstream, generate Verilog, simulate the test split "
                                    "through it and report accuracy and cycles beside "
                                    "software.")
-    p.add_argument("--out", default="build/demo", help="output directory (default build/demo)")
+    p.add_argument("--network", choices=("mlp", "groupnet"), default="mlp",
+                   help="mlp: binary MLP (default); groupnet: Group-Net CNN with K = 1, 3, 5")
+    p.add_argument("--out", help="output directory (default build/demo or build/demo-groupnet)")
     p.add_argument("--simulator", choices=("icarus", "verilator"),
                    help="default: Verilator, or Icarus where Verilator is unavailable")
     p.add_argument("--clock-mhz", type=float, default=200.0,
                    help="clock for the hardware time per image (default 200)")
-    p.add_argument("--epochs", type=_positive_int, default=40, help="training epochs (40)")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="training epochs (40 for mlp, 30 for groupnet)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and order (0)")
-    p.add_argument("--target-cycles", type=_positive_int, default=64,
-                   help="folding target in cycles per image for every layer (default 64)")
+    p.add_argument("--target-cycles", type=_positive_int,
+                   help="folding target in cycles per image for every layer (default 64 for "
+                        "mlp, 1024 for groupnet)")
     p.add_argument("--images", type=_positive_int,
                    help="simulate only the first N test images (default: all)")
     p.set_defaults(func=_cmd_demo)
@@ -158,7 +213,8 @@ def build_parser():
                    help="write a waveform (FST on Icarus, VCD on Verilator)")
     p.add_argument("-o", "--output", type=Path, help="design directory "
                                                     "(default build/sim/<bitstream name>)")
-    p.add_argument("--vectors", type=_positive_int, default=100, help="random vectors (100)")
+    p.add_argument("--vectors", type=_positive_int, default=100,
+                   help="random vectors, or images for a Group-Net (100)")
     p.add_argument("--stall", nargs="+", default=["none", "source", "sink", "both"],
                    choices=("none", "source", "sink", "both"), help="stall modes (all four)")
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors and stalls (0)")

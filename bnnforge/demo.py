@@ -13,7 +13,7 @@ from quant.bitstream import atomic_write
 from .flows import format_table, generate_dense, resolve_folding, simulate_dense
 from .progress import Progress, step
 
-__all__ = ["run_demo", "software_timing"]
+__all__ = ["run_demo", "software_timing", "seconds_per_item", "write_reports", "pick_simulator"]
 
 DEFAULT_LEVELS = (4, 8, 12)
 DEFAULT_HIDDEN = (256, 256)
@@ -31,17 +31,20 @@ def software_timing(bitstream, input_bits, repeats=5):
     torch_net = IntegerNetwork(bitstream)
     x_t = torch.from_numpy(np.asarray(input_bits))
     numpy_net = BitpackedNetwork(bitstream)
-
-    def best(fn):
-        loops, _ = timeit.Timer(fn).autorange()
-        return min(timeit.repeat(fn, number=loops, repeat=repeats)) / loops / n
-
-    return {"torch_seconds_per_image": best(lambda: torch_net(x_t)),
-            "numpy_bitpacked_seconds_per_image": best(lambda: numpy_net(input_bits)),
+    return {"torch_seconds_per_image": seconds_per_item(lambda: torch_net(x_t), n, repeats),
+            "numpy_bitpacked_seconds_per_image": seconds_per_item(lambda: numpy_net(input_bits),
+                                                                  n, repeats),
             "torch_threads": torch.get_num_threads(), "batch": n}
 
 
-def _write_reports(out_dir, report, markdown):
+def seconds_per_item(fn, items, repeats=5):
+    """Seconds per item of ``fn`` (which processes ``items`` at once): the best of ``repeats``
+    timings, each over as many calls as ``timeit`` needs for a stable reading."""
+    loops, _ = timeit.Timer(fn).autorange()
+    return min(timeit.repeat(fn, number=loops, repeat=repeats)) / loops / items
+
+
+def write_reports(out_dir, report, markdown):
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "report.json",
                  lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
@@ -54,6 +57,25 @@ LAYER_COLUMNS = [("name", "layer", "{}"), ("rows", "rows", "{}"), ("cols", "cols
                  ("cycles_model", "cycles model", "{}"), ("ratio", "sim/model", "{:.3f}")]
 
 
+def pick_simulator(simulator, clock_mhz):
+    """``(simulator, note)``: the one asked for (checked), or Verilator, or Icarus when
+    Verilator is unavailable (the note says so)."""
+    from quant.errors import SimulatorError
+    from sim.runner import available_simulators, check_simulator
+
+    if clock_mhz <= 0:
+        raise SimulatorError(f"--clock-mhz must be positive, not {clock_mhz}")
+    if simulator is not None:
+        check_simulator(simulator)
+        return simulator, None
+    sims = available_simulators()
+    if not sims:
+        check_simulator("verilator")
+    if "verilator" in sims:
+        return "verilator", None
+    return sims[0], "Verilator is unavailable; simulated on Icarus Verilog instead"
+
+
 def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, seed=0,
              target_cycles=64, levels=DEFAULT_LEVELS, hidden=DEFAULT_HIDDEN, images=None):
     """The whole flow; returns the report dictionary (also written as JSON and Markdown)."""
@@ -64,24 +86,10 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     from golden.mlp import BinaryMLP
     from golden.train import accuracy, seed_everything, train_classifier
     from sim.cycles import measure
-    from sim.runner import available_simulators, check_simulator
-    from quant.errors import SimulatorError
 
     started = time.monotonic()
     out_dir = Path(out_dir)
-    fallback_note = None
-    if simulator is None:
-        sims = available_simulators()
-        if not sims:
-            check_simulator("verilator")
-            check_simulator("icarus")
-        simulator = "verilator" if "verilator" in sims else sims[0]
-        if simulator != "verilator":
-            fallback_note = "Verilator is unavailable; simulated on Icarus Verilog instead"
-    else:
-        check_simulator(simulator)
-    if clock_mhz <= 0:
-        raise SimulatorError(f"--clock-mhz must be positive, not {clock_mhz}")
+    simulator, fallback_note = pick_simulator(simulator, clock_mhz)
 
     step("loading the scikit-learn digits (1,797 real 8x8 images, shipped with scikit-learn)")
     data = load_digits_split(seed)
@@ -157,7 +165,7 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     }
     table = format_table(layers, LAYER_COLUMNS)
     summary = _summary(report, table)
-    _write_reports(out_dir, report, summary)
+    write_reports(out_dir, report, summary)
     print(summary)
     return report
 

@@ -17,8 +17,8 @@ class Progress:
 
     def __init__(self, label, every=5.0, stream=None):
         self.label, self.every = label, every
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self._stream = stream
+        self.tty = (stream or sys.stderr).isatty()
         self.last = 0.0
 
     def update(self, done, total, note=""):
@@ -28,7 +28,8 @@ class Progress:
             return
         self.last = now
         text = f"    {self.label} [{done}/{total}] {note}".rstrip()
+        stream = self._stream or sys.stderr  # looked up now: a simulator run may swap it
         if self.tty:
-            print("\r" + text.ljust(78), end="\n" if final else "", file=self.stream, flush=True)
+            print("\r" + text.ljust(78), end="\n" if final else "", file=stream, flush=True)
         else:
-            print(text, file=self.stream, flush=True)
+            print(text, file=stream, flush=True)

@@ -44,12 +44,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from quant.activation import ActivationQuant
 from quant.binarize import ScaledSignSTE, approx_sign
 from .conv import binary_conv2d_popcount, weights_hwc
 
 __all__ = ["DECOMPOSITIONS", "FixedPoint", "BinaryUnit", "GroupNet", "round_shift",
            "saturate", "to_fixed", "unit_forward", "fixed_forward", "HostParts",
-           "stem_codes", "head_logits"]
+           "stem_codes", "head_logits", "torch_popcounts", "bitpacked_popcounts"]
 
 DECOMPOSITIONS = ("layer", "gbd1", "gbd2", "gbd3", "groupnet")
 
@@ -91,17 +92,26 @@ def to_fixed(x, frac, width=None):
 
 
 class BinaryUnit(nn.Module):
-    """``BN(ReLU(binary_conv3x3(sign(x)))) + x`` with dilation ``dilation`` (padding with +1)."""
+    """``BN(ReLU(binary_conv3x3(sign(x)))) + x`` with dilation ``dilation`` (padding with +1).
 
-    def __init__(self, channels, dilation=1):
+    With ``act_bits`` the input is not binarized but quantized to ``act_bits``-bit codes on
+    ``[0, act_beta]`` (:class:`quant.activation.ActivationQuant`, supplement S4.1): binary
+    weights with fixed-point activations, a golden-only variant (padding then is 0, the
+    quantizer's lowest level)."""
+
+    def __init__(self, channels, dilation=1, act_bits=None, act_beta=1.0):
         super().__init__()
         self.channels, self.dilation = channels, dilation
+        self.act = None if act_bits is None else ActivationQuant(act_bits, act_beta)
         self.weight = nn.Parameter(torch.empty(channels, channels, 3, 3).uniform_(-1, 1)
                                    * (3.0 / (9 * channels)) ** 0.5)
         self.bn = nn.BatchNorm2d(channels)
 
     def forward(self, x):
-        b = F.pad(approx_sign(x), (self.dilation,) * 4, value=1.0)
+        if self.act is not None:
+            b = F.pad(self.act(x), (self.dilation,) * 4, value=0.0)
+        else:
+            b = F.pad(approx_sign(x), (self.dilation,) * 4, value=1.0)
         w = ScaledSignSTE.apply(self.weight)
         return self.bn(F.relu(F.conv2d(b, w, dilation=self.dilation))) + x
 
@@ -111,6 +121,9 @@ class BinaryUnit(nn.Module):
 
     def fixed_point(self, fmt):
         """``{weights (HWC rows of bits), scale, shift, dilation}`` of this unit."""
+        if self.act is not None:
+            raise ValueError("units with multi-bit activations have no hardware mapping yet; "
+                             "the fixed-point export covers binary activations")
         w = self.weight.detach().double()
         alpha = w.abs().mean().item()
         bn = self.bn
@@ -134,10 +147,13 @@ class GroupNet(nn.Module):
         One of :data:`DECOMPOSITIONS`.
     bpac_rates : list of int or None
         Dilation of each base in the last ``bpac_blocks`` blocks (BPAC); None for none.
+    act_bits, act_beta : int or None, float
+        K-bit activations instead of binary ones (golden only; see :class:`BinaryUnit`).
     """
 
     def __init__(self, in_channels=1, channels=16, blocks=2, bases=3, classes=10,
-                 decomposition="groupnet", bpac_rates=None, bpac_blocks=1):
+                 decomposition="groupnet", bpac_rates=None, bpac_blocks=1, act_bits=None,
+                 act_beta=1.0):
         super().__init__()
         if not 1 <= bases <= 8:
             raise ValueError(f"Group-Net bases must be between 1 and 8, not {bases}")
@@ -150,7 +166,7 @@ class GroupNet(nn.Module):
         self.config = dict(in_channels=in_channels, channels=channels, blocks=blocks,
                            bases=bases, classes=classes, decomposition=decomposition,
                            bpac_rates=list(bpac_rates) if bpac_rates else None,
-                           bpac_blocks=bpac_blocks)
+                           bpac_blocks=bpac_blocks, act_bits=act_bits)
         units = 2 * blocks
         size = {"layer": 1, "gbd1": 2, "groupnet": 2, "gbd2": 4, "gbd3": units}[decomposition]
         self.groups = [list(range(i, min(i + size, units))) for i in range(0, units, size)]
@@ -165,7 +181,8 @@ class GroupNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels), nn.ReLU())
         self.units = nn.ModuleList(
-            nn.ModuleList(nn.ModuleList(BinaryUnit(channels, rate(u, k)) for u in group)
+            nn.ModuleList(nn.ModuleList(BinaryUnit(channels, rate(u, k), act_bits, act_beta)
+                                        for u in group)
                           for k in range(bases)) for group in self.groups)
         self.lambdas = nn.Parameter(torch.full((len(self.groups), bases), 1.0 / bases))
         self.gates = nn.Parameter(torch.zeros(len(self.groups)))
@@ -295,21 +312,35 @@ class HostParts(nn.Module):
         return self.head_logits(fixed_forward(self.params, self.stem_codes(images))).argmax(1)
 
 
-def unit_forward(unit, x, fmt):
+def torch_popcounts(bits, unit):
+    """Popcounts of a unit's binary convolution with :func:`golden.conv.binary_conv2d_popcount`."""
+    c = bits.shape[1]
+    w = torch.from_numpy(unit["weights"]).reshape(c, 3, 3, c).permute(0, 3, 1, 2)
+    d = unit["dilation"]
+    return binary_conv2d_popcount(bits, w, 1, d, d, 1).numpy()
+
+
+def bitpacked_popcounts(bits, unit):
+    """The same popcounts with packed 64-bit words and ``np.bitwise_count``."""
+    from .bitpacked import conv_popcounts
+
+    return conv_popcounts(bits, unit["weights"], unit["dilation"])
+
+
+def unit_forward(unit, x, fmt, popcounts=torch_popcounts):
     """One binary unit in fixed point: ``x`` codes ``N x C x H x W`` to output codes."""
     bits = (x >= 0).astype(np.uint8)
     c = x.shape[1]
-    w = torch.from_numpy(unit["weights"]).reshape(c, 3, 3, c).permute(0, 3, 1, 2)
-    d = unit["dilation"]
-    p = binary_conv2d_popcount(bits, w, 1, d, d, 1).numpy()
+    p = popcounts(bits, unit)
     relu = np.maximum(2 * p - 9 * c, 0)
     scaled = round_shift(unit["scale"][None, :, None, None] * relu, fmt.scale_frac - fmt.frac)
     return saturate(x + unit["shift"][None, :, None, None] + scaled, fmt.width)
 
 
-def fixed_forward(params, codes, trace=False):
+def fixed_forward(params, codes, trace=False, popcounts=torch_popcounts):
     """The binary groups in fixed point: stem codes in, the last group's ``Y`` codes out (with
-    ``trace``, also every group's ``(y_1..y_K, Y)``)."""
+    ``trace``, also every group's ``(y_1..y_K, Y)``). ``popcounts`` computes the binary
+    convolutions (:func:`torch_popcounts` or :func:`bitpacked_popcounts`)."""
     fmt = params["format"]
     y, outs, steps = np.asarray(codes, dtype=np.int64), None, []
     for group in params["groups"]:
@@ -322,7 +353,7 @@ def fixed_forward(params, codes, trace=False):
             else:
                 x = y
             for unit in units:
-                x = unit_forward(unit, x, fmt)
+                x = unit_forward(unit, x, fmt, popcounts)
             new.append(x)
         acc = sum(int(group["lambdas"][k]) * new[k] for k in range(len(new)))
         y = saturate(round_shift(acc, fmt.lambda_frac), fmt.width)

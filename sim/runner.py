@@ -79,18 +79,25 @@ def _environment(name):
 
 @contextlib.contextmanager
 def _output_to(log_path):
-    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``log_path``."""
+    """Send the simulators' output (file descriptors 1 and 2, which subprocesses inherit) to
+    ``log_path``, while Python's own ``sys.stdout`` and ``sys.stderr`` (progress lines) keep
+    writing to the terminal."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
+    streams = sys.stdout, sys.stderr
+    sys.stdout = os.fdopen(os.dup(saved[0]), "w")
+    sys.stderr = os.fdopen(os.dup(saved[1]), "w")
     with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for f in (sys.stdout, sys.stderr):
+                f.flush()
+                f.close()
+            sys.stdout, sys.stderr = streams
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])

@@ -79,3 +79,26 @@ def test_sim_command_with_waves(tmp_path, bitstream):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS: 12 vectors x 4 stall modes, 0 mismatches" in r.stdout
     assert waves.stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def groupnet_bitstream(tmp_path_factory):
+    import torch
+
+    from golden.groupnet import GroupNet
+
+    torch.manual_seed(0)
+    model = GroupNet(channels=4, blocks=1, bases=2, decomposition="gbd1").eval()
+    path = tmp_path_factory.mktemp("gn") / "gn.bnn"
+    bio.write(model.to_bitstream(6, 6), path)
+    return path
+
+
+def test_groupnet_verilog_and_sim(tmp_path, groupnet_bitstream):
+    r = bnnforge("verilog", groupnet_bitstream, "-o", tmp_path / "v", "--target-cycles", 288)
+    assert r.returncode == 0, r.stderr
+    assert "cycles per image (model): 288" in r.stdout
+    r = bnnforge("sim", groupnet_bitstream, "--target-cycles", 288, "--vectors", 3,
+                 "--stall", "none", "both", "-o", tmp_path / "d")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS: 3 images x 2 stall modes, 0 mismatches" in r.stdout

@@ -84,3 +84,30 @@ def test_bitstream_roundtrip_gives_the_same_predictions(tmp_path):
     assert torch.equal(host.predict(images), want)
     assert [g["gate"] for g in bs.groupnet["groups"]][1] == int(
         np.floor(torch.sigmoid(torch.tensor(-0.4)).item() * 4096 + 0.5))
+
+
+def test_bitpacked_popcounts_equal_torch():
+    from golden.groupnet import bitpacked_popcounts, torch_popcounts
+
+    rng = np.random.default_rng(0)
+    for c, d in ((4, 1), (16, 2), (7, 3)):
+        unit = {"weights": rng.integers(0, 2, (c, 9 * c)).astype(np.uint8), "dilation": d}
+        bits = rng.integers(0, 2, (3, c, 8, 8)).astype(np.uint8)
+        assert (bitpacked_popcounts(bits, unit) == torch_popcounts(bits, unit)).all()
+
+
+def test_multibit_activations_train_and_refuse_export():
+    """Binary weights with 2-bit activations (supplement S4.1): the units see quantized codes
+    (four levels on [0, beta]) and the gradient reaches the latent weights."""
+    torch.manual_seed(0)
+    model = GroupNet(channels=4, blocks=1, bases=2, decomposition="gbd1", act_bits=2,
+                     act_beta=2.0)
+    unit = model.units[0][0][0]
+    seen = {}
+    unit.act.register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
+    model(torch.rand(2, 1, 6, 6)).sum().backward()
+    levels = torch.unique(seen["out"])
+    assert set((levels * 1.5).round().tolist()) <= {0.0, 1.0, 2.0, 3.0}
+    assert unit.weight.grad is not None and unit.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="units with multi-bit activations have no hardware"):
+        model.fixed_point()

@@ -134,3 +134,69 @@ def test_validation_messages():
     with pytest.raises(BitstreamError, match="layer a outputs scores but is not the last"):
         Bitstream([DenseLayer("a", w), DenseLayer("b", np.zeros((2, 4)))],
                   {"features": 8}).validate()
+
+
+def _groupnet_bitstream():
+    rng = np.random.default_rng(0)
+    c = 3
+    unit = lambda d: {"weights": rng.integers(0, 2, (c, 9 * c)).astype(np.uint8),
+                      "scale": rng.integers(-900, 900, c), "shift": rng.integers(-9, 9, c),
+                      "dilation": d}
+    spec = {"format": {"width": 20, "frac": 12, "scale_frac": 16, "lambda_frac": 12,
+                       "gate_frac": 12}, "height": 6, "width": 6, "channels": c, "config": {},
+            "groups": [{"gate": None, "lambdas": np.array([100, 200]),
+                        "units": [[unit(1), unit(1)], [unit(2), unit(2)]]},
+                       {"gate": 1000, "lambdas": np.array([3, 4]),
+                        "units": [[unit(1), unit(1)], [unit(1), unit(1)]]}]}
+    host = {"head.weight": rng.normal(size=(10, c)).astype(np.float32)}
+    return Bitstream([], {"features": c * 20}, {}, groupnet=spec, host=host)
+
+
+def test_groupnet_roundtrip(tmp_path):
+    bs = _groupnet_bitstream()
+    back = bio.read(bio.write(bs, tmp_path / "g.bnn"))
+    assert back.kind == "groupnet"
+    for g0, g1 in zip(bs.groupnet["groups"], back.groupnet["groups"]):
+        assert g0["gate"] == g1["gate"] and (g0["lambdas"] == g1["lambdas"]).all()
+        for b0, b1 in zip(g0["units"], g1["units"]):
+            for u0, u1 in zip(b0, b1):
+                assert (u0["weights"] == u1["weights"]).all()
+                assert (u0["scale"] == u1["scale"]).all() and (u0["shift"] == u1["shift"]).all()
+                assert u0["dilation"] == u1["dilation"]
+    assert (back.host["head.weight"] == bs.host["head.weight"]).all()
+
+
+def test_groupnet_validation(tmp_path):
+    bs = _groupnet_bitstream()
+    bs.groupnet["groups"][1]["gate"] = 5000
+    with pytest.raises(BitstreamError, match=r"group 1's gate 5000 is outside \[0, 4096\]"):
+        bio.write(bs, tmp_path / "g.bnn")
+    bs = _groupnet_bitstream()
+    bs.groupnet["groups"][0]["gate"] = 3
+    with pytest.raises(BitstreamError, match="group 0 cannot have a soft connection"):
+        bs.validate()
+    bs = _groupnet_bitstream()
+    bs.groupnet["groups"][1]["lambdas"] = np.array([1, 2, 3])
+    with pytest.raises(BitstreamError, match="group 1 has 3 lambdas for 2 bases"):
+        bs.validate()
+    bs = _groupnet_bitstream()
+    bs.groupnet["groups"][0]["units"][1][0]["scale"] = np.zeros(2)
+    with pytest.raises(BitstreamError, match="group 0, base 1, unit 0: 2 scale values for 3 "
+                                             "channels"):
+        bs.validate()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_groupnet_manifest_and_tensor_disagree(tmp_path):
+    path = bio.write(_groupnet_bitstream(), tmp_path / "g.bnn")
+    raw, n, header = _raw_header(path)
+    meta = header["__metadata__"]
+    manifest = json.loads(meta["manifest"])
+    manifest["network"]["channels"] = 4
+    meta["manifest"] = json.dumps(manifest, sort_keys=True)
+    from safetensors.numpy import load
+    meta["checksum"] = bio._checksum(meta["manifest"], load(raw))
+    _rewrite(path, header, raw[8 + n:])
+    with pytest.raises(BitstreamError, match="g0.b0.u0: the manifest says 4 channels but the "
+                                             "weight tensor is 3x4"):
+        bio.read(path)

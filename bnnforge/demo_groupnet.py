@@ -1,0 +1,153 @@
+"""``bnnforge demo --network groupnet``: a small Group-Net CNN on the scikit-learn digits with
+K = 1, 3 and 5 bases: trained, exported, generated, the whole test split simulated, and the
+cycles set beside software."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from quant import bitstream as bitstream_io
+from .demo import pick_simulator, seconds_per_item, write_reports
+from .flows import format_table, generate_groupnet, resolve_folding, simulate_groupnet
+from .progress import Progress, step
+
+__all__ = ["run_groupnet_demo"]
+
+
+def _images(x):
+    return (np.asarray(x, dtype=np.float32) / 16.0).reshape(-1, 1, 8, 8)
+
+
+def _software(host, images):
+    from golden.groupnet import bitpacked_popcounts, fixed_forward, torch_popcounts
+
+    codes = host.stem_codes(images)
+    n = len(images)
+    return {
+        "torch_seconds_per_image": seconds_per_item(
+            lambda: fixed_forward(host.params, codes, popcounts=torch_popcounts), n, 3),
+        "numpy_bitpacked_seconds_per_image": seconds_per_item(
+            lambda: fixed_forward(host.params, codes, popcounts=bitpacked_popcounts), n, 3),
+        "scope": "the binary groups in fixed point (stem and classifier excluded, as in hardware)",
+        "batch": n}
+
+
+def _run_k(bases, data, out_dir, simulator, args, progress_label):
+    import torch
+
+    from golden.groupnet import GroupNet, HostParts
+    from golden.train import accuracy, seed_everything, train_classifier
+
+    k_dir = out_dir / f"k{bases}"
+    step(f"K = {bases}: training a Group-Net ({args['channels']} channels, "
+         f"{args['blocks']} blocks, soft connections) for {args['epochs']} epochs")
+    seed_everything(args["seed"])
+    model = GroupNet(channels=args["channels"], blocks=args["blocks"], bases=bases,
+                     decomposition="groupnet")
+    bar = Progress("epoch")
+    train_classifier(model, data["x_train"], data["y_train"], epochs=args["epochs"], lr=1e-2,
+                     seed=args["seed"], progress=lambda e, n, loss: bar.update(e, n,
+                                                                               f"loss {loss:.4f}"))
+    acc_float = accuracy(model, data["x_test"], data["y_test"])
+    bs_path = k_dir / "groupnet.bnn"
+    bitstream_io.write(model.to_bitstream(8, 8, meta={"network": "groupnet", "bases": bases,
+                                                      "dataset": "sklearn-digits"}), bs_path)
+    bs = bitstream_io.read(bs_path)
+    host = HostParts(bs)
+    folding = resolve_folding(bs, target_cycles=args["target_cycles"])
+    info = generate_groupnet(bs, folding, k_dir / "verilog")
+    step(f"K = {bases}: simulating {len(data['x_test'])} test images on {simulator}")
+    bar = Progress(progress_label)
+    t0 = time.monotonic()
+    result = simulate_groupnet(bs, k_dir / "verilog", data["x_test"], simulator,
+                               progress=lambda d, n: bar.update(d // 64, n // 64))
+    wall = time.monotonic() - t0
+    y = data["y_test"]
+    pixels = info["height"] * info["width"]
+    layers = []
+    for g, fires in zip(info["groups"], result["runs"][0]["fires"]):
+        measured = (fires[-1] - fires[pixels - 1]) / (len(fires) // pixels - 1) \
+            if len(fires) >= 2 * pixels else None
+        layers.append({"name": g["name"], "bases": g["bases"],
+                       "shared_first_unit": g["shared_first_unit"],
+                       "cycles_simulated": measured, "cycles_model": g["cycles_model"]})
+    t_out = result["runs"][0]["t_out"]
+    cycles_per_image = (t_out[-1] - t_out[pixels - 1]) / (len(t_out) // pixels - 1)
+    spec = bs.groupnet
+    c = spec["channels"]
+    units = sum(len(base) for g in spec["groups"] for base in g["units"])
+    lanes = sum(f["lanes"] * (len(spec["groups"][int(f["name"][1:].split("_")[0])]["units"]))
+                for f in info["folding"])
+    return {
+        "bases": bases,
+        "accuracy": {"float": acc_float, "golden": float((result["golden_predictions"] == y).mean()),
+                     "hardware": float((result["predictions"] == y).mean())},
+        "images": int(len(y)), "mismatches": int(result["mismatches"]),
+        "layers": layers, "cycles_per_image": cycles_per_image,
+        "cycles_per_image_model": info["cycles_per_frame"],
+        "hw_seconds_per_image": cycles_per_image / (args["clock_mhz"] * 1e6),
+        "software": _software(host, data["x_test"]),
+        "weight_bits": units * c * 9 * c, "lanes": lanes,
+        "folding": info["folding"], "simulation_wall_seconds": wall,
+        "files": {"bitstream": str(bs_path), "verilog": str(k_dir / "verilog"),
+                  "simulator_log": result["log"]},
+    }
+
+
+def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=200.0,
+                      epochs=30, seed=0, target_cycles=1024, bases=(1, 3, 5), images=None,
+                      channels=16, blocks=2):
+    """Train, export, generate and simulate one Group-Net for each K in ``bases``."""
+    from golden.digits import load_digits_split
+
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    simulator, note = pick_simulator(simulator, clock_mhz)
+    step("loading the scikit-learn digits (1,797 real 8x8 images, shipped with scikit-learn)")
+    split = load_digits_split(seed)
+    data = {"x_train": _images(split.x_train), "y_train": split.y_train,
+            "x_test": _images(split.x_test), "y_test": split.y_test}
+    if images is not None:
+        data["x_test"], data["y_test"] = data["x_test"][:images], data["y_test"][:images]
+    args = {"epochs": epochs, "seed": seed, "target_cycles": target_cycles,
+            "clock_mhz": clock_mhz, "channels": channels, "blocks": blocks}
+    runs = [_run_k(k, data, out_dir, simulator, args, "images") for k in bases]
+    report = {"network": "groupnet", "dataset": "sklearn-digits", "simulator": simulator,
+              "simulator_note": note, "clock_mhz": clock_mhz, "target_cycles": target_cycles,
+              "channels": channels, "blocks": blocks, "decomposition": "groupnet",
+              "runs": runs, "demo_wall_seconds": time.monotonic() - started}
+    for run in runs:
+        s = run["software"]
+        run["speedup_vs_numpy_bitpacked"] = s["numpy_bitpacked_seconds_per_image"] / \
+            run["hw_seconds_per_image"]
+    summary = _summary(report)
+    write_reports(out_dir, report, summary)
+    print(summary)
+    return report
+
+
+def _summary(r):
+    rows = [{"bases": x["bases"], "float": x["accuracy"]["float"],
+             "golden": x["accuracy"]["golden"], "hardware": x["accuracy"]["hardware"],
+             "mismatches": x["mismatches"], "cycles": x["cycles_per_image"],
+             "model": x["cycles_per_image_model"], "weight_bits": x["weight_bits"],
+             "lanes": x["lanes"], "torch": x["software"]["torch_seconds_per_image"],
+             "numpy": x["software"]["numpy_bitpacked_seconds_per_image"],
+             "hw": x["hw_seconds_per_image"]} for x in r["runs"]]
+    table = format_table(rows, [
+        ("bases", "K", "{}"), ("float", "acc float", "{:.4f}"), ("golden", "acc golden", "{:.4f}"),
+        ("hardware", "acc hw", "{:.4f}"), ("mismatches", "mismatches", "{}"),
+        ("cycles", "cycles/image sim", "{:.1f}"), ("model", "model", "{}"),
+        ("weight_bits", "weight bits", "{}"), ("lanes", "lanes", "{}"),
+        ("hw", f"hw s/image @{r['clock_mhz']:g} MHz", "{:.2e}"),
+        ("torch", "torch s/image", "{:.2e}"), ("numpy", "numpy packed s/image", "{:.2e}")])
+    return "\n".join([
+        "# bnnforge demo: Group-Net on the scikit-learn digits", "",
+        f"{r['channels']} channels, {r['blocks']} blocks (Group-Net decomposition, soft "
+        f"connections), folding for at most {r['target_cycles']} cycles per image, simulated "
+        f"on {r['simulator']}" + (f" ({r['simulator_note']})" if r["simulator_note"] else "")
+        + ".", "", "```", table, "```", "",
+        "Software times are the binary groups in fixed point on this CPU (PyTorch convolution "
+        "or packed 64-bit words with np.bitwise_count), batch of the test split.", "",
+        f"Whole demo {r['demo_wall_seconds']:.1f} s.", ""])

@@ -1,0 +1,44 @@
+"""The Group-Net demo flow end to end on a small configuration (the full run is
+`bnnforge demo --network groupnet`), and the fixed-point accuracy bound on the demo network."""
+
+import json
+
+import numpy as np
+import torch
+
+from bnnforge.demo_groupnet import _images, run_groupnet_demo
+from golden.digits import load_digits_split
+from golden.groupnet import FixedPoint, GroupNet, fixed_forward
+from golden.train import accuracy, seed_everything, train_classifier
+
+
+def test_small_groupnet_demo(tmp_path):
+    report = run_groupnet_demo(out_dir=tmp_path / "d", simulator="icarus", epochs=1,
+                               bases=(1, 2), images=3, channels=4, target_cycles=8 * 8 * 4)
+    assert json.loads((tmp_path / "d" / "report.json").read_text())["runs"][1]["bases"] == 2
+    for run in report["runs"]:
+        assert run["mismatches"] == 0 and run["images"] == 3
+        assert run["accuracy"]["hardware"] == run["accuracy"]["golden"]
+        assert set(run) >= {"bases", "accuracy", "images", "mismatches", "layers",
+                            "cycles_per_image", "software", "weight_bits", "lanes"}
+        assert run["cycles_per_image"] == run["cycles_per_image_model"] == 256
+        assert run["weight_bits"] == run["bases"] * 4 * 4 * 36
+    assert report["runs"][0]["cycles_per_image"] == report["runs"][1]["cycles_per_image"]
+
+
+def test_fixed_point_loses_little_accuracy_on_the_demo_network():
+    """The demo's architecture (16 channels, 2 blocks, Group-Net decomposition; two bases to
+    keep the test short), briefly trained: the declared fixed-point format changes the test
+    accuracy by at most one point."""
+    seed_everything(0)
+    data = load_digits_split(0)
+    x_train, x_test = _images(data.x_train), _images(data.x_test)
+    model = GroupNet(channels=16, blocks=2, bases=2, decomposition="groupnet")
+    train_classifier(model, x_train, data.y_train, epochs=15, lr=1e-2)
+    acc_float = accuracy(model, x_test, data.y_test)
+    fmt = FixedPoint()
+    codes = model.stem_codes(x_test, fmt)
+    pred = model.head_logits(fixed_forward(model.fixed_point(fmt), codes), fmt).argmax(1)
+    acc_fixed = float((pred.numpy() == data.y_test).mean())
+    assert acc_float > 0.8
+    assert abs(acc_fixed - acc_float) <= 0.01
