@@ -40,7 +40,7 @@ class AxisTop(wiring.Component):
         Bit ``k`` is block ``k``'s ``busy``: the cycles in which it does work.
     """
 
-    def __init__(self, blocks, element_width=1, frame_outputs=1):
+    def __init__(self, blocks, element_width=1, frame_outputs=1, sparse=False):
         with construction(self):
             if not blocks:
                 raise BnnforgeError("an AXI4-Stream top needs at least one block")
@@ -55,8 +55,11 @@ class AxisTop(wiring.Component):
         self.blocks = list(blocks)
         self.element_width = element_width
         self.frame_outputs = frame_outputs
-        self.in_width = len(blocks[0].i.payload)
-        self.out_width = len(blocks[-1].o.payload)
+        self.sparse = sparse
+        # A sparse (voxel) stream's payload ends in its framing bits: the input's in
+        # (marker, last), the output's in (marker, error, last); they travel as tuser/tlast.
+        self.in_width = len(blocks[0].i.payload) - (2 if sparse else 0)
+        self.out_width = len(blocks[-1].o.payload) - (3 if sparse else 0)
         self.lanes = self.out_width // element_width
         self.lane_width = 1 if element_width == 1 else byte_align(element_width)
         super().__init__({
@@ -65,6 +68,7 @@ class AxisTop(wiring.Component):
             "m_axis_tdata": Out(byte_align(self.lanes * self.lane_width)),
             "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
             "layer_fire": Out(len(blocks)), "layer_busy": Out(len(blocks)),
+            **({"s_axis_tuser": In(1), "m_axis_tuser": Out(2)} if sparse else {}),
         })
 
     @property
@@ -89,24 +93,34 @@ class AxisTop(wiring.Component):
             wiring.connect(m, a.o, b.i)
         first, last = self.blocks[0], self.blocks[-1]
         ew = self.element_width
-        lanes = [last.o.payload[r * ew:(r + 1) * ew] for r in range(self.lanes)]
+        out_payload = last.o.payload[:self.out_width]
+        lanes = [out_payload[r * ew:(r + 1) * ew] for r in range(self.lanes)]
         pad = self.lane_width - ew
         if ew > 1 and pad:
             data = Cat(*[Cat(lane, C(0, pad)) for lane in lanes])
         else:
-            data = last.o.payload
+            data = out_payload
         count = Signal(range(self.frame_outputs))
         if self.frame_outputs > 1:
             with m.If(self.m_axis_tvalid & self.m_axis_tready):
                 m.d.sync += count.eq(Mux(count == self.frame_outputs - 1, 0, count + 1))
+        if self.sparse:
+            w = self.out_width
+            m.d.comb += [
+                first.i.payload.eq(Cat(self.s_axis_tdata[:self.in_width], self.s_axis_tuser,
+                                       self.s_axis_tlast)),
+                self.m_axis_tuser.eq(last.o.payload[w:w + 2]),
+                self.m_axis_tlast.eq(last.o.payload[w + 2]),
+            ]
+        else:
+            m.d.comb += [first.i.payload.eq(self.s_axis_tdata[:self.in_width]),
+                         self.m_axis_tlast.eq(count == self.frame_outputs - 1)]
         m.d.comb += [
-            first.i.payload.eq(self.s_axis_tdata[:self.in_width]),
             first.i.valid.eq(self.s_axis_tvalid),
             self.s_axis_tready.eq(first.i.ready),
             self.m_axis_tdata.eq(data),
             self.m_axis_tvalid.eq(last.o.valid),
             last.o.ready.eq(self.m_axis_tready),
-            self.m_axis_tlast.eq(count == self.frame_outputs - 1),
             self.layer_fire.eq(Cat(*[b.o.valid & b.o.ready for b in self.blocks])),
             self.layer_busy.eq(Cat(*[b.busy for b in self.blocks])),
         ]

@@ -160,7 +160,8 @@ def _watch_progress(path, callback):
 
 
 def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_modes=STALL_MODES,
-                waves=None, seed=0, max_cycles=None, progress=None):
+                waves=None, seed=0, max_cycles=None, progress=None, framing=None,
+                expected_framing=None):
     """Run the design's AXI4-Stream testbench.
 
     Parameters
@@ -177,6 +178,9 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
         Where to write a waveform (FST for Icarus, VCD for Verilator).
     progress : callable or None
         ``progress(done, total)`` with output vectors received so far, over all stall modes.
+    framing, expected_framing : list of (tlast, tuser) or None
+        For voxel streams: each input beat's ``tlast``/``tuser``, and each output beat's
+        expected ones (checked like the data).
 
     Returns
     -------
@@ -200,6 +204,9 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
            "expected": None if expected is None else [f"{v:x}" for v in expected],
            "stall_modes": list(stall_modes), "seed": seed,
            "frame_outputs": info.get("frame_outputs", 1),
+           "in_last": None if framing is None else [int(f[0]) for f in framing],
+           "in_user": None if framing is None else [int(f[1]) for f in framing],
+           "expected_framing": expected_framing,
            "max_cycles": max_cycles or 1000 + 8 * n * (info["cycles_per_vector"] + 4)
            + 4 * (info["latency"] or 0),
            "result": str(run_dir / "result.json"), "progress": str(run_dir / "progress")}

@@ -43,12 +43,15 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     p_idle, p_block = STALLS[mode]
     rng = random.Random(seed)
     inputs = [int(v, 16) for v in job["inputs"]]
+    sparse = job.get("in_last") is not None    # voxel frames: tlast/tuser per beat
+    in_last, in_user = job.get("in_last"), job.get("in_user")
     n_out = len(job["expected"]) if job.get("expected") is not None else len(inputs)
     n_fire = len(dut.layer_fire)
     await _reset(dut)
     sent, received = 0, []
     t_in, t_out, fires = [], [], [[] for _ in range(n_fire)]
     busy = [0] * n_fire
+    framing = []
     holding = False
     cycle = 0
     limit = job.get("max_cycles", 1_000_000)
@@ -62,7 +65,9 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             if sent < len(inputs) and rng.random() >= p_idle:
                 dut.s_axis_tdata.value = inputs[sent]
                 dut.s_axis_tvalid.value = 1
-                dut.s_axis_tlast.value = 1
+                dut.s_axis_tlast.value = in_last[sent] if sparse else 1
+                if sparse:
+                    dut.s_axis_tuser.value = in_user[sent]
                 holding = True
             else:
                 dut.s_axis_tvalid.value = 0
@@ -75,10 +80,12 @@ async def _run_mode(dut, job, mode, seed, progress=None):
         if dut.m_axis_tvalid.value and dut.m_axis_tready.value:
             received.append(_uint(dut.m_axis_tdata))
             t_out.append(cycle)
+            if sparse:
+                framing.append((int(dut.m_axis_tlast.value), _uint(dut.m_axis_tuser)))
             if progress and len(received) % 16 == 0:
                 progress(len(received))
             want_last = len(received) % job.get("frame_outputs", 1) == 0
-            assert int(dut.m_axis_tlast.value) == want_last, (
+            assert sparse or int(dut.m_axis_tlast.value) == want_last, (
                 f"m_axis_tlast is {int(dut.m_axis_tlast.value)} on output {len(received)}, "
                 f"expected {int(want_last)} (frames of {job.get('frame_outputs', 1)})")
         fire = _uint(dut.layer_fire)
@@ -88,7 +95,8 @@ async def _run_mode(dut, job, mode, seed, progress=None):
                 fires[k].append(cycle)
             busy[k] += work >> k & 1
     return {"mode": mode, "outputs": [f"{v:x}" for v in received], "t_in": t_in,
-            "t_out": t_out, "fires": fires, "busy": busy, "cycles": cycle}
+            "t_out": t_out, "fires": fires, "busy": busy, "cycles": cycle,
+            "framing": framing}
 
 
 @cocotb.test()
@@ -115,6 +123,10 @@ async def run_vectors(dut):
         for run in results:
             bad = [k for k, (got, exp) in enumerate(zip(run["outputs"], job["expected"]))
                    if int(got, 16) != int(exp, 16)]
+            if job.get("expected_framing") is not None:
+                bad += [k for k, (got, exp) in enumerate(zip(run["framing"],
+                                                             job["expected_framing"]))
+                        if list(got) != list(exp)]
             assert not bad and len(run["outputs"]) == len(job["expected"]), (
                 f"stall mode {run['mode']}: {len(bad)} of {len(job['expected'])} outputs "
                 f"differ from the golden model (first at vector {bad[0] if bad else '-'})")

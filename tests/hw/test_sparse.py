@@ -1,0 +1,82 @@
+"""The sparse SSC engine in Amaranth's simulator: bit-exact against golden on edge cases and
+random frames under four stall modes; limits raise an error beat."""
+
+import numpy as np
+import pytest
+
+from golden.sparse import binary_ssc_bits, sort_frame
+from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED, SparseConv
+from quant.errors import BnnforgeError
+from quant.layout import Folding
+from sim.voxels import error_beats, frame_beats, result_beats
+from tests.golden.test_sparse import random_frame
+from tests.helpers import STALL_MODES, run_stream
+
+B, CIN, COUT, NMAX = 4, 8, 6, 40
+
+
+def edge_frames(rng):
+    cube = np.array([(x, y, z) for z in range(3) for y in range(3) for x in range(3)]) + 5
+    limits = np.array([[0, 0, 0], [15, 0, 0], [0, 15, 0], [15, 15, 15], [15, 15, 14],
+                       [0, 15, 15], [14, 15, 15], [1, 0, 0]])
+    lonely = np.array([[2, 2, 2], [9, 9, 9], [2, 9, 13]])
+    frames = [np.zeros((0, 3), dtype=np.int64), np.array([[3, 4, 5]]), cube, limits, lonely,
+              random_frame(rng, NMAX, 5, bits=B)]  # the largest frame allowed
+    out = []
+    for coords in frames:
+        feats = rng.integers(0, 2, (len(coords), CIN))
+        out.append(sort_frame(coords, feats, B) if len(coords) else (coords, feats))
+    return out
+
+
+def _run(dut, frames, w, t, mode, extra_in=(), extra_out=()):
+    data, framing = frame_beats(frames, CIN, B)
+    want, want_framing = result_beats(
+        [(c, binary_ssc_bits(c, f, w, t, B) if len(c) else f) for c, f in frames], COUT, B)
+    inputs = [d | l << (CIN + 3 * B + 1) | u << (CIN + 3 * B) for d, (l, u) in zip(data, framing)]
+    expected = [d | u << (COUT + 3 * B) | l << (COUT + 3 * B + 2)
+                for d, (l, u) in zip(want, want_framing)]
+    outs, t_in, t_out = run_stream(dut, inputs + list(extra_in), len(expected) + len(extra_out),
+                                   mode, seed=3, max_cycles=200_000)
+    return outs, expected + list(extra_out)
+
+
+@pytest.mark.parametrize("mode", STALL_MODES)
+@pytest.mark.parametrize("folding", [Folding(3, 4), Folding(6, 8)])
+def test_edge_cases_bit_exact(mode, folding):
+    rng = np.random.default_rng(1)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    t = rng.integers(-24, 24, COUT)
+    dut = SparseConv(w, t, NMAX, B, folding)
+    outs, expected = _run(dut, edge_frames(rng), w, t, mode)
+    assert outs == expected
+
+
+def test_limits_give_error_beats_and_the_next_frame_is_fine():
+    rng = np.random.default_rng(2)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    t = rng.integers(-24, 24, COUT)
+    dut = SparseConv(w, t, NMAX, B, Folding(6, 8))
+    big = random_frame(rng, NMAX + 1, 6, bits=B)
+    big, big_f = sort_frame(big, rng.integers(0, 2, (len(big), CIN)), B)
+    unsorted = np.array([[1, 1, 1], [0, 1, 1], [2, 2, 2]])
+    good = sort_frame(np.array([[1, 2, 3], [1, 2, 4]]), rng.integers(0, 2, (2, CIN)), B)
+    frames_in = [(big, big_f), (unsorted, rng.integers(0, 2, (3, CIN))), good]
+    data, framing = frame_beats(frames_in, CIN, B)
+    inputs = [d | l << (CIN + 3 * B + 1) | u << (CIN + 3 * B) for d, (l, u) in zip(data, framing)]
+    outs, _, _ = run_stream(dut, inputs, 4, "both", seed=4, max_cycles=50_000)
+    err1, err2 = error_beats(ERROR_TOO_MANY, COUT)[0][0], error_beats(ERROR_UNSORTED, COUT)[0][0]
+    marker_error_last = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
+    assert outs[0] == err1 | marker_error_last
+    assert outs[1] == err2 | marker_error_last
+    want, _ = result_beats([(good[0], binary_ssc_bits(*good, w, t, B))], COUT, B)
+    assert [o & ((1 << (COUT + 3 * B)) - 1) for o in outs[2:]] == want
+
+
+def test_parameter_errors():
+    w = np.zeros((27, 6, 8))
+    with pytest.raises(BnnforgeError, match="^PE=4 does not divide the 6 output channels$"):
+        SparseConv(w, np.zeros(6), 16, 4, Folding(4, 8))
+    with pytest.raises(BnnforgeError, match=r"^sparse weights must be 27 x Cout x Cin, not "
+                                            r"\(9, 6, 8\)$"):
+        SparseConv(np.zeros((9, 6, 8)), np.zeros(6), 16, 4, Folding(1, 8))
