@@ -185,3 +185,59 @@ def format_table(rows, columns):
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc"):
+    """Write a binary SSC layer (hardware neighbour search) as Verilog with voxel framing on
+    tuser/tlast."""
+    from hw.axis import AxisTop
+    from hw.sparse import SparseConv
+
+    check_output_dir(out_dir)
+    conv = SparseConv(weights, thresholds, max_voxels, coord_bits, folding)
+    conv.name = name
+    top = AxisTop([conv], sparse=True)
+    info = design_info(top, TOP_NAME, "sparse-ssc", {
+        "max_voxels": max_voxels, "coord_bits": coord_bits, "cin": conv.cin, "cout": conv.cout,
+        "pe": folding.pe, "simd": folding.simd, "folds_per_pair": conv.folds})
+    write_design(out_dir, top, TOP_NAME, {}, info)
+    return json.loads((Path(out_dir) / "design.json").read_text())
+
+
+def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_modes=("none",),
+                    waves=None, progress=None, seed=0):
+    """Run voxel frames ``[(coords, feature bits), ...]`` through a sparse design; compare
+    every output beat (bits, coordinates, framing) with the golden SSC. Returns the runner's
+    result with ``mismatches`` (frames with any difference), ``pairs`` per frame and, per
+    frame, the cycles from its first input beat to its last output beat (``frame_cycles``,
+    stall mode none)."""
+    from golden.sparse import binary_ssc_bits, ssc_kernel_map
+    from sim.runner import run_vectors
+    from sim.voxels import frame_beats, result_beats
+
+    info = json.loads((Path(design_dir) / "design.json").read_text())
+    bits, cin, cout = info["coord_bits"], info["cin"], info["cout"]
+    data, framing = frame_beats(frames, cin, bits)
+    outs = [(c, binary_ssc_bits(c, f, weights, thresholds, bits) if len(c) else f)
+            for c, f in frames]
+    want, want_framing = result_beats(outs, cout, bits)
+    result = run_vectors(design_dir, data, want, simulator=simulator, stall_modes=stall_modes,
+                         waves=waves, progress=progress, seed=seed, framing=framing,
+                         expected_framing=want_framing,
+                         max_cycles=10_000 + 4 * sum(len(c) for c, _ in frames)
+                         * (28 * info["folds_per_pair"] + 8))
+    sizes = [max(1, len(c)) for c, _ in frames]
+    ends = np.cumsum(sizes)
+    bad = set()
+    for run in result["runs"]:
+        got = [int(v, 16) for v in run["outputs"]]
+        for i, (g, e, gf, ef) in enumerate(zip(got, want, run["framing"], want_framing)):
+            if g != e or list(gf) != list(ef):
+                bad.add(int(np.searchsorted(ends, i, side="right")))
+    quiet = result["runs"][0]
+    starts = np.concatenate([[0], ends[:-1]])
+    result.update(info=info, mismatches=len(bad),
+                  pairs=[len(ssc_kernel_map(c, bits)) if len(c) else 0 for c, _ in frames],
+                  frame_cycles=[quiet["t_out"][e - 1] - quiet["t_in"][s] + 1
+                                for s, e in zip(starts, ends)])
+    return result

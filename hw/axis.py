@@ -68,7 +68,8 @@ class AxisTop(wiring.Component):
             "m_axis_tdata": Out(byte_align(self.lanes * self.lane_width)),
             "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
             "layer_fire": Out(len(blocks)), "layer_busy": Out(len(blocks)),
-            **({"s_axis_tuser": In(1), "m_axis_tuser": Out(2)} if sparse else {}),
+            **({"s_axis_tuser": In(1), "m_axis_tuser": Out(2), "search_busy": Out(1)}
+               if sparse else {}),
         })
 
     @property
@@ -111,6 +112,7 @@ class AxisTop(wiring.Component):
                                        self.s_axis_tlast)),
                 self.m_axis_tuser.eq(last.o.payload[w:w + 2]),
                 self.m_axis_tlast.eq(last.o.payload[w + 2]),
+                self.search_busy.eq(first.searching),
             ]
         else:
             m.d.comb += [first.i.payload.eq(self.s_axis_tdata[:self.in_width]),

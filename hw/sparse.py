@@ -64,6 +64,9 @@ class SparseConv(wiring.Component):
         ``Cat(bits, x, y, z, marker, error, last)``.
     busy : Out(1)
         High in each cycle in which a (pair, fold) enters the XNOR-popcount pipeline.
+    searching : Out(1)
+        High in each cycle in which the neighbour search works (a voxel is being searched and
+        the record FIFO is not blocking it): the search's own cycles.
     """
 
     def __init__(self, weights, thresholds, max_voxels, coord_bits, folding, reg_every=1,
@@ -92,7 +95,8 @@ class SparseConv(wiring.Component):
         self.record_depth = record_depth
         b = coord_bits
         super().__init__({"i": In(stream.Signature(cin + 3 * b + 2)),
-                          "o": Out(stream.Signature(cout + 3 * b + 3)), "busy": Out(1)})
+                          "o": Out(stream.Signature(cout + 3 * b + 3)), "busy": Out(1),
+                          "searching": Out(1)})
 
     @property
     def folds(self):
@@ -286,6 +290,7 @@ class SparseConv(wiring.Component):
             records.i.valid.eq(search_active & all_done),
             records.i.payload.eq(Cat(centre.data, ci == n - 1, Cat(*masks), Cat(*idxs))),
             advance_voxel.eq(records.i.valid & records.i.ready),
+            self.searching.eq(search_active & ~(all_done & ~records.i.ready)),
         ]
 
         # ---- compute: iterate (present offset k, neuron fold, synapse fold)

@@ -52,6 +52,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     t_in, t_out, fires = [], [], [[] for _ in range(n_fire)]
     busy = [0] * n_fire
     framing = []
+    search = 0
     holding = False
     cycle = 0
     limit = job.get("max_cycles", 1_000_000)
@@ -88,6 +89,8 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             assert sparse or int(dut.m_axis_tlast.value) == want_last, (
                 f"m_axis_tlast is {int(dut.m_axis_tlast.value)} on output {len(received)}, "
                 f"expected {int(want_last)} (frames of {job.get('frame_outputs', 1)})")
+        if sparse:
+            search += int(dut.search_busy.value)
         fire = _uint(dut.layer_fire)
         work = _uint(dut.layer_busy)
         for k in range(n_fire):
@@ -96,7 +99,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             busy[k] += work >> k & 1
     return {"mode": mode, "outputs": [f"{v:x}" for v in received], "t_in": t_in,
             "t_out": t_out, "fires": fires, "busy": busy, "cycles": cycle,
-            "framing": framing}
+            "framing": framing, "search_cycles": search}
 
 
 @cocotb.test()
