@@ -36,3 +36,18 @@ def test_frog_frame(tmp_path, simulator):
     assert result["passed"] and result["mismatches"] == 0, result["log"]
     model = result["pairs"][0] * 2   # (Cout / PE) x (Cin / SIMD) = 2 cycles a pair
     assert result["frame_cycles"][0] <= 1.25 * model
+
+
+@pytest.mark.slow
+def test_frog_frame_35k(tmp_path):
+    """The 34,331-site frog frame (704,785 pairs) on Verilator, four stall modes."""
+    coords, feats, bits = frog_frame(4, channels=16)
+    rng = np.random.default_rng(3)
+    w = rng.integers(0, 2, (27, 16, 16))
+    t = rng.integers(-40, 40, 16)
+    generate_sparse(w, t, 65536, bits, Folding(16, 16), tmp_path / "ssc")
+    result = simulate_sparse(tmp_path / "ssc", [(coords, feats)], w, t, "verilator",
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    assert result["pairs"][0] == 704785
+    assert result["frame_cycles"][0] <= 1.25 * result["pairs"][0]
