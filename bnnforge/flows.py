@@ -204,6 +204,30 @@ def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_di
     return json.loads((Path(out_dir) / "design.json").read_text())
 
 
+def sparse_error_messages(run, frames, info):
+    """The hardware's error beats (tuser = marker | error) as messages naming the frame and the
+    limit it broke."""
+    from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED
+
+    messages, frame = [], 0
+    for word, (last, user) in zip(run["outputs"], run["framing"]):
+        if user == 3:
+            code = (int(word, 16) >> info["cout"]) & ((1 << info["coord_bits"]) - 1)
+            n = len(frames[frame][0]) if frame < len(frames) else "?"
+            if code == ERROR_TOO_MANY:
+                messages.append(f"frame {frame}: {n} voxels exceed the design's limit of "
+                                f"{info['max_voxels']}; generate it with a larger max_voxels "
+                                f"or split the frame")
+            elif code == ERROR_UNSORTED:
+                messages.append(f"frame {frame}: voxel keys are not strictly increasing "
+                                f"(unsorted or duplicate voxels); sort and merge the frame "
+                                f"(golden.sparse.sort_frame, voxelize)")
+            else:
+                messages.append(f"frame {frame}: hardware error code {code}")
+        frame += int(last)
+    return messages
+
+
 def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_modes=("none",),
                     waves=None, progress=None, seed=0):
     """Run voxel frames ``[(coords, feature bits), ...]`` through a sparse design; compare
@@ -236,6 +260,7 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
                 bad.add(int(np.searchsorted(ends, i, side="right")))
     quiet = result["runs"][0]
     starts = np.concatenate([[0], ends[:-1]])
+    result["errors"] = sparse_error_messages(quiet, frames, info)
     result.update(info=info, mismatches=len(bad),
                   pairs=[len(ssc_kernel_map(c, bits)) if len(c) else 0 for c, _ in frames],
                   frame_cycles=[quiet["t_out"][e - 1] - quiet["t_in"][s] + 1

@@ -26,7 +26,8 @@ from quant.errors import BnnforgeError
 
 __all__ = ["OFFSETS", "offset_index", "voxel_keys", "voxelize", "sort_frame", "ssc_kernel_map",
            "downsample_map", "upsample_map", "binary_ssc_dot", "dense_reference_dot",
-           "fold_batchnorm_dot", "BinarySparseConv", "binary_ssc_bits"]
+           "fold_batchnorm_dot", "BinarySparseConv", "binary_ssc_bits",
+           "pointwise_map"]
 
 OFFSETS = np.array([(dx, dy, dz) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
                    dtype=np.int64)
@@ -112,6 +113,12 @@ def ssc_kernel_map(coords, bits):
                 if j is not None:
                     rows.append((i, j, k))
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def pointwise_map(coords):
+    """1x1 convolution: every site feeds itself, rows ``(i, i, 0)``."""
+    n = len(np.asarray(coords))
+    return np.stack([np.arange(n), np.arange(n), np.zeros(n, dtype=np.int64)], axis=1)
 
 
 def downsample_map(coords):

@@ -103,3 +103,9 @@ def test_float_module_equals_integer_and_folded_threshold():
     want = gamma * (dot - mean) / np.sqrt(var) + beta >= 0
     got = np.where(flip, -dot, dot) >= t
     assert (got == want).all()
+
+
+def test_pointwise_map():
+    from golden.sparse import pointwise_map
+
+    assert pointwise_map(np.zeros((3, 3))).tolist() == [[0, 0, 0], [1, 1, 0], [2, 2, 0]]

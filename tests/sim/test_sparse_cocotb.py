@@ -51,3 +51,31 @@ def test_frog_frame_35k(tmp_path):
     assert result["passed"] and result["mismatches"] == 0, result["log"]
     assert result["pairs"][0] == 704785
     assert result["frame_cycles"][0] <= 1.25 * result["pairs"][0]
+
+
+def test_limits_become_clear_messages(tmp_path):
+    """A frame over the voxel limit and an unsorted frame: the hardware answers each with an
+    error beat (bit-exact with the expectation), and the tool names the problem."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    t = rng.integers(-24, 24, COUT)
+    generate_sparse(w, t, 4, B, Folding(6, 8), tmp_path / "ssc")
+    too_many = (np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0, 0]]),
+                rng.integers(0, 2, (5, CIN)))
+    unsorted = (np.array([[2, 0, 0], [1, 0, 0]]), rng.integers(0, 2, (2, CIN)))
+    from bnnforge.flows import sparse_error_messages
+    from sim.runner import run_vectors
+    from sim.voxels import error_beats, frame_beats
+
+    data, framing = frame_beats([too_many, unsorted], CIN, B)
+    e1, f1 = error_beats(1, COUT)
+    e2, f2 = error_beats(2, COUT)
+    result = run_vectors(tmp_path / "ssc", data, e1 + e2, "icarus", stall_modes=("none",),
+                         framing=framing, expected_framing=f1 + f2)
+    assert result["passed"], result["log"]
+    info = {"cout": COUT, "coord_bits": B, "max_voxels": 4}
+    assert sparse_error_messages(result["runs"][0], [too_many, unsorted], info) == [
+        "frame 0: 5 voxels exceed the design's limit of 4; generate it with a larger "
+        "max_voxels or split the frame",
+        "frame 1: voxel keys are not strictly increasing (unsorted or duplicate voxels); "
+        "sort and merge the frame (golden.sparse.sort_frame, voxelize)"]
