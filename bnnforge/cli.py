@@ -124,13 +124,7 @@ def _cmd_sim(args):
     print(format_table(c["blocks"], [("name", "layer", "{}"),
                                      ("cycles_simulated", "busy cycles/vector", "{:.2f}"),
                                      ("cycles_model", "model", "{}")]))
-    if "waves" in result:
-        print(f"waveform: {result['waves']}")
-    ok = result["passed"] and result["mismatches"] == 0
-    print(f"{'PASS' if ok else 'FAIL'}: {args.vectors} vectors x {len(args.stall)} stall "
-          f"modes, {result['mismatches']} mismatches with the golden model "
-          f"(simulator log: {result['log']})")
-    return 0 if ok else 1
+    return _verdict(result, f"{args.vectors} vectors", args.stall)
 
 
 def _sim_groupnet(args, bs, info, out):
@@ -157,11 +151,16 @@ def _sim_groupnet(args, bs, info, out):
     print(format_table(rows, [("mode", "stall mode", "{}"),
                               ("frame", "cycles/image", "{:.1f}"),
                               ("model", "model", "{}"), ("cycles", "total cycles", "{}")]))
+    return _verdict(result, f"{args.vectors} images", args.stall)
+
+
+def _verdict(result, what, stall):
+    """Print the waveform's place and PASS/FAIL; the exit status."""
     if "waves" in result:
         print(f"waveform: {result['waves']}")
     ok = result["passed"] and result["mismatches"] == 0
-    print(f"{'PASS' if ok else 'FAIL'}: {args.vectors} images x {len(args.stall)} stall "
-          f"modes, {result['mismatches']} mismatches with the golden model "
+    print(f"{'PASS' if ok else 'FAIL'}: {what} x {len(stall)} stall modes, "
+          f"{result['mismatches']} mismatches with the golden model "
           f"(simulator log: {result['log']})")
     return 0 if ok else 1
 

@@ -17,13 +17,17 @@ def sign(x):
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
-class SignSTE(torch.autograd.Function):
-    """Sign with the clipped straight-through gradient ``1[|x| <= 1]``."""
+class _SignForward(torch.autograd.Function):
+    """Forward :func:`sign`, keeping ``x`` for a subclass's surrogate gradient."""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return sign(x)
+
+
+class SignSTE(_SignForward):
+    """Sign with the clipped straight-through gradient ``1[|x| <= 1]``."""
 
     @staticmethod
     def backward(ctx, grad):
@@ -43,14 +47,9 @@ class BinarySign(nn.Module):
         return sign_ste(x)
 
 
-class ApproxSign(torch.autograd.Function):
+class ApproxSign(_SignForward):
     """Sign with Bi-Real Net's piecewise-polynomial gradient (Liu et al., ECCV 2018):
     ``dL/dx = dL/dy * (2 - 2|x|)`` on ``[-1, 1]``, 0 outside. Forward as :func:`sign`."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return sign(x)
 
     @staticmethod
     def backward(ctx, grad):

@@ -17,32 +17,23 @@ def _key(c, bits):
     return int(c[0]) | int(c[1]) << bits | int(c[2]) << (2 * bits)
 
 
-def frame_beats(frames, cin, bits):
-    """``[(coords, feature bits), ...]`` (hardware order) to input words and (tlast, tuser)."""
+def frame_beats(frames, width, bits):
+    """``[(coords, bit vectors), ...]`` (hardware order) to bus words (vector in the low
+    ``width`` bits, then x, y, z) and (tlast, tuser): the input beats of feature frames, or the
+    expected output beats of result frames (``tuser`` 1 marks an empty frame's beat)."""
     data, framing = [], []
-    for coords, feats in frames:
+    for coords, vectors in frames:
         if len(coords) == 0:
             data.append(0)
             framing.append((1, 1))
             continue
-        for i, (c, f) in enumerate(zip(coords, feats)):
-            data.append(bits_to_int(np.asarray(f)) | _key(c, bits) << cin)
+        for i, (c, v) in enumerate(zip(coords, vectors)):
+            data.append(bits_to_int(np.asarray(v)) | _key(c, bits) << width)
             framing.append((int(i == len(coords) - 1), 0))
     return data, framing
 
 
-def result_beats(frames, cout, bits):
-    """``[(coords, output bits), ...]`` to the expected output words and (tlast, tuser)."""
-    data, framing = [], []
-    for coords, out in frames:
-        if len(coords) == 0:
-            data.append(0)
-            framing.append((1, 1))
-            continue
-        for i, (c, o) in enumerate(zip(coords, out)):
-            data.append(bits_to_int(np.asarray(o)) | _key(c, bits) << cout)
-            framing.append((int(i == len(coords) - 1), 0))
-    return data, framing
+result_beats = frame_beats
 
 
 def error_beats(code, cout):
