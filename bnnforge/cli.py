@@ -165,6 +165,76 @@ def _verdict(result, what, stall):
     return 0 if ok else 1
 
 
+def _cmd_quantize(args):
+    from golden.checkpoint import load_checkpoint
+    from golden.groupnet import GroupNet
+    from quant.bitstream import write
+
+    model, spec, meta = load_checkpoint(args.checkpoint)
+    if isinstance(model, GroupNet):
+        bs = model.to_bitstream(spec["height"], spec["width"], meta=meta)
+    else:
+        bs = model.to_bitstream(spec, meta)
+    write(bs, args.output)
+    print(f"wrote {args.output} ({bs.kind}, {args.output.stat().st_size} bytes)")
+    return 0
+
+
+def _cmd_inspect(args):
+    import json
+    import struct
+
+    import numpy as np
+
+    from quant.bitstream import read
+    from .flows import format_table
+
+    bs = read(args.bitstream)
+    raw = args.bitstream.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    checksum = json.loads(raw[8:8 + n])["__metadata__"]["checksum"]
+    if bs.kind == "dense":
+        layers = [{"name": l.name, "kind": "dense", "shape": f"{l.rows}x{l.cols}",
+                   "output": l.output, "weight_bits": l.rows * l.cols,
+                   "encoding": "packed bits, LSB first",
+                   "threshold_width": l.threshold_width if l.output == "bits" else None}
+                  for l in bs.layers]
+    else:
+        spec = bs.groupnet
+        c = spec["channels"]
+        layers = [{"name": f"g{g}.b{k}.u{j}", "kind": "binary unit",
+                   "shape": f"{c}x{9 * c}", "output": f"{spec['format']['width']}-bit codes",
+                   "weight_bits": 9 * c * c, "encoding": f"dilation {u['dilation']}",
+                   "threshold_width": None}
+                  for g, group in enumerate(spec["groups"])
+                  for k, base in enumerate(group["units"]) for j, u in enumerate(base)]
+    info = {"file": str(args.bitstream), "bytes": len(raw), "kind": bs.kind,
+            "checksum": checksum, "input": bs.input, "meta": bs.meta, "layers": layers,
+            "weight_bits": sum(l["weight_bits"] for l in layers)}
+    if bs.kind == "groupnet":
+        info["format"] = bs.groupnet["format"]
+        info["gates"] = [g["gate"] for g in bs.groupnet["groups"]]
+        info["lambdas"] = [np.asarray(g["lambdas"]).tolist() for g in bs.groupnet["groups"]]
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"{info['file']}: {info['kind']} network, {info['bytes']} bytes, {info['checksum']}")
+    print(format_table(layers, [("name", "layer", "{}"), ("kind", "kind", "{}"),
+                                ("shape", "shape", "{}"), ("output", "output", "{}"),
+                                ("weight_bits", "weight bits", "{}"),
+                                ("encoding", "encoding", "{}")]))
+    print(f"total weight bits: {info['weight_bits']}")
+    return 0
+
+
+def _cmd_study(args):
+    from .study import run_csign_study
+
+    run_csign_study(out_dir=args.out, epochs=args.epochs, seeds=tuple(range(args.seeds)))
+    print(f"reports: {Path(args.out) / 'report.json'}, {Path(args.out) / 'flip_rate.png'}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="bnnforge",
@@ -219,6 +289,28 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors and stalls (0)")
     _add_folding(p)
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser("quantize", help="export a checkpoint as a weight bitstream",
+                       description="Load a bnnforge checkpoint safely (weights only) and write "
+                                   "its weight bitstream (batch-norm folded, bits packed).")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="bitstream to write")
+    p.set_defaults(func=_cmd_quantize)
+
+    p = sub.add_parser("inspect", help="print a bitstream's layers, sizes and checksum",
+                       description="Validate a weight bitstream and describe it.")
+    p.add_argument("bitstream", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("study", help="studies: csign (sign vs UaBNN's c-sign)",
+                       description="csign: train the digits MLP with sign and c-sign, several "
+                                   "seeds, and report flip rates and accuracy.")
+    p.add_argument("name", choices=("csign",))
+    p.add_argument("--out", default="build/study-csign")
+    p.add_argument("--epochs", type=_positive_int, default=30)
+    p.add_argument("--seeds", type=_positive_int, default=3)
+    p.set_defaults(func=_cmd_study)
     return parser
 
 

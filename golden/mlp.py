@@ -18,10 +18,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from quant.binarize import sign_ste
+from quant.csign import CSign
 from quant.bitstream import Bitstream, DenseLayer
 from quant.thresholds import fold_batchnorm
 
-__all__ = ["BinaryLinear", "BinaryMLP"]
+__all__ = ["BINARIZERS", "BinaryLinear", "BinaryMLP"]
+
+BINARIZERS = ("sign", "csign")
 
 
 class BinaryLinear(nn.Module):
@@ -31,23 +34,34 @@ class BinaryLinear(nn.Module):
     training loop calls after each step.
     """
 
-    def __init__(self, in_features, out_features):
+    def __init__(self, in_features, out_features, binarizer="sign"):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"BinaryLinear needs positive sizes, not {in_features}x{out_features}")
+        if binarizer not in BINARIZERS:
+            raise ValueError(f"unknown binarizer {binarizer!r}; choose one of "
+                             f"{', '.join(BINARIZERS)}")
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-1, 1)
                                    * math.sqrt(3.0 / in_features))
+        self.csign = CSign((out_features, in_features)) if binarizer == "csign" else None
+
+    def binary_weight(self):
+        """``+-1`` weights as the forward pass uses them (c-sign steps in training mode)."""
+        return sign_ste(self.weight) if self.csign is None else self.csign(self.weight)
 
     def forward(self, x):
-        return F.linear(x, sign_ste(self.weight))
+        return F.linear(x, self.binary_weight())
 
     @torch.no_grad()
     def clip_(self):
         self.weight.clamp_(-1, 1)
 
     def weight_bits(self):
-        """The binary weights as 0/1 (bit 1 means +1; sign(0) = +1)."""
+        """The binary weights as 0/1 (bit 1 means +1; sign(0) = +1): for c-sign, the bits it
+        keeps (the trained model's own binarized weights)."""
+        if self.csign is not None and int(self.csign.step) > 0:
+            return self.csign.weight_bits().numpy()
         return (self.weight.detach() >= 0).to(torch.uint8).numpy()
 
 
@@ -60,13 +74,14 @@ class BinaryMLP(nn.Module):
         Input bits, hidden widths, number of classes; at least two entries.
     """
 
-    def __init__(self, sizes):
+    def __init__(self, sizes, binarizer="sign"):
         super().__init__()
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"BinaryMLP sizes must be at least two positive integers, not {sizes}")
-        self.sizes = sizes
-        self.fcs = nn.ModuleList(BinaryLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.sizes, self.binarizer = sizes, binarizer
+        self.fcs = nn.ModuleList(BinaryLinear(a, b, binarizer)
+                                 for a, b in zip(sizes[:-1], sizes[1:]))
         self.bns = nn.ModuleList(nn.BatchNorm1d(s) for s in sizes[1:-1])
         self.log_scale = nn.Parameter(torch.tensor(-0.5 * math.log(sizes[-2])))
 
@@ -75,6 +90,15 @@ class BinaryMLP(nn.Module):
         for fc, bn in zip(self.fcs[:-1], self.bns):
             x = sign_ste(bn(fc(x)))
         return self.fcs[-1](x) * self.log_scale.exp()
+
+    def layer_bits(self):
+        """``{layer name: weight bits}`` as the model binarizes them now."""
+        return {f"fc{i}": fc.weight_bits() for i, fc in enumerate(self.fcs)}
+
+    def uncertainty(self):
+        """``{layer name: summed c-sign uncertainty}`` (empty for plain sign)."""
+        return {f"fc{i}": fc.csign.uncertainty() for i, fc in enumerate(self.fcs)
+                if fc.csign is not None}
 
     def clip_(self):
         for fc in self.fcs:

@@ -9,7 +9,8 @@
 import torch
 from torch import nn
 
-__all__ = ["sign", "SignSTE", "sign_ste", "BinarySign", "ApproxSign", "approx_sign", "ScaledSignSTE"]
+__all__ = ["sign", "SignSTE", "sign_ste", "BinarySign", "ApproxSign", "approx_sign", "ScaledSignSTE",
+           "SignIdentitySTE", "xnor_scale", "ScaledSign"]
 
 
 def sign(x):
@@ -75,3 +76,31 @@ class ScaledSignSTE(torch.autograd.Function):
     def backward(ctx, grad):
         (w,) = ctx.saved_tensors
         return grad * (w.abs() <= 1).to(grad.dtype)
+
+
+class SignIdentitySTE(_SignForward):
+    """Sign with the plain (identity) straight-through gradient ``dL/dx = dL/dy``."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def xnor_scale(w, per_channel=False):
+    """XNOR-Net's scale ``alpha = mean |W|``: one for the tensor, or one per output channel
+    (dimension 0) with ``per_channel``, shaped to broadcast against ``w``."""
+    if per_channel:
+        return w.abs().reshape(w.shape[0], -1).mean(dim=1).reshape(-1, *([1] * (w.dim() - 1)))
+    return w.abs().mean()
+
+
+class ScaledSign(nn.Module):
+    """``alpha * sign(W)`` (XNOR-Net) with the clipped straight-through gradient; returns the
+    scaled weights. ``per_channel`` gives each output channel its own ``alpha``."""
+
+    def __init__(self, per_channel=False):
+        super().__init__()
+        self.per_channel = per_channel
+
+    def forward(self, w):
+        return sign_ste(w) * xnor_scale(w.detach(), self.per_channel)

@@ -102,3 +102,28 @@ def test_groupnet_verilog_and_sim(tmp_path, groupnet_bitstream):
                  "--stall", "none", "both", "-o", tmp_path / "d")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS: 3 images x 2 stall modes, 0 mismatches" in r.stdout
+
+
+def test_quantize_and_inspect(tmp_path):
+    import torch
+
+    from golden.checkpoint import save_checkpoint
+    from golden.digits import input_spec
+    from golden.mlp import BinaryMLP
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.ckpt", BinaryMLP([64, 16, 10]).eval(), input_spec((8,)))
+    r = bnnforge("quantize", tmp_path / "m.ckpt", "-o", tmp_path / "m.bnn")
+    assert r.returncode == 0, r.stderr
+    r = bnnforge("inspect", tmp_path / "m.bnn", "--json")
+    info = json.loads(r.stdout)
+    assert info["kind"] == "dense" and info["weight_bits"] == 64 * 16 + 16 * 10
+    assert [l["shape"] for l in info["layers"]] == ["16x64", "10x16"]
+    assert info["checksum"].startswith("sha256:")
+    r = bnnforge("inspect", tmp_path / "m.bnn")
+    assert "fc0" in r.stdout and info["checksum"] in r.stdout
+    (tmp_path / "junk.ckpt").write_text("junk")
+    _user_error(bnnforge("quantize", tmp_path / "junk.ckpt", "-o", tmp_path / "j.bnn"),
+                f"{tmp_path / 'junk.ckpt'}: not a readable checkpoint; is it a bnnforge "
+                f"checkpoint, complete and uncorrupted?")
+    assert not (tmp_path / "j.bnn").exists()

@@ -1,0 +1,88 @@
+"""Checkpoints of the golden networks: safe to load (``torch.load(weights_only=True)``: tensors
+and plain data only, no pickled code) and checked before use.
+
+A checkpoint is a dict ``{"format": "bnnforge-checkpoint", "version": 1, "kind": "mlp" |
+"groupnet", "config": {...}, "input": {...}, "state_dict": {...}}``.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from quant.errors import BnnforgeError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+
+FORMAT = "bnnforge-checkpoint"
+
+
+class CheckpointError(BnnforgeError):
+    """A file that is not a checkpoint of ours, or one that is corrupt."""
+
+
+def _config(model):
+    from .groupnet import GroupNet
+    from .mlp import BinaryMLP
+
+    if isinstance(model, BinaryMLP):
+        return "mlp", {"sizes": model.sizes, "binarizer": model.binarizer}
+    if isinstance(model, GroupNet):
+        return "groupnet", dict(model.config)
+    raise BnnforgeError(f"cannot checkpoint a {type(model).__name__}")
+
+
+def save_checkpoint(path, model, input_spec, meta=None):
+    """Write ``model`` (a BinaryMLP or GroupNet) with its input description; atomic."""
+    kind, config = _config(model)
+    data = {"format": FORMAT, "version": 1, "kind": kind, "config": config,
+            "input": dict(input_spec), "meta": dict(meta or {}),
+            "state_dict": model.state_dict()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path):
+    """``(model, input_spec, meta)`` from a checkpoint; :class:`CheckpointError` names what is
+    wrong with a file that is not ours or is corrupt."""
+    from .groupnet import GroupNet
+    from .mlp import BinaryMLP
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception:
+        raise CheckpointError(f"{path}: not a readable checkpoint; is it a bnnforge "
+                              f"checkpoint, complete and uncorrupted?")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a bnnforge checkpoint (no {FORMAT!r} marker)")
+    if data.get("version") != 1:
+        raise CheckpointError(f"{path}: checkpoint version {data.get('version')!r} is not "
+                              f"supported; this bnnforge reads version 1")
+    try:
+        kind, config = data["kind"], data["config"]
+        if kind == "mlp":
+            model = BinaryMLP(config["sizes"], config.get("binarizer", "sign"))
+        elif kind == "groupnet":
+            model = GroupNet(**config)
+        else:
+            raise CheckpointError(f"{path}: unknown model kind {kind!r}")
+        model.load_state_dict(data["state_dict"])
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: corrupt checkpoint ({first})")
+    return model.eval(), data.get("input", {}), data.get("meta", {})

@@ -1,0 +1,116 @@
+"""UaBNN's certainty-sign (Zhao et al., IJCAI 2021, equations 3-5 and Algorithm 1).
+
+* Uncertainty of a latent weight (Eq. 3): ``f(x) = exp(-x^2 / (2 sigma^2)) / (sqrt(2 pi) sigma)``,
+  ``sigma`` by default the spread (standard deviation) of the layer's initial weights, as the
+  paper sets it. Taken literally: with a small ``sigma`` the density exceeds 1.
+* Combined uncertainty over the last ``m`` states (Eq. 4): ``f^(x_t) = f(x_t)`` for ``t <= m``,
+  else ``1 - prod_{i=t-m..t} (1 - f(x_i))`` (``m + 1`` factors).
+* c-sign (Eq. 5): ``csign(x_t) = sign(x_t)`` if ``f^(x_t) <= max(f^(x_{t-1}), Delta)``, else
+  ``csign(x_{t-1})``. ``Delta`` is adaptive: the ``delta`` quantile (default 0.1) of the
+  layer's sorted ``f^(x_t)`` values. The first ``m`` steps use plain sign.
+
+:class:`CSign` keeps the state (step, last ``m`` uncertainties, previous combined uncertainty,
+previous bits) in module buffers, so it is saved and restored with a checkpoint. A step happens
+on each forward call in training mode (Algorithm 1 binarizes once per iteration); in eval mode
+the module returns the stored bits unchanged. Gradients: straight-through, clipped to
+``|x| <= 1`` (the weights' gradients are not matched to the kept bits, as in the paper).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from .binarize import sign
+
+__all__ = ["gaussian_uncertainty", "combined_uncertainty", "CSign"]
+
+
+def gaussian_uncertainty(x, sigma):
+    """Eq. 3."""
+    return torch.exp(-x * x / (2 * sigma * sigma)) / (math.sqrt(2 * math.pi) * sigma)
+
+
+def combined_uncertainty(history):
+    """Eq. 4 for ``t > m``: ``1 - prod (1 - f(x_i))`` over a stack of ``m + 1`` uncertainties."""
+    return 1 - torch.prod(1 - history, dim=0)
+
+
+class _KeptBits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, bits):
+        ctx.save_for_backward(x)
+        return bits.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype), None
+
+
+class CSign(nn.Module):
+    """Certainty-sign binarizer of a weight tensor of ``shape``; returns ``+-1``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    sigma : float
+        Eq. 3's spread (default: set from the first weights seen, their standard deviation).
+    m : int
+        States combined by Eq. 4 (default 2).
+    delta : float
+        Quantile of the layer's uncertainties used as ``Delta`` (default 0.1; 1.0 makes c-sign
+        plain sign).
+    """
+
+    def __init__(self, shape, sigma=None, m=2, delta=0.1):
+        super().__init__()
+        if m < 1:
+            raise ValueError(f"m must be a positive integer, not {m}")
+        if not 0.0 <= delta <= 1.0:
+            raise ValueError(f"delta is a quantile in [0, 1], not {delta}")
+        self.m, self.delta = m, delta
+        self.register_buffer("sigma", torch.tensor(float("nan") if sigma is None else sigma))
+        self.register_buffer("step", torch.tensor(0, dtype=torch.int64))
+        self.register_buffer("history", torch.zeros((m, *shape)))   # f(x_{t-1}) .. f(x_{t-m})
+        self.register_buffer("prev_fhat", torch.zeros(shape))
+        self.register_buffer("bits", torch.ones(shape))             # csign(x_{t-1}), +-1
+        self.register_buffer("flips", torch.tensor(0, dtype=torch.int64))
+
+    @torch.no_grad()
+    def update(self, x):
+        """One training step: the new bits for latent weights ``x`` (Eq. 5)."""
+        if torch.isnan(self.sigma):
+            self.sigma.fill_(float(x.std()) if x.numel() > 1 else 1.0)
+        t = int(self.step) + 1
+        f = gaussian_uncertainty(x, self.sigma)
+        if t <= self.m:
+            fhat = f
+            new = sign(x)
+        else:
+            fhat = combined_uncertainty(torch.cat([f[None], self.history]))
+            delta = torch.quantile(fhat.flatten().double(), self.delta).to(fhat.dtype)
+            follow = fhat <= torch.maximum(self.prev_fhat, delta)
+            new = torch.where(follow, sign(x), self.bits)
+        if t > 1:
+            self.flips.fill_(int((new != self.bits).sum()))
+        self.history.copy_(torch.cat([f[None], self.history[:-1]]))
+        self.prev_fhat.copy_(fhat)
+        self.bits.copy_(new)
+        self.step.fill_(t)
+        return new
+
+    def forward(self, x):
+        if self.training:
+            self.update(x.detach())
+        elif int(self.step) == 0:
+            return sign(x)
+        return _KeptBits.apply(x, self.bits)
+
+    def uncertainty(self):
+        """The layer's summed combined uncertainty at the last step (``sum f^``)."""
+        return float(self.prev_fhat.sum())
+
+    def weight_bits(self):
+        """The kept bits as 0/1 (bit 1 means +1)."""
+        return (self.bits > 0).to(torch.uint8)
