@@ -230,7 +230,8 @@ def _cmd_inspect(args):
 def _cmd_study(args):
     from .study import run_csign_study
 
-    run_csign_study(out_dir=args.out, epochs=args.epochs, seeds=tuple(range(args.seeds)))
+    run_csign_study(out_dir=args.out, epochs=args.epochs, seeds=tuple(range(args.seeds)),
+                    networks=("mlp", "groupnet") if args.network == "both" else (args.network,))
     print(f"reports: {Path(args.out) / 'report.json'}, {Path(args.out) / 'flip_rate.png'}")
     return 0
 
@@ -310,6 +311,8 @@ def build_parser():
     p.add_argument("--out", default="build/study-csign")
     p.add_argument("--epochs", type=_positive_int, default=30)
     p.add_argument("--seeds", type=_positive_int, default=3)
+    p.add_argument("--network", choices=("mlp", "groupnet", "both"), default="both",
+                   help="the digits MLP, the digits Group-Net (K = 1), or both (default)")
     p.set_defaults(func=_cmd_study)
     return parser
 

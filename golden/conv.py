@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from quant.binarize import sign_ste
+from quant.csign import WeightBinarizer
 
 __all__ = ["conv_output_size", "pad_bits", "binary_conv2d_popcount", "weights_hwc",
            "BinaryConv2d"]
@@ -62,10 +62,11 @@ class BinaryConv2d(nn.Module):
     stride, dilation, padding : int
     pad_bit : 0 or 1
         Value of padded positions: 1 means +1 (default, as the Group-Net authors), 0 means -1.
+    binarizer : "sign" or "csign"
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, dilation=1,
-                 padding=None, pad_bit=1):
+                 padding=None, pad_bit=1, binarizer="sign"):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("kernel_size", kernel_size), ("stride", stride),
@@ -79,14 +80,16 @@ class BinaryConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size,
                                                kernel_size).uniform_(-1, 1)
                                    * (3.0 / (in_channels * kernel_size ** 2)) ** 0.5)
+        self.binarize = WeightBinarizer(self.weight.shape, binarizer)
 
     def forward(self, x):
         x = pad_bits(x, self.padding, self.pad_bit)
-        return F.conv2d(x, sign_ste(self.weight), stride=self.stride, dilation=self.dilation)
+        return F.conv2d(x, self.binarize(self.weight), stride=self.stride,
+                        dilation=self.dilation)
 
     @torch.no_grad()
     def clip_(self):
         self.weight.clamp_(-1, 1)
 
     def weight_bits(self):
-        return (self.weight.detach() >= 0).to(torch.uint8)
+        return self.binarize.bits(self.weight)

@@ -45,7 +45,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from quant.activation import ActivationQuant
-from quant.binarize import ScaledSignSTE, approx_sign
+from quant.binarize import approx_sign
+from quant.csign import WeightBinarizer
 from .conv import binary_conv2d_popcount, weights_hwc
 
 __all__ = ["DECOMPOSITIONS", "FixedPoint", "BinaryUnit", "GroupNet", "round_shift",
@@ -99,12 +100,13 @@ class BinaryUnit(nn.Module):
     weights with fixed-point activations, a golden-only variant (padding then is 0, the
     quantizer's lowest level)."""
 
-    def __init__(self, channels, dilation=1, act_bits=None, act_beta=1.0):
+    def __init__(self, channels, dilation=1, act_bits=None, act_beta=1.0, binarizer="sign"):
         super().__init__()
         self.channels, self.dilation = channels, dilation
         self.act = None if act_bits is None else ActivationQuant(act_bits, act_beta)
         self.weight = nn.Parameter(torch.empty(channels, channels, 3, 3).uniform_(-1, 1)
                                    * (3.0 / (9 * channels)) ** 0.5)
+        self.binarize = WeightBinarizer(self.weight.shape, binarizer)
         self.bn = nn.BatchNorm2d(channels)
 
     def forward(self, x):
@@ -112,7 +114,7 @@ class BinaryUnit(nn.Module):
             b = F.pad(self.act(x), (self.dilation,) * 4, value=0.0)
         else:
             b = F.pad(approx_sign(x), (self.dilation,) * 4, value=1.0)
-        w = ScaledSignSTE.apply(self.weight)
+        w = self.binarize(self.weight) * self.weight.detach().abs().mean()
         return self.bn(F.relu(F.conv2d(b, w, dilation=self.dilation))) + x
 
     @torch.no_grad()
@@ -130,7 +132,7 @@ class BinaryUnit(nn.Module):
         std = torch.sqrt(bn.running_var.double() + bn.eps)
         a = bn.weight.detach().double() * alpha / std
         c = bn.bias.detach().double() - bn.weight.detach().double() * bn.running_mean.double() / std
-        return {"weights": weights_hwc((w >= 0).to(torch.uint8)).numpy(),
+        return {"weights": weights_hwc(self.binarize.bits(self.weight)).numpy(),
                 "scale": to_fixed(a.numpy(), fmt.scale_frac),
                 "shift": to_fixed(c.numpy(), fmt.frac), "dilation": self.dilation}
 
@@ -149,11 +151,13 @@ class GroupNet(nn.Module):
         Dilation of each base in the last ``bpac_blocks`` blocks (BPAC); None for none.
     act_bits, act_beta : int or None, float
         K-bit activations instead of binary ones (golden only; see :class:`BinaryUnit`).
+    binarizer : "sign" or "csign"
+        Weight binarizer of every unit (the scale ``mean|W|`` multiplies either).
     """
 
     def __init__(self, in_channels=1, channels=16, blocks=2, bases=3, classes=10,
                  decomposition="groupnet", bpac_rates=None, bpac_blocks=1, act_bits=None,
-                 act_beta=1.0):
+                 act_beta=1.0, binarizer="sign"):
         super().__init__()
         if not 1 <= bases <= 8:
             raise ValueError(f"Group-Net bases must be between 1 and 8, not {bases}")
@@ -166,7 +170,7 @@ class GroupNet(nn.Module):
         self.config = dict(in_channels=in_channels, channels=channels, blocks=blocks,
                            bases=bases, classes=classes, decomposition=decomposition,
                            bpac_rates=list(bpac_rates) if bpac_rates else None,
-                           bpac_blocks=bpac_blocks, act_bits=act_bits)
+                           bpac_blocks=bpac_blocks, act_bits=act_bits, binarizer=binarizer)
         units = 2 * blocks
         size = {"layer": 1, "gbd1": 2, "groupnet": 2, "gbd2": 4, "gbd3": units}[decomposition]
         self.groups = [list(range(i, min(i + size, units))) for i in range(0, units, size)]
@@ -181,7 +185,8 @@ class GroupNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels), nn.ReLU())
         self.units = nn.ModuleList(
-            nn.ModuleList(nn.ModuleList(BinaryUnit(channels, rate(u, k), act_bits, act_beta)
+            nn.ModuleList(nn.ModuleList(BinaryUnit(channels, rate(u, k), act_bits, act_beta,
+                                                   binarizer)
                                         for u in group)
                           for k in range(bases)) for group in self.groups)
         self.lambdas = nn.Parameter(torch.full((len(self.groups), bases), 1.0 / bases))

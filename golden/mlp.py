@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from quant.binarize import sign_ste
-from quant.csign import CSign
+from quant.csign import BINARIZERS, WeightBinarizer
 from quant.bitstream import Bitstream, DenseLayer
 from quant.thresholds import fold_batchnorm
 
@@ -38,17 +38,14 @@ class BinaryLinear(nn.Module):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"BinaryLinear needs positive sizes, not {in_features}x{out_features}")
-        if binarizer not in BINARIZERS:
-            raise ValueError(f"unknown binarizer {binarizer!r}; choose one of "
-                             f"{', '.join(BINARIZERS)}")
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-1, 1)
                                    * math.sqrt(3.0 / in_features))
-        self.csign = CSign((out_features, in_features)) if binarizer == "csign" else None
+        self.binarize = WeightBinarizer((out_features, in_features), binarizer)
 
     def binary_weight(self):
         """``+-1`` weights as the forward pass uses them (c-sign steps in training mode)."""
-        return sign_ste(self.weight) if self.csign is None else self.csign(self.weight)
+        return self.binarize(self.weight)
 
     def forward(self, x):
         return F.linear(x, self.binary_weight())
@@ -60,9 +57,7 @@ class BinaryLinear(nn.Module):
     def weight_bits(self):
         """The binary weights as 0/1 (bit 1 means +1; sign(0) = +1): for c-sign, the bits it
         keeps (the trained model's own binarized weights)."""
-        if self.csign is not None and int(self.csign.step) > 0:
-            return self.csign.weight_bits().numpy()
-        return (self.weight.detach() >= 0).to(torch.uint8).numpy()
+        return self.binarize.bits(self.weight).numpy()
 
 
 class BinaryMLP(nn.Module):
@@ -97,8 +92,8 @@ class BinaryMLP(nn.Module):
 
     def uncertainty(self):
         """``{layer name: summed c-sign uncertainty}`` (empty for plain sign)."""
-        return {f"fc{i}": fc.csign.uncertainty() for i, fc in enumerate(self.fcs)
-                if fc.csign is not None}
+        return {f"fc{i}": fc.binarize.uncertainty() for i, fc in enumerate(self.fcs)
+                if fc.binarize.csign is not None}
 
     def clip_(self):
         for fc in self.fcs:

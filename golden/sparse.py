@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from quant.binarize import sign_ste
+from quant.csign import WeightBinarizer
 from quant.errors import BnnforgeError
 
 __all__ = ["OFFSETS", "offset_index", "voxel_keys", "voxelize", "sort_frame", "ssc_kernel_map",
@@ -204,13 +204,14 @@ class BinarySparseConv(nn.Module):
     kernel map, ``sign(W_k)`` with the straight-through gradient, scattered with
     ``index_add``."""
 
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, binarizer="sign"):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(27, out_channels, in_channels).uniform_(-1, 1)
                                    * (3.0 / (27 * in_channels)) ** 0.5)
+        self.binarize = WeightBinarizer(self.weight.shape, binarizer)
 
     def forward(self, feats, kmap):
-        w = sign_ste(self.weight)
+        w = self.binarize(self.weight)
         out = feats.new_zeros(feats.shape[0], w.shape[1])
         kmap = torch.as_tensor(kmap)
         for k in range(27):
@@ -220,7 +221,7 @@ class BinarySparseConv(nn.Module):
         return out
 
     def weight_bits(self):
-        return (self.weight.detach() >= 0).to(torch.uint8).numpy()
+        return self.binarize.bits(self.weight).numpy()
 
 
 def binary_ssc_bits(coords, feat_bits, weight_bits, thresholds, bits):

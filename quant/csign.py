@@ -23,7 +23,7 @@ from torch import nn
 
 from .binarize import sign
 
-__all__ = ["gaussian_uncertainty", "combined_uncertainty", "CSign"]
+__all__ = ["gaussian_uncertainty", "combined_uncertainty", "CSign", "BINARIZERS", "WeightBinarizer"]
 
 
 def gaussian_uncertainty(x, sigma):
@@ -114,3 +114,32 @@ class CSign(nn.Module):
     def weight_bits(self):
         """The kept bits as 0/1 (bit 1 means +1)."""
         return (self.bits > 0).to(torch.uint8)
+
+
+BINARIZERS = ("sign", "csign")
+
+
+class WeightBinarizer(nn.Module):
+    """The weight binarizer of a layer: ``sign`` (clipped straight-through) or ``csign``
+    (:class:`CSign`, stepping in training mode). Returns ``+-1`` weights."""
+
+    def __init__(self, shape, kind="sign"):
+        super().__init__()
+        if kind not in BINARIZERS:
+            raise ValueError(f"unknown binarizer {kind!r}; choose one of {', '.join(BINARIZERS)}")
+        self.kind = kind
+        self.csign = CSign(tuple(shape)) if kind == "csign" else None
+
+    def forward(self, w):
+        from .binarize import sign_ste
+
+        return sign_ste(w) if self.csign is None else self.csign(w)
+
+    def bits(self, w):
+        """The binary weights as 0/1: for c-sign the bits it keeps once it has stepped."""
+        if self.csign is not None and int(self.csign.step) > 0:
+            return self.csign.weight_bits()
+        return (w.detach() >= 0).to(torch.uint8)
+
+    def uncertainty(self):
+        return None if self.csign is None else self.csign.uncertainty()

@@ -31,7 +31,7 @@ def test_export_equals_the_models_own_binarized_forward(binarizer, schedule, opt
         logits = model(torch.from_numpy(x).float())
     assert torch.equal(scores.argmax(1), logits.argmax(1))
     if binarizer == "csign":
-        kept = model.fcs[-1].csign.weight_bits().numpy()
+        kept = model.fcs[-1].binarize.csign.weight_bits().numpy()
         assert (bs.layers[-1].weights == kept).all()
 
 
@@ -41,8 +41,8 @@ def test_checkpoint_roundtrip_keeps_csign_state(tmp_path):
     back, spec, meta = load_checkpoint(path)
     assert spec == input_spec((8,)) and meta == {"seed": 0}
     for a, b in zip(model.fcs, back.fcs):
-        assert torch.equal(a.csign.bits, b.csign.bits)
-        assert int(a.csign.step) == int(b.csign.step) > 0
+        assert torch.equal(a.binarize.csign.bits, b.binarize.csign.bits)
+        assert int(a.binarize.csign.step) == int(b.binarize.csign.step) > 0
     with torch.no_grad():
         assert torch.equal(model(torch.from_numpy(x).float()), back(torch.from_numpy(x).float()))
 
@@ -78,3 +78,29 @@ def test_identity_ste_and_xnor_scales():
     assert float(xnor_scale(w)) == 1.25
     assert xnor_scale(w, per_channel=True).flatten().tolist() == [2.0, 0.5]
     assert ScaledSign(per_channel=True)(w).tolist() == [[2.0, -2.0], [0.5, 0.5]]
+
+
+def test_csign_in_conv_groupnet_and_sparse_layers():
+    """c-sign is usable in convolution, Group-Net units and sparse convolution: in training
+    each forward steps it, and the exported bits are the ones it keeps."""
+    from golden.conv import BinaryConv2d
+    from golden.groupnet import GroupNet
+    from golden.sparse import BinarySparseConv, ssc_kernel_map
+
+    conv = BinaryConv2d(2, 3, binarizer="csign").train()
+    conv(torch.ones(1, 2, 4, 4))
+    assert int(conv.binarize.csign.step) == 1
+    assert torch.equal(conv.weight_bits(), conv.binarize.csign.weight_bits())
+
+    net = GroupNet(channels=4, blocks=1, bases=2, binarizer="csign").train()
+    net(torch.rand(2, 1, 6, 6))
+    unit = net.units[0][1][0]
+    assert int(unit.binarize.csign.step) == 1
+    from golden.conv import weights_hwc
+    assert (net.eval().fixed_point()["groups"][0]["units"][1][0]["weights"]
+            == weights_hwc(unit.binarize.csign.weight_bits()).numpy()).all()
+
+    coords = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0]])
+    sparse = BinarySparseConv(2, 2, binarizer="csign").train()
+    sparse(torch.ones(3, 2), ssc_kernel_map(coords, 4))
+    assert int(sparse.binarize.csign.step) == 1
