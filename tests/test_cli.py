@@ -127,3 +127,20 @@ def test_quantize_and_inspect(tmp_path):
                 f"{tmp_path / 'junk.ckpt'}: not a readable checkpoint; is it a bnnforge "
                 f"checkpoint, complete and uncorrupted?")
     assert not (tmp_path / "j.bnn").exists()
+
+
+def test_quantize_groupnet_checkpoint(tmp_path):
+    import torch
+
+    from golden.checkpoint import save_checkpoint
+    from golden.groupnet import GroupNet
+
+    torch.manual_seed(0)
+    model = GroupNet(channels=4, blocks=1, bases=3, decomposition="groupnet",
+                     bpac_rates=[1, 2, 3]).eval()
+    save_checkpoint(tmp_path / "g.ckpt", model, {"height": 6, "width": 6})
+    r = bnnforge("quantize", tmp_path / "g.ckpt", "-o", tmp_path / "g.bnn")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(bnnforge("inspect", tmp_path / "g.bnn", "--json").stdout)
+    assert info["kind"] == "groupnet" and len(info["layers"]) == 3 * 2
+    assert [l["encoding"] for l in info["layers"]][-2:] == ["dilation 3", "dilation 3"]
