@@ -79,3 +79,25 @@ def test_limits_become_clear_messages(tmp_path):
         "max_voxels or split the frame",
         "frame 1: voxel keys are not strictly increasing (unsorted or duplicate voxels); "
         "sort and merge the frame (golden.sparse.sort_frame, voxelize)"]
+
+
+@pytest.mark.parametrize("mesh", ["airplane", "ant"])
+def test_point_clouds_from_meshes(tmp_path, mesh):
+    """Point clouds sampled from pyvista's meshes (ASCII and binary PLY), voxelized into
+    frames of a few hundred sites, on Icarus in four stall modes."""
+    from golden.meshes import mesh_points
+    from golden.sparse import sort_frame, voxelize
+
+    pts = mesh_points(mesh, 4000, seed=1)
+    size = (pts.max(axis=0) - pts.min(axis=0)).max() / 40
+    coords, counts = voxelize(pts, size, bits=6)
+    feats = ((counts.astype(np.int64) >> np.arange(CIN) % 4) & 1).astype(np.uint8)
+    coords, feats = sort_frame(coords, feats, 6)
+    assert 150 < len(coords) < 1500
+    rng = np.random.default_rng(4)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    t = rng.integers(-24, 24, COUT)
+    generate_sparse(w, t, 2048, 6, Folding(6, 8), tmp_path / "ssc")
+    result = simulate_sparse(tmp_path / "ssc", [(coords, feats)], w, t, "icarus",
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
