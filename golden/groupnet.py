@@ -114,7 +114,10 @@ class BinaryUnit(nn.Module):
             b = F.pad(self.act(x), (self.dilation,) * 4, value=0.0)
         else:
             b = F.pad(approx_sign(x), (self.dilation,) * 4, value=1.0)
-        w = self.binarize(self.weight) * self.weight.detach().abs().mean()
+        # Forward sign(W) * mean|W|; backward the binarizer's gradient unscaled (the
+        # authors' straight-through estimator treats the scale as a constant of value 1).
+        signs = self.binarize(self.weight)
+        w = signs + (signs * self.weight.detach().abs().mean() - signs).detach()
         return self.bn(F.relu(F.conv2d(b, w, dilation=self.dilation))) + x
 
     @torch.no_grad()

@@ -111,3 +111,25 @@ def test_multibit_activations_train_and_refuse_export():
     assert unit.weight.grad is not None and unit.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="units with multi-bit activations have no hardware"):
         model.fixed_point()
+
+
+def test_unit_weight_gradient_is_the_unscaled_straight_through_one():
+    """dL/dW = dL/dW_b * 1[|W| <= 1] where W_b = sign(W) * mean|W| is what the convolution
+    uses: the scale does not shrink the latent weights' gradient."""
+    import torch.nn.functional as F
+
+    from golden.groupnet import BinaryUnit
+    from quant.binarize import approx_sign, sign
+
+    torch.manual_seed(0)
+    unit = BinaryUnit(4, dilation=2)
+    with torch.no_grad():
+        unit.weight[0, 0, 0, 0] = 1.5   # outside the clipping range: no gradient
+    x = torch.randn(2, 4, 6, 6)
+    unit(x).square().sum().backward()
+    w = unit.weight.detach()
+    wb = (sign(w) * w.abs().mean()).requires_grad_()
+    b = F.pad(approx_sign(x), (2,) * 4, value=1.0)
+    (unit.bn(F.relu(F.conv2d(b, wb, dilation=2))) + x).square().sum().backward()
+    assert torch.allclose(unit.weight.grad, wb.grad * (w.abs() <= 1), atol=1e-5)
+    assert unit.weight.grad[0, 0, 0, 0] == 0
