@@ -32,51 +32,29 @@ def read_ply(path):
             elements.append((words[1], int(words[2]), []))
         elif words[:1] == ["property"]:
             elements[-1][2].append(words[1:])
-    verts, faces = None, []
     if fmt == "ascii":
-        tokens = body.split()
-        pos = 0
-        for name, count, props in elements:
-            rows = []
-            for _ in range(count):
-                row = []
-                for prop in props:
-                    if prop[0] == "list":
-                        k = int(tokens[pos])
-                        row.append([int(t) for t in tokens[pos + 1:pos + 1 + k]])
-                        pos += 1 + k
-                    else:
-                        row.append(float(tokens[pos]))
-                        pos += 1
-                rows.append(row)
-            if name == "vertex":
-                verts = np.array([r[:3] for r in rows], dtype=np.float64)
-            elif name == "face":
-                faces = [r[0] for r in rows]
+        tokens = iter(body.split())
+
+        def value(kind):
+            return float(next(tokens)) if _TYPES[kind] in "fd" else int(next(tokens))
     elif fmt == "binary_little_endian":
         pos = 0
-        for name, count, props in elements:
-            rows = []
-            for _ in range(count):
-                row = []
-                for prop in props:
-                    if prop[0] == "list":
-                        (k,) = struct.unpack_from("<" + _TYPES[prop[1]], body, pos)
-                        pos += struct.calcsize(_TYPES[prop[1]])
-                        t = _TYPES[prop[2]]
-                        row.append(list(struct.unpack_from(f"<{k}{t}", body, pos)))
-                        pos += k * struct.calcsize(t)
-                    else:
-                        t = _TYPES[prop[0]]
-                        row.append(struct.unpack_from("<" + t, body, pos)[0])
-                        pos += struct.calcsize(t)
-                rows.append(row)
-            if name == "vertex":
-                verts = np.array([r[:3] for r in rows], dtype=np.float64)
-            elif name == "face":
-                faces = [r[0] for r in rows]
+
+        def value(kind):
+            nonlocal pos
+            (v,) = struct.unpack_from("<" + _TYPES[kind], body, pos)
+            pos += struct.calcsize(_TYPES[kind])
+            return v
     else:
         raise BnnforgeError(f"{path}: PLY format {fmt!r} is not supported")
+    verts, faces = None, []
+    for name, count, props in elements:
+        rows = [[[value(p[2]) for _ in range(value(p[1]))] if p[0] == "list" else value(p[0])
+                 for p in props] for _ in range(count)]
+        if name == "vertex":
+            verts = np.array([r[:3] for r in rows], dtype=np.float64)
+        elif name == "face":
+            faces = [r[0] for r in rows]
     tris = [(f[0], f[i], f[i + 1]) for f in faces for i in range(1, len(f) - 1)]
     return verts, np.array(tris, dtype=np.int64).reshape(-1, 3)
 

@@ -109,3 +109,16 @@ def test_pointwise_map():
     from golden.sparse import pointwise_map
 
     assert pointwise_map(np.zeros((3, 3))).tolist() == [[0, 0, 0], [1, 1, 0], [2, 2, 0]]
+
+
+@pytest.mark.parametrize("mesh,vertices,faces", [("airplane", 1335, 2452), ("ant", 486, 912)])
+def test_ply_meshes_from_the_wheel(mesh, vertices, faces):
+    """ASCII (airplane) and binary (ant) PLY: every vertex and triangle read; sampled points
+    lie on the surface's bounding box."""
+    from golden.frog import frog_path
+    from golden.meshes import read_ply, sample_surface
+
+    verts, tris = read_ply(frog_path().parent / f"{mesh}.ply")
+    assert verts.shape == (vertices, 3) and len(tris) == faces and tris.max() < vertices
+    pts = sample_surface(verts, tris, 500, seed=0)
+    assert (pts >= verts.min(axis=0) - 1e-9).all() and (pts <= verts.max(axis=0) + 1e-9).all()
