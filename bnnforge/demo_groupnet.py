@@ -34,8 +34,6 @@ def _software(host, images):
 
 
 def _run_k(bases, data, out_dir, simulator, args, progress_label):
-    import torch
-
     from golden.groupnet import GroupNet, HostParts
     from golden.train import accuracy, seed_everything, train_classifier
 

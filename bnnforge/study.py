@@ -67,8 +67,6 @@ def _network(name, binarizer, seed, hidden):
 
 def run_csign_study(out_dir="build/study-csign", seeds=(0, 1, 2), epochs=30, hidden=(256, 256),
                     lr=1e-2, networks=("mlp", "groupnet"), groupnet_epochs=15):
-    from golden.train import accuracy, seed_everything, train_classifier
-
     started = time.monotonic()
     out_dir = Path(out_dir)
     runs = []

@@ -24,8 +24,6 @@ from quant.thresholds import fold_batchnorm
 
 __all__ = ["BINARIZERS", "BinaryLinear", "BinaryMLP"]
 
-BINARIZERS = ("sign", "csign")
-
 
 class BinaryLinear(nn.Module):
     """Fully connected layer with binary weights ``sign(W)`` (straight-through) and no bias.

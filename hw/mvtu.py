@@ -150,7 +150,7 @@ class MVTU(wiring.Component):
                 s1.eq(Cat(active, sf == 0, sf == SF - 1, last_issue, nf)),
                 slice_.eq(cur.word_select(sf, SIMD) if SF > 1 else cur),
             ]
-        words, trees = [], []
+        trees = []
         for p, words_p in enumerate(lay.weight_words(layer.weights)):
             name = _mem_name(weight_file(layer.name, p))
             mem = memory.Memory(shape=SIMD, depth=NF * SF, init=words_p)

@@ -30,7 +30,6 @@ from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for, bits_to_int
 from quant.errors import BnnforgeError
-from quant.layout import Folding
 from .fifo import StreamFifo
 from .params import check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
@@ -108,6 +107,7 @@ class SparseConv(wiring.Component):
         return pairs * self.folds
 
     cycles_per_vector = 27
+    """At most 27 pairs a voxel at one fold each: a bound the testbench's timeout uses."""
     latency = None
 
     def elaborate(self, platform):
@@ -299,7 +299,6 @@ class SparseConv(wiring.Component):
         m.d.comb += en.eq(~pending)
         rec = Signal(rec_w)                  # the record being worked on
         rec_key, rec_last = rec[:KW], rec[KW]
-        rec_mask = rec[KW + 1:KW + 28]
         rec_idx = Array(rec[KW + 28 + k * IW:KW + 28 + (k + 1) * IW] for k in range(27))
         remaining = Signal(27)
         loaded = Signal()
@@ -319,7 +318,8 @@ class SparseConv(wiring.Component):
         with m.If(frame_done | start_run):
             m.d.sync += loaded.eq(0)
         with m.Elif(records.o.valid & records.o.ready):
-            m.d.sync += [rec.eq(records.o.payload), remaining.eq(records.o.payload[KW + 1:KW + 28]),
+            mask = records.o.payload[KW + 1:KW + 28]     # the new record's present offsets
+            m.d.sync += [rec.eq(records.o.payload), remaining.eq(mask),
                          loaded.eq(1), first_item.eq(1), nf.eq(0), sf.eq(0)]
         with m.Elif(last_item):
             m.d.sync += loaded.eq(0)

@@ -9,7 +9,7 @@
 import torch
 from torch import nn
 
-__all__ = ["sign", "SignSTE", "sign_ste", "BinarySign", "ApproxSign", "approx_sign", "ScaledSignSTE",
+__all__ = ["sign", "SignSTE", "sign_ste", "BinarySign", "ApproxSign", "approx_sign",
            "SignIdentitySTE", "xnor_scale", "ScaledSign"]
 
 
@@ -61,21 +61,6 @@ class ApproxSign(_SignForward):
 def approx_sign(x):
     """Functional form of :class:`ApproxSign`."""
     return ApproxSign.apply(x)
-
-
-class ScaledSignSTE(torch.autograd.Function):
-    """``sign(w) * mean(|w|)`` (one scale per tensor, XNOR-Net/Group-Net weights) with the
-    straight-through gradient ``1[|w| <= 1]``."""
-
-    @staticmethod
-    def forward(ctx, w):
-        ctx.save_for_backward(w)
-        return sign(w) * w.abs().mean()
-
-    @staticmethod
-    def backward(ctx, grad):
-        (w,) = ctx.saved_tensors
-        return grad * (w.abs() <= 1).to(grad.dtype)
 
 
 class SignIdentitySTE(_SignForward):

@@ -3,8 +3,6 @@
 
 import json
 
-import numpy as np
-import torch
 
 from bnnforge.demo_groupnet import _images, run_groupnet_demo
 from golden.digits import load_digits_split

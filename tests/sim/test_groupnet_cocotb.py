@@ -60,7 +60,7 @@ def test_groupnet_blocks(tmp_path, simulator, decomposition, bpac):
     model = _model(3, decomposition, bpac)
     bs = model.to_bitstream(6, 6)
     folding = resolve_folding(bs, target_cycles=6 * 6 * 4)
-    info = generate_groupnet(bs, folding, tmp_path / "gn")
+    generate_groupnet(bs, folding, tmp_path / "gn")
     images = torch.rand(3, 1, 6, 6)
     result = simulate_groupnet(bs, tmp_path / "gn", images, simulator, stall_modes=STALL_MODES)
     assert result["passed"] and result["mismatches"] == 0, result["log"]
