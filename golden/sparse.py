@@ -26,7 +26,7 @@ from quant.errors import BnnforgeError
 
 __all__ = ["OFFSETS", "offset_index", "voxel_keys", "voxelize", "sort_frame", "ssc_kernel_map",
            "downsample_map", "upsample_map", "binary_ssc_dot", "dense_reference_dot",
-           "fold_batchnorm_dot", "BinarySparseConv", "binary_ssc_bits",
+           "fold_batchnorm_dot", "BinarySparseConv", "binary_ssc_bits", "sparse_layer_sums",
            "pointwise_map"]
 
 OFFSETS = np.array([(dx, dy, dz) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
@@ -137,29 +137,38 @@ def downsample_map(coords):
     return out, rows[np.lexsort((rows[:, 2], rows[:, 0]))]
 
 
-def upsample_map(fine_coords, coarse_coords):
+def upsample_map(fine_coords, coarse_coords, allow_missing=False):
     """Transposed kernel 2, stride 2 onto the finer level's sites: fine site ``f`` receives
     only its parent ``floor(f / 2)`` with weight slot = its parity bits. Returns rows
-    ``(fine index, coarse index, slot)``; a fine site whose parent is absent is an error."""
+    ``(fine index, coarse index, slot)``; a fine site whose parent is absent is an error, or,
+    with ``allow_missing``, receives nothing (as in the hardware)."""
     f = np.asarray(fine_coords, dtype=np.int64)
     cc = np.asarray(coarse_coords, dtype=np.int64)
     bits = max(1, int(cc.max(initial=0)), int((f >> 1).max(initial=0))).bit_length()
     index = {int(k): i for i, k in enumerate(voxel_keys(cc, bits))}
     parents = voxel_keys(f >> 1, bits)
     missing = [i for i, key in enumerate(parents.tolist()) if key not in index]
+    if missing and allow_missing:
+        keep = np.array([key in index for key in parents.tolist()], dtype=bool)
+        rows = upsample_map(f[keep], cc)
+        rows[:, 0] = np.flatnonzero(keep)[rows[:, 0]]
+        return rows
     if missing:
         raise BnnforgeError(f"{len(missing)} fine voxels have no coarse parent (first: "
                             f"{tuple(f[missing[0]])})")
     slot = (f[:, 0] & 1) + 2 * (f[:, 1] & 1) + 4 * (f[:, 2] & 1)
-    return np.stack([np.arange(len(f)), [index[k] for k in parents.tolist()], slot], axis=1)
+    return np.stack([np.arange(len(f)), np.array([index[k] for k in parents.tolist()],
+                                                dtype=np.int64), slot], axis=1)
 
 
-def binary_ssc_dot(feat_bits, weight_bits, kmap):
-    """Integer binary SSC: ``y[u, o] = sum over pairs (u, j, k) of 2 popcount(XNOR(a_j,
-    w[k, o])) - Cin``. ``feat_bits`` N x Cin, ``weight_bits`` 27 x Cout x Cin; int64 N x Cout."""
+def binary_ssc_dot(feat_bits, weight_bits, kmap, n_out=None):
+    """Integer binary sparse convolution: ``y[u, o] = sum over pairs (u, j, k) of
+    2 popcount(XNOR(a_j, w[k, o])) - Cin``. ``feat_bits`` N x Cin, ``weight_bits``
+    slots x Cout x Cin; int64 ``n_out`` x Cout (``n_out`` defaults to N, as for SSC)."""
     a = 2 * np.asarray(feat_bits, dtype=np.int64) - 1
     w = 2 * np.asarray(weight_bits, dtype=np.int64) - 1
-    y = np.zeros((a.shape[0], w.shape[1]), dtype=np.int64)
+    n_out = a.shape[0] if n_out is None else n_out
+    y = np.zeros((n_out, w.shape[1]), dtype=np.int64)
     for k in range(w.shape[0]):
         sel = kmap[kmap[:, 2] == k]
         if len(sel):
@@ -222,6 +231,26 @@ class BinarySparseConv(nn.Module):
 
     def weight_bits(self):
         return self.binarize.bits(self.weight).numpy()
+
+
+def sparse_layer_sums(kind, frame, weight_bits, bits):
+    """Golden signed sums of one hardware layer on one frame: ``(out_coords, sums)``.
+
+    ``frame`` is ``(coords, feat_bits)`` for ``ssc`` and ``down``; for ``up`` it is
+    ``(coarse_coords, coarse_feat_bits, fine_coords)``. Coordinates in hardware order."""
+    if kind == "ssc":
+        coords, feats = frame
+        kmap = ssc_kernel_map(coords, bits) if len(coords) else np.zeros((0, 3), np.int64)
+        return coords, binary_ssc_dot(feats, weight_bits, kmap, len(coords))
+    if kind == "down":
+        coords, feats = frame
+        out, rows = downsample_map(coords)
+        return out, binary_ssc_dot(feats, weight_bits, rows, len(out))
+    if kind == "up":
+        coarse, feats, fine = frame
+        rows = upsample_map(fine, coarse, allow_missing=True)
+        return fine, binary_ssc_dot(feats, weight_bits, rows, len(fine))
+    raise BnnforgeError(f"unknown sparse layer kind {kind!r}")
 
 
 def binary_ssc_bits(coords, feat_bits, weight_bits, thresholds, bits):

@@ -1,31 +1,49 @@
-"""Binarized submanifold sparse convolution with the neighbour search in hardware.
+"""Binarized sparse convolution layers with their site search in hardware (BSC-Net).
 
 A frame of active voxels streams in, sorted by key ``z * 2^(2B) + y * 2^B + x`` (one voxel a
 transfer: features, coordinates; ``last`` on the frame's last beat; a ``marker`` beat is no
-voxel: a frame of one marker beat is empty). The engine stores the frame, then for every voxel
-in order finds its present neighbours and computes, for every output channel,
-``y = sum over present offsets k of (2 popcount(XNOR(a_nbr, w_k)) - Cin)`` and ``y >= T``.
+voxel: a frame of one marker beat is empty). Every layer stores its frame, *searches* it for
+the (output site, input site, kernel slot) pairs of its kernel map, and computes, for every
+output site and channel, ``y = sum over its pairs of (2 popcount(XNOR(a_in, w_slot)) - Cin)``;
+it streams out either the bits ``y >= T`` (``output="bits"``) or the signed sums themselves
+(``output="sums"``: for layers whose batch-norm cannot be folded, because a residual add
+follows it on the host). Three kinds share the store and the compute; they differ in the
+search:
 
-Neighbour search (sort/merge intersection): adding an offset to every key keeps the sorted
-order, so for each of the nine rows ``(dy, dz)`` a *row engine* walks the sorted keys with its
-own pointer, never backwards, keeping a window of the next three keys. For voxel ``(x, y, z)``
-it drops keys below ``(x - 1, y + dy, z + dz)``; the window then holds the row's neighbours at
-``dx = -1, 0, +1`` if they exist. Each row engine reads its own copy of the key memory, so the
-nine engines work in parallel; over a frame each pointer moves at most ``N`` times, so the
-search costs about one cycle a voxel and overlaps the XNOR-popcount work, which takes
-``ceil(Cin / SIMD) * ceil(Cout / PE)`` cycles for each (voxel, neighbour) pair. Results wait in
-a FIFO of match records (voxel, 27-bit mask of present offsets, neighbour indices).
+``ssc`` (submanifold 3x3x3, 27 slots; outputs at the input sites)
+    Sort/merge intersection: adding an offset to every key keeps the sorted order, so for each
+    of the nine rows ``(dy, dz)`` a *row engine* walks the sorted keys with its own pointer,
+    never backwards, keeping a window of the next three keys. For voxel ``(x, y, z)`` it drops
+    keys below ``(x - 1, y + dy, z + dz)``; the window then holds the row's neighbours at
+    ``dx = -1, 0, +1`` if they exist. Each row engine reads its own copy of the key memory;
+    over a frame each pointer moves at most ``N`` times.
+``down`` (kernel 2, stride 2, 8 slots; outputs ``unique(floor(x / 2))``)
+    For fixed parities ``(y & 1, z & 1)`` the parents ``floor(x / 2)`` of the sorted fine sites
+    do not decrease. Four *parity engines* each scan their own key copy once, keep the sites of
+    their parity and pair the two children ``x = 2X, 2X + 1`` of a parent; a four-way merge
+    takes the smallest parent at the heads and emits it with up to eight children (slot
+    ``px + 2 py + 4 pz``). About one cycle a fine site.
+``up`` (transposed kernel 2, stride 2, 8 slots; outputs at the finer level's sites)
+    The frame is two tlast-delimited parts: first the coarse voxels with their features, then
+    the fine sites (coordinates; the feature field is ignored). Each fine site receives its
+    parent ``floor(f / 2)`` at slot = its parity bits. Four parity engines, one per
+    ``(y & 1, z & 1)``, hold a pointer into their own copy of the coarse keys that only moves
+    forward; a fine site whose parent is absent receives nothing (``y = 0``). At most
+    ``N_fine + 4 N_coarse`` cycles.
 
-Limits are parameters; a frame with more voxels than ``max_voxels`` or keys that are not
-strictly increasing gets no output but one error beat (``marker`` and ``error`` set, the
+The search runs ahead of the compute through a FIFO of records (output key, mask of present
+slots, input indices); the compute takes ``ceil(Cin / SIMD) * ceil(Cout / PE)`` cycles a pair.
+
+Limits are parameters; a frame (or part) with more voxels than ``max_voxels`` or keys that are
+not strictly increasing gets no output but one error beat (``marker`` and ``error`` set, the
 error code in the ``x`` field: 1 too many voxels, 2 unsorted or duplicate).
 
-Cost: ``10 * max_voxels`` key words (nine row engines and the centre reader),
-``max_voxels * Cin`` feature bits, ``27 * Cout * Cin`` weight bits, a match-record FIFO.
+Cost: key copies (ssc 10, down 4, up 4 coarse + 1 fine) of ``max_voxels`` words of ``3B``
+bits, ``max_voxels * Cin`` feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for, bits_to_int
@@ -34,148 +52,216 @@ from .fifo import StreamFifo
 from .params import check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
 
-__all__ = ["SparseConv", "ERROR_TOO_MANY", "ERROR_UNSORTED"]
+__all__ = ["SparseLayer", "SparseConv", "KINDS", "ERROR_TOO_MANY", "ERROR_UNSORTED",
+           "sum_width"]
 
 ERROR_TOO_MANY = 1
 ERROR_UNSORTED = 2
 
+KINDS = {"ssc": 27, "down": 8, "up": 8}
+"""Kernel slots of each layer kind."""
 
-class SparseConv(wiring.Component):
-    """Binary SSC 3x3x3 with hardware neighbour search; see the module docstring.
+PAIR_DEPTH = 16
+"""Items each down-sampling parity engine may run ahead of the merge."""
+
+_PAIRS_PER_SITE = {"ssc": 27, "down": 8, "up": 1}
+# Key-memory copies per input part: (copies, stores features).
+_PARTS = {"ssc": [(10, True)], "down": [(4, True)], "up": [(4, True), (1, False)]}
+
+
+def sum_width(kind, cin):
+    """Bits of one signed sum ``y``: it holds ``+-pairs_per_site * Cin``."""
+    return bits_for(_PAIRS_PER_SITE[kind] * cin) + 1
+
+
+class SparseLayer(wiring.Component):
+    """A binary sparse convolution with its search in hardware; see the module docstring.
 
     Parameters
     ----------
-    weights : array (27, Cout, Cin) of 0/1
-        ``W_k`` for offset ``k = (dx+1) + 3(dy+1) + 9(dz+1)``, rows already flipped for
-        channels with a negative batch-norm scale.
-    thresholds : array (Cout,) of int
-        Output bit = ``y >= T`` (``y`` with flipped rows for flipped channels).
+    kind : "ssc", "down" or "up"
+    weights : array (slots, Cout, Cin) of 0/1
+        ``W_k``; ssc offsets ``k = (dx+1) + 3(dy+1) + 9(dz+1)``, down/up slots
+        ``px + 2 py + 4 pz``. For ``output="bits"`` the rows of channels with a negative
+        batch-norm scale are already flipped.
+    thresholds : array (Cout,) of int, or None
+        ``output="bits"``: output bit = ``y >= T``. Must be None for ``output="sums"``.
     max_voxels, coord_bits : int
-        Frame limit and coordinate width ``B``.
+        Frame (and part) limit and coordinate width ``B``.
     folding : Folding
         PE divides Cout, SIMD divides Cin.
+    output : "bits" or "sums"
+        Sums are ``sum_width(kind, Cin)``-bit two's complement, channel 0 lowest.
 
     Members
     -------
     i : In(stream.Signature(Cin + 3B + 2))
         ``Cat(features, x, y, z, marker, last)``.
-    o : Out(stream.Signature(Cout + 3B + 3))
-        ``Cat(bits, x, y, z, marker, error, last)``.
+    o : Out(stream.Signature(out_width + 3B + 3))
+        ``Cat(bits or sums, x, y, z, marker, error, last)``.
     busy : Out(1)
         High in each cycle in which a (pair, fold) enters the XNOR-popcount pipeline.
     searching : Out(1)
-        High in each cycle in which the neighbour search works (a voxel is being searched and
-        the record FIFO is not blocking it): the search's own cycles.
+        High in each cycle in which the search works (not waiting for the record FIFO): the
+        search's own cycles.
     """
 
-    def __init__(self, weights, thresholds, max_voxels, coord_bits, folding, reg_every=1,
-                 record_depth=8):
+    def __init__(self, kind, weights, thresholds, max_voxels, coord_bits, folding,
+                 output="bits", reg_every=1, record_depth=8):
         import numpy as np
 
         with construction(self):
+            if kind not in KINDS:
+                raise BnnforgeError(f"unknown sparse layer kind {kind!r}; choose one of "
+                                    f"{', '.join(KINDS)}")
+            slots = KINDS[kind]
             w = np.asarray(weights)
-            if w.ndim != 3 or w.shape[0] != 27:
-                raise BnnforgeError(f"sparse weights must be 27 x Cout x Cin, not {w.shape}")
+            if w.ndim != 3 or w.shape[0] != slots:
+                raise BnnforgeError(f"{kind} weights must be {slots} x Cout x Cin, not "
+                                    f"{w.shape}")
             check_positive_int("max voxels", max_voxels)
             check_positive_int("coordinate bits", coord_bits)
+            if kind != "ssc" and coord_bits < 2:
+                raise BnnforgeError(f"a {kind}-sampling layer needs at least 2 coordinate "
+                                    f"bits, not {coord_bits}")
             _, cout, cin = w.shape
             if cout % folding.pe:
                 raise BnnforgeError(f"PE={folding.pe} does not divide the {cout} output channels")
             if cin % folding.simd:
                 raise BnnforgeError(f"SIMD={folding.simd} does not divide the {cin} input "
                                     f"channels")
-            t = np.asarray(thresholds, dtype=np.int64)
-            if t.shape != (cout,):
-                raise BnnforgeError(f"{t.size} thresholds for {cout} output channels")
+            if output not in ("bits", "sums"):
+                raise BnnforgeError(f"output must be 'bits' or 'sums', not {output!r}")
+            if output == "sums":
+                if thresholds is not None:
+                    raise BnnforgeError("a layer that outputs sums takes no thresholds")
+                t = None
+            else:
+                t = np.asarray(thresholds, dtype=np.int64)
+                if t.shape != (cout,):
+                    raise BnnforgeError(f"{t.size} thresholds for {cout} output channels")
+        self.kind, self.slots, self.output = kind, slots, output
         self.weights, self.thresholds = w.astype(np.uint8), t
         self.cin, self.cout = cin, cout
         self.max_voxels, self.coord_bits = max_voxels, coord_bits
         self.pe, self.simd, self.reg_every = folding.pe, folding.simd, reg_every
         self.record_depth = record_depth
+        self.sum_width = sum_width(kind, cin)
+        self.out_width = cout if output == "bits" else cout * self.sum_width
         b = coord_bits
         super().__init__({"i": In(stream.Signature(cin + 3 * b + 2)),
-                          "o": Out(stream.Signature(cout + 3 * b + 3)), "busy": Out(1),
-                          "searching": Out(1)})
+                          "o": Out(stream.Signature(self.out_width + 3 * b + 3)),
+                          "busy": Out(1), "searching": Out(1)})
 
     @property
     def folds(self):
-        """Cycles of XNOR-popcount work a (voxel, neighbour) pair: ``(Cout/PE)(Cin/SIMD)``."""
+        """Cycles of XNOR-popcount work a pair: ``(Cout/PE)(Cin/SIMD)``."""
         return (self.cout // self.pe) * (self.cin // self.simd)
 
     def cycles_model(self, pairs):
         """DESIGN.md's model: ``pairs * ceil(Cin/SIMD) * ceil(Cout/PE)``."""
         return pairs * self.folds
 
-    cycles_per_vector = 27
-    """At most 27 pairs a voxel at one fold each: a bound the testbench's timeout uses."""
+    @property
+    def cycles_per_vector(self):
+        """A bound on the cycles per input voxel the testbench's timeout uses."""
+        return 27 if self.kind == "ssc" else 8
+
     latency = None
 
     def elaborate(self, platform):
         m = Module()
+        self._m = m
         B, N = self.coord_bits, self.max_voxels
-        cin, cout, PE, SIMD = self.cin, self.cout, self.pe, self.simd
-        NF, SF = cout // PE, cin // SIMD
-        KW = 3 * B
-        IW = max(1, (N - 1).bit_length())
+        self._KW, self._IW = 3 * B, max(1, (N - 1).bit_length())
+        store = self._store(m)
+        search = {"ssc": self._search_ssc, "down": self._search_down,
+                  "up": self._search_up}[self.kind]
+        rec_w = self._KW + 1 + self.slots * (1 + self._IW)
+        records = StreamFifo(rec_w, self.record_depth, name="records")
+        m.submodules.records = records
+        search(m, store, records.i)
+        self._compute(m, store, records.o)
+        return m
 
-        # ---- input fields
+    # ---- frame store ----------------------------------------------------------------------
+    def _store(self, m):
+        """Store the frame's parts; check limits and order; run the EMPTY / ERROR beats.
+        Returns a namespace of the signals the other stages use."""
+        B, N, cin, KW = self.coord_bits, self.max_voxels, self.cin, self._KW
+        parts = _PARTS[self.kind]
         feat = self.i.payload[:cin]
         in_key = self.i.payload[cin:cin + KW]
         marker = self.i.payload[cin + KW]
         last = self.i.payload[cin + KW + 1]
 
-        # ---- frame store
-        n = Signal(range(N + 1))          # voxels stored
-        prev = Signal(KW)
+        part = Signal(range(max(2, len(parts))))
+        counts, keys, feats, prevs = [], [], [], []
         overflow, unsorted = Signal(), Signal()
-        key_mems = []
-        for r in range(10):               # nine row engines + the centre reader
-            mem = memory.Memory(shape=KW, depth=N, init=[])
-            m.submodules[f"keys{r}"] = mem
-            key_mems.append(mem)
-        feat_mem = memory.Memory(shape=cin, depth=N, init=[])
-        m.submodules.feats = feat_mem
-
         LOAD, ERROR, EMPTY, RUN = range(4)
         state = Signal(2)
-        write = Signal()
         m.d.comb += self.i.ready.eq(state == LOAD)
         fire_in = self.i.valid & self.i.ready
-        m.d.comb += write.eq(fire_in & ~marker & ~overflow & ~unsorted & (n < N) &
-                             ((n == 0) | (in_key > prev)))
-        for mem in key_mems:
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(n), wp.data.eq(in_key), wp.en.eq(write)]
-        fwp = feat_mem.write_port()
-        m.d.comb += [fwp.addr.eq(n), fwp.data.eq(feat), fwp.en.eq(write)]
-        with m.If(write):
-            m.d.sync += [n.eq(n + 1), prev.eq(in_key)]
-        with m.If(fire_in & ~marker):
-            with m.If(n == N):
-                m.d.sync += overflow.eq(1)
-            with m.Elif((n != 0) & (in_key <= prev)):
-                m.d.sync += unsorted.eq(1)
+        n_cur = Signal(range(N + 1))
+        prev_cur = Signal(KW)
+        too_many_now = fire_in & ~marker & (n_cur == N)
+        unsorted_now = fire_in & ~marker & (n_cur != 0) & (in_key <= prev_cur)
+        write = Signal()
+        m.d.comb += write.eq(fire_in & ~marker & ~overflow & ~unsorted & ~too_many_now &
+                             ~unsorted_now)
+        for p, (copies, with_feats) in enumerate(parts):
+            n = Signal(range(N + 1), name=f"n{p}")
+            prev = Signal(KW, name=f"prev{p}")
+            here = write & (part == p)
+            with m.If(part == p):
+                m.d.comb += [n_cur.eq(n), prev_cur.eq(prev)]
+            mems = []
+            for r in range(copies):
+                mem = memory.Memory(shape=KW, depth=N, init=[])
+                m.submodules[f"keys{p}_{r}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(n), wp.data.eq(in_key), wp.en.eq(here)]
+                mems.append(mem)
+            fmem = None
+            if with_feats:
+                fmem = memory.Memory(shape=cin, depth=N, init=[])
+                m.submodules[f"feats{p}"] = fmem
+                fwp = fmem.write_port()
+                m.d.comb += [fwp.addr.eq(n), fwp.data.eq(feat), fwp.en.eq(here)]
+            with m.If(here):
+                m.d.sync += [n.eq(n + 1), prev.eq(in_key)]
+            counts.append(n)
+            keys.append(mems)
+            feats.append(fmem)
+            prevs.append(prev)
+        with m.If(too_many_now):
+            m.d.sync += overflow.eq(1)
+        with m.Elif(unsorted_now):
+            m.d.sync += unsorted.eq(1)
 
-        # ---- output register (shared by error/empty beats and results)
         out_free = ~self.o.valid | self.o.ready
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
         def emit_marker(code):
             error = Const(int(code != 0), 1)
-            m.d.sync += [self.o.payload.eq(Cat(Const(0, cout), Const(code, B), Const(0, 2 * B),
-                                                Const(1, 1), error, Const(1, 1))),
+            m.d.sync += [self.o.payload.eq(Cat(Const(0, self.out_width), Const(code, B),
+                                               Const(0, 2 * B), Const(1, 1), error,
+                                               Const(1, 1))),
                          self.o.valid.eq(1)]
 
-        start_run = Signal()
-        frame_done = Signal()
+        start_run, frame_done = Signal(), Signal()
+        final = len(parts) - 1
         with m.Switch(state):
             with m.Case(LOAD):
                 with m.If(fire_in & last):
-                    m.d.sync += state.eq(Mux(overflow | unsorted | (~marker & (n == N)) |
-                                             (~marker & (n != 0) & (in_key <= prev)), ERROR,
-                                             Mux((n == 0) & ~write, EMPTY, RUN)))
-                    m.d.comb += start_run.eq(1)
+                    with m.If(part != final):
+                        m.d.sync += part.eq(part + 1)
+                    with m.Else():
+                        bad = overflow | unsorted | too_many_now | unsorted_now
+                        m.d.sync += state.eq(Mux(bad, ERROR,
+                                                 Mux((n_cur == 0) & ~write, EMPTY, RUN)))
+                        m.d.comb += start_run.eq(1)
             with m.Case(ERROR):
                 with m.If(out_free):
                     with m.If(overflow):
@@ -187,88 +273,96 @@ class SparseConv(wiring.Component):
                 with m.If(out_free):
                     emit_marker(0)
                     m.d.comb += frame_done.eq(1)
-            with m.Case(RUN):
-                pass
         with m.If(frame_done):
-            m.d.sync += [state.eq(LOAD), n.eq(0), overflow.eq(0), unsorted.eq(0)]
+            m.d.sync += [state.eq(LOAD), part.eq(0), overflow.eq(0), unsorted.eq(0)]
+            m.d.sync += [n.eq(0) for n in counts]
 
-        running = state == RUN
+        class Store:
+            pass
+        s = Store()
+        s.counts, s.keys, s.feats = counts, keys, feats
+        s.running, s.start_run, s.frame_done = state == RUN, start_run, frame_done
+        s.reset = start_run | frame_done
+        s.out_free = out_free
+        return s
 
-        # ---- search: centre reader and nine row engines
-        # Centre: the key of output voxel `ci`, read ahead so it is ready when needed.
-        ci = Signal(range(N + 1))            # voxel being searched
-        centre = key_mems[9].read_port(transparent_for=())
-        cnext = Signal.like(ci)
-        m.d.comb += [centre.addr.eq(cnext), centre.en.eq(1)]
-        cx, cy, cz = centre.data[:B], centre.data[B:2 * B], centre.data[2 * B:]
+    def _reader(self, m, mem, step, reset, name):
+        """A read port whose data is always the word at a pointer ``p`` (``p + step`` is
+        presented as the next address), and a flag for "data valid" after a reset."""
+        N = self.max_voxels
+        p = Signal(range(N + 1), name=f"{name}_p")
+        ok = Signal(name=f"{name}_ok")
+        rp = mem.read_port(transparent_for=())
+        m.d.comb += [rp.addr.eq(Mux(step, p + 1, p)), rp.en.eq(1)]
+        with m.If(reset):
+            m.d.sync += [p.eq(0), ok.eq(0)]
+        with m.Else():
+            m.d.sync += [p.eq(p + step), ok.eq(1)]
+        return p, rp.data, ok
+
+    # ---- searches -------------------------------------------------------------------------
+    def _search_ssc(self, m, s, rec):
+        B, N, KW, IW = self.coord_bits, self.max_voxels, self._KW, self._IW
+        n, key_mems, running = s.counts[0], s.keys[0], s.running
         advance_voxel = Signal()
-        m.d.comb += cnext.eq(Mux(advance_voxel, ci + 1, ci))
-        centre_ok = Signal()             # centre.data holds key[ci] (one cycle after a change)
-        with m.If(start_run | frame_done):
-            m.d.sync += [ci.eq(0), centre_ok.eq(0)]
-        with m.Elif(running):
-            m.d.sync += [ci.eq(cnext), centre_ok.eq(~advance_voxel)]
-
+        ci, centre, centre_ok = self._reader(m, key_mems[9], advance_voxel, s.reset, "centre")
+        cx, cy, cz = centre[:B], centre[B:2 * B], centre[2 * B:]
         search_active = running & (ci < n) & centre_ok
         dones, masks, idxs = [], [], []
+        lim = (1 << B) - 1
         for r in range(9):
             dy, dz = r % 3 - 1, r // 3 - 1
             rp = key_mems[r].read_port(transparent_for=())
             p = Signal(range(N + 1), name=f"r{r}_p")       # index of window slot 0
             rd = Signal(range(N + 1), name=f"r{r}_rd")     # next index to read
             inflight = Signal(name=f"r{r}_inflight")
-            win = [Signal(KW, name=f"r{r}_w{s}") for s in range(3)]
+            win = [Signal(KW, name=f"r{r}_w{k}") for k in range(3)]
             cnt = Signal(range(4), name=f"r{r}_cnt")
             done = Signal(name=f"r{r}_done")
             mask = Signal(3, name=f"r{r}_mask")
-            # Row of this engine for the current voxel, with range checks.
             ny = Signal(B + 1, name=f"r{r}_y")
             nz = Signal(B + 1, name=f"r{r}_z")
             m.d.comb += [ny.eq(cy + dy), nz.eq(cz + dz)]
             row_ok = Signal(name=f"r{r}_ok")
-            lim = (1 << B) - 1
             m.d.comb += row_ok.eq(((cy != 0) if dy < 0 else (cy != lim) if dy > 0 else 1) &
                                   ((cz != 0) if dz < 0 else (cz != lim) if dz > 0 else 1))
             lower = Signal(KW, name=f"r{r}_lower")
             m.d.comb += lower.eq(Cat(Mux(cx == 0, 0, cx - 1)[:B], ny[:B], nz[:B]))
             row_key = Cat(ny[:B], nz[:B])
-            # Window fill: read the next key whenever a slot is (or is about to be) free.
             pop = Signal(name=f"r{r}_pop")
             issue = Signal(name=f"r{r}_issue")
             space = (cnt - pop + inflight) < 3
             m.d.comb += [issue.eq(running & (rd < n) & space), rp.addr.eq(rd), rp.en.eq(1)]
-            with m.If(start_run | frame_done):
+            with m.If(s.reset):
                 m.d.sync += [p.eq(0), rd.eq(0), inflight.eq(0), cnt.eq(0)]
             with m.Elif(running):
                 m.d.sync += [inflight.eq(issue), rd.eq(rd + issue)]
-                # Shift on pop, append arriving data.
-                shifted = [Mux(pop, win[s + 1] if s < 2 else win[2], win[s]) for s in range(3)]
+                shifted = [Mux(pop, win[k + 1] if k < 2 else win[2], win[k]) for k in range(3)]
                 count_after_pop = cnt - pop
-                for s in range(3):
-                    with m.If(inflight & (count_after_pop == s)):
-                        m.d.sync += win[s].eq(rp.data)
+                for k in range(3):
+                    with m.If(inflight & (count_after_pop == k)):
+                        m.d.sync += win[k].eq(rp.data)
                     with m.Else():
-                        m.d.sync += win[s].eq(shifted[s])
+                        m.d.sync += win[k].eq(shifted[k])
                 m.d.sync += [cnt.eq(count_after_pop + inflight), p.eq(p + pop)]
             settled = (cnt == 3) | ((rd == n) & ~inflight)
             m.d.comb += pop.eq(search_active & ~done & (cnt != 0) & (win[0] < lower) & row_ok)
             finish = Signal(name=f"r{r}_finish")
             m.d.comb += finish.eq(search_active & ~done & ~pop & (settled | ~row_ok))
             hits = []
-            for s in range(3):
-                xs = win[s][:B]
-                hit = Signal(3, name=f"r{r}_hit{s}")   # one-hot dx+1
-                present = (cnt > s) & (win[s][B:] == row_key) & row_ok
+            for k in range(3):
+                xs = win[k][:B]
+                hit = Signal(3, name=f"r{r}_hit{k}")   # one-hot dx+1
+                present = (cnt > k) & (win[k][B:] == row_key) & row_ok
                 m.d.comb += hit.eq(Mux(present & (cx != 0) & (xs == cx - 1), 1, 0) |
                                    Mux(present & (xs == cx), 2, 0) |
                                    Mux(present & (cx != lim) & (xs == cx + 1), 4, 0))
                 hits.append(hit)
             found = hits[0] | hits[1] | hits[2]
-            # Index of the neighbour at dx: the slot whose hit has that bit.
             nbr = [Signal(IW, name=f"r{r}_j{d}") for d in range(3)]
             for d in range(3):
                 m.d.comb += nbr[d].eq(Mux(hits[0][d], p, Mux(hits[1][d], p + 1, p + 2)))
-            with m.If(advance_voxel | start_run | frame_done):
+            with m.If(advance_voxel | s.reset):
                 m.d.sync += done.eq(0)
             with m.Elif(finish):
                 m.d.sync += [done.eq(1), mask.eq(found)]
@@ -278,48 +372,174 @@ class SparseConv(wiring.Component):
             dones.append(done)
             masks.append(mask)
             idxs.extend(kept)
-
-        # ---- match records
-        rec_w = KW + 1 + 27 + 27 * IW
-        records = StreamFifo(rec_w, self.record_depth, name="records")
-        m.submodules.records = records
         all_done = dones[0]
         for d in dones[1:]:
             all_done = all_done & d
         m.d.comb += [
-            records.i.valid.eq(search_active & all_done),
-            records.i.payload.eq(Cat(centre.data, ci == n - 1, Cat(*masks), Cat(*idxs))),
-            advance_voxel.eq(records.i.valid & records.i.ready),
-            self.searching.eq(search_active & ~(all_done & ~records.i.ready)),
+            rec.valid.eq(search_active & all_done),
+            rec.payload.eq(Cat(centre, ci == n - 1, Cat(*masks), Cat(*idxs))),
+            advance_voxel.eq(rec.valid & rec.ready),
+            self.searching.eq(search_active & ~(all_done & ~rec.ready)),
         ]
 
-        # ---- compute: iterate (present offset k, neuron fold, synapse fold)
+    def _search_down(self, m, s, rec):
+        B, N, KW, IW = self.coord_bits, self.max_voxels, self._KW, self._IW
+        n, running = s.counts[0], s.running
+        heads, head_ok, exhausted, pops = [], [], [], []
+        for e in range(4):
+            py, pz = e & 1, e >> 1
+            rp = s.keys[0][e].read_port(transparent_for=())
+            rd = Signal(range(N + 1), name=f"d{e}_rd")
+            inflight = Signal(name=f"d{e}_inflight")
+            aidx = Signal(IW, name=f"d{e}_aidx")
+            q = fifo.SyncFIFO(width=KW + 2 + 2 * IW, depth=PAIR_DEPTH)
+            m.submodules[f"pairs{e}"] = q
+            issue = running & (rd < n) & (q.level + inflight <= PAIR_DEPTH - 2)
+            m.d.comb += [rp.addr.eq(rd), rp.en.eq(1)]
+            with m.If(s.reset):
+                m.d.sync += [rd.eq(0), inflight.eq(0)]
+            with m.Elif(running):
+                m.d.sync += [rd.eq(rd + issue), inflight.eq(issue), aidx.eq(rd)]
+            ax, ay, az = rp.data[:B], rp.data[B:2 * B], rp.data[2 * B:]
+            match = inflight & (ay[0] == py) & (az[0] == pz)
+            parent = Cat(ax[1:], Const(0, 1), ay[1:], Const(0, 1), az[1:], Const(0, 1))
+            px = ax[0]
+            # Pending item: a parent with its first child, waiting for a possible second.
+            pv = Signal(name=f"d{e}_pv")
+            pkey = Signal(KW, name=f"d{e}_pkey")
+            pmask = Signal(2, name=f"d{e}_pmask")
+            pidx = [Signal(IW, name=f"d{e}_pidx{j}") for j in range(2)]
+            new_mask = Mux(px, 2, 1)
+            new_idx = [Mux(px == j, aidx, 0) for j in range(2)]
+            scan_done = (rd == n) & ~inflight
+            combine = match & pv & (pkey == parent)
+            push_data = Signal(KW + 2 + 2 * IW, name=f"d{e}_push")
+            m.d.comb += push_data.eq(Cat(pkey, pmask, pidx[0], pidx[1]))
+            with m.If(combine):
+                m.d.comb += [q.w_en.eq(1), push_data.eq(
+                    Cat(pkey, pmask | new_mask, Mux(px, pidx[0], aidx), Mux(px, aidx, pidx[1])))]
+                m.d.sync += pv.eq(0)
+            with m.Elif(match):
+                m.d.comb += q.w_en.eq(pv)
+                m.d.sync += [pv.eq(1), pkey.eq(parent), pmask.eq(new_mask),
+                             pidx[0].eq(new_idx[0]), pidx[1].eq(new_idx[1])]
+            with m.Elif(running & scan_done & pv & q.w_rdy):
+                m.d.comb += q.w_en.eq(1)
+                m.d.sync += pv.eq(0)
+            with m.If(s.reset):
+                m.d.sync += pv.eq(0)
+            m.d.comb += q.w_data.eq(push_data)
+            heads.append(q.r_data)
+            head_ok.append(q.r_rdy)
+            exhausted.append(running & scan_done & ~pv)
+            pops.append(q.r_en)
+        # Four-way merge: the smallest parent at the heads, with its children from every engine.
+        best = Signal(KW)
+        cand = Const((1 << KW) - 1, KW)
+        for e in range(4):
+            k = heads[e][:KW]
+            cand = Mux(head_ok[e] & (k < cand), k, cand)
+        m.d.comb += best.eq(cand)
+        sel = [head_ok[e] & (heads[e][:KW] == best) for e in range(4)]
+        mask8 = Cat(*[Mux(sel[e], heads[e][KW:KW + 2], 0) for e in range(4)])
+        idx8 = Cat(*[heads[e][KW + 2 + j * IW:KW + 2 + (j + 1) * IW]
+                     for e in range(4) for j in range(2)])
+        all_ready = Const(1)
+        any_head = Const(0)
+        for e in range(4):
+            all_ready = all_ready & (head_ok[e] | exhausted[e])
+            any_head = any_head | head_ok[e]
+        can = running & all_ready & any_head
+        finished = running & all_ready & ~any_head
+        held_v = Signal()
+        held = Signal(len(rec.payload))
+        fire = can & (~held_v | rec.ready)
+        for e in range(4):
+            m.d.comb += pops[e].eq(fire & sel[e])
+        with m.If(fire):
+            m.d.sync += [held.eq(Cat(best, Const(0, 1), mask8, idx8)), held_v.eq(1)]
+        with m.Elif(finished & rec.ready):
+            m.d.sync += held_v.eq(0)
+        with m.If(s.reset):
+            m.d.sync += held_v.eq(0)
+        m.d.comb += [
+            rec.valid.eq(held_v & (can | finished)),
+            rec.payload.eq(held | Mux(finished, 1 << KW, 0)),
+            self.searching.eq(running & ~(finished & ~held_v) &
+                              ~(held_v & (can | finished) & ~rec.ready)),
+        ]
+
+    def _search_up(self, m, s, rec):
+        B, N, KW, IW = self.coord_bits, self.max_voxels, self._KW, self._IW
+        n_coarse, n_fine, running = s.counts[0], s.counts[1], s.running
+        emit = Signal()
+        fi, fine, fine_ok = self._reader(m, s.keys[1][0], emit & rec.ready, s.reset, "fine")
+        fx, fy, fz = fine[:B], fine[B:2 * B], fine[2 * B:]
+        parent = Cat(fx[1:], Const(0, 1), fy[1:], Const(0, 1), fz[1:], Const(0, 1))
+        which = Cat(fy[0], fz[0])
+        slot = Cat(fx[0], fy[0], fz[0])
+        active = Signal()
+        behind = Signal()
+        ptrs, datas, oks = [], [], []
+        for e in range(4):
+            step = active & (which == e) & behind
+            p, data, ok = self._reader(m, s.keys[0][e], step, s.reset, f"u{e}")
+            ptrs.append(p)
+            datas.append(data)
+            oks.append(ok)
+        p_cur = Array(ptrs)[which]
+        cur = Array(datas)[which]
+        cur_ok = Array(oks)[which]
+        present = p_cur < n_coarse
+        m.d.comb += [active.eq(running & (fi < n_fine) & fine_ok & cur_ok),
+                     behind.eq(present & (cur < parent)),
+                     emit.eq(active & ~behind)]
+        found = present & (cur == parent)
+        mask8 = Cat(*[found & (slot == j) for j in range(8)])
+        m.d.comb += [
+            rec.valid.eq(emit),
+            rec.payload.eq(Cat(fine, fi == n_fine - 1, mask8, Cat(*[p_cur[:IW]] * 8))),
+            self.searching.eq(active & ~(emit & ~rec.ready)),
+        ]
+
+    # ---- compute --------------------------------------------------------------------------
+    def _compute(self, m, s, records):
+        """For each present slot (lowest first) and each fold, gather the input's features,
+        XNOR-popcount them against ``W_slot`` by PE trees of SIMD lanes, accumulate signed sums
+        per output channel and emit them (or their thresholds) after the last slot."""
+        S, KW, IW = self.slots, self._KW, self._IW
+        cin, cout, PE, SIMD = self.cin, self.cout, self.pe, self.simd
+        NF, SF = cout // PE, cin // SIMD
+        feat_mem = s.feats[0]
         en = Signal()
         pending = Signal()
         m.d.comb += en.eq(~pending)
-        rec = Signal(rec_w)                  # the record being worked on
+        rec_w = len(records.payload)
+        rec = Signal(rec_w)
         rec_key, rec_last = rec[:KW], rec[KW]
-        rec_idx = Array(rec[KW + 28 + k * IW:KW + 28 + (k + 1) * IW] for k in range(27))
-        remaining = Signal(27)
+        base = KW + 1 + S
+        rec_idx = Array(rec[base + k * IW:base + (k + 1) * IW] for k in range(S))
+        remaining = Signal(S)
         loaded = Signal()
-        k_cur = Signal(5)                 # the lowest offset still to do
-        for k in reversed(range(27)):
+        k_cur = Signal(range(S))
+        for k in reversed(range(S)):
             with m.If(remaining[k]):
                 m.d.comb += k_cur.eq(k)
         nf = Signal(range(max(NF, 2)))
         sf = Signal(range(max(SF, 2)))
         last_fold = (nf == NF - 1) & (sf == SF - 1)
         only_one = (remaining & (remaining - 1)) == 0
+        # A record without pairs (an up-sampled site without parent) still yields an output.
         issue_c = Signal()
-        m.d.comb += issue_c.eq(en & loaded & (remaining != 0))
-        last_item = issue_c & last_fold & only_one
+        m.d.comb += issue_c.eq(en & loaded)
+        last_item = issue_c & (last_fold & only_one | (remaining == 0))
+        real = issue_c & (remaining != 0)
         first_item = Signal()
-        m.d.comb += records.o.ready.eq(en & (~loaded | last_item))
-        with m.If(frame_done | start_run):
+        m.d.comb += records.ready.eq(en & (~loaded | last_item))
+        with m.If(s.reset):
             m.d.sync += loaded.eq(0)
-        with m.Elif(records.o.valid & records.o.ready):
-            mask = records.o.payload[KW + 1:KW + 28]     # the new record's present offsets
-            m.d.sync += [rec.eq(records.o.payload), remaining.eq(mask),
+        with m.Elif(records.valid & records.ready):
+            m.d.sync += [rec.eq(records.payload), remaining.eq(records.payload[KW + 1:base]),
                          loaded.eq(1), first_item.eq(1), nf.eq(0), sf.eq(0)]
         with m.Elif(last_item):
             m.d.sync += loaded.eq(0)
@@ -332,23 +552,22 @@ class SparseConv(wiring.Component):
                     m.d.sync += nf.eq(Mux(nf == NF - 1, 0, nf + 1))
                 with m.If(nf == NF - 1):
                     m.d.sync += remaining.eq(remaining & ~(1 << k_cur))
-        m.d.comb += self.busy.eq(issue_c)
+        m.d.comb += self.busy.eq(real)
 
-        # Stage 1: feature word and weights.
         frp = feat_mem.read_port(transparent_for=())
         m.d.comb += [frp.addr.eq(rec_idx[k_cur]), frp.en.eq(en)]
         ctrl = Signal(4 + len(nf) + len(sf) + KW + 1)
         with m.If(en):
-            m.d.sync += ctrl.eq(Cat(issue_c, first_item & issue_c, last_item, Const(0, 1),
+            m.d.sync += ctrl.eq(Cat(issue_c, first_item & issue_c, last_item, real,
                                     nf, sf, rec_key, rec_last))
         trees = []
         for p_ in range(PE):
             words = []
-            for k in range(27):
+            for k in range(S):
                 for f in range(NF):
                     row = self.weights[k, f * PE + p_]
-                    for s in range(SF):
-                        words.append(bits_to_int(row[s * SIMD:(s + 1) * SIMD]))
+                    for j in range(SF):
+                        words.append(bits_to_int(row[j * SIMD:(j + 1) * SIMD]))
             wmem = memory.Memory(shape=SIMD, depth=len(words), init=words)
             m.submodules[f"w{p_}"] = wmem
             wrp = wmem.read_port(transparent_for=())
@@ -367,38 +586,46 @@ class SparseConv(wiring.Component):
                 m.d.sync += nxt.eq(chain[-1])
             chain.append(nxt)
         c = chain[-1]
-        c_valid, c_first, c_last = c[0], c[1], c[2]
+        c_valid, c_first, c_last, c_real = c[0], c[1], c[2], c[3]
         c_nf = c[4:4 + len(nf)]
         c_key = c[4 + len(nf) + len(sf):4 + len(nf) + len(sf) + KW]
         c_frame_last = c[-1]
 
-        # Accumulate signed sums for every output channel.
-        yw = bits_for(27 * cin) + 1
+        yw = self.sum_width
         acc = [Signal(signed(yw), name=f"y{o}") for o in range(cout)]
         nxt_acc = []
         for o in range(cout):
             f, p_ = divmod(o, PE)
             contrib = Signal(signed(yw), name=f"c{o}")
-            m.d.comb += contrib.eq(Mux(c_nf == f, trees[p_].count * 2 - SIMD, 0)
-                                   if NF > 1 else trees[p_].count * 2 - SIMD)
+            hit = c_real & (c_nf == f) if NF > 1 else c_real
+            m.d.comb += contrib.eq(Mux(hit, trees[p_].count * 2 - SIMD, 0))
             y_next = Signal(signed(yw), name=f"yn{o}")
             m.d.comb += y_next.eq(Mux(c_first, 0, acc[o]) + contrib)
             with m.If(en & c_valid):
                 m.d.sync += acc[o].eq(y_next)
             nxt_acc.append(y_next)
-        out_bits = Cat(*[y >= int(t) for y, t in zip(nxt_acc, self.thresholds)])
-        result = Cat(out_bits, c_key, Const(0, 2), c_frame_last)
+        if self.output == "bits":
+            vector = Cat(*[y >= int(t) for y, t in zip(nxt_acc, self.thresholds)])
+        else:
+            vector = Cat(*nxt_acc)
+        result = Cat(vector, c_key, Const(0, 2), c_frame_last)
         held = Signal.like(result)
         with m.If(pending):
-            with m.If(out_free):
+            with m.If(s.out_free):
                 m.d.sync += [self.o.payload.eq(held), self.o.valid.eq(1), pending.eq(0)]
                 with m.If(held[-1]):
-                    m.d.comb += frame_done.eq(1)
-        with m.Elif(running & c_valid & c_last):
-            with m.If(out_free):
+                    m.d.comb += s.frame_done.eq(1)
+        with m.Elif(s.running & c_valid & c_last):
+            with m.If(s.out_free):
                 m.d.sync += [self.o.payload.eq(result), self.o.valid.eq(1)]
                 with m.If(c_frame_last):
-                    m.d.comb += frame_done.eq(1)
+                    m.d.comb += s.frame_done.eq(1)
             with m.Else():
                 m.d.sync += [held.eq(result), pending.eq(1)]
-        return m
+
+
+class SparseConv(SparseLayer):
+    """The binary SSC 3x3x3 layer (``SparseLayer("ssc", ...)``)."""
+
+    def __init__(self, weights, thresholds, max_voxels, coord_bits, folding, **kwargs):
+        super().__init__("ssc", weights, thresholds, max_voxels, coord_bits, folding, **kwargs)

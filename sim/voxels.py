@@ -1,16 +1,19 @@
 """Voxel frames on the AXI4-Stream buses of a sparse design.
 
 Input beat: ``tdata = Cat(features, x, y, z)``, ``tuser = marker``, ``tlast`` on the frame's
-last beat; an empty frame is one marker beat. Output beat: ``tdata = Cat(bits, x, y, z)``,
-``tuser = Cat(marker, error)``; an error frame is one beat with both set and the error code in
-the ``x`` field.
+last beat; an empty frame is one marker beat. An up-sampling layer takes two such parts per
+frame: the coarse voxels with features, then the fine sites (features zero). Output beat:
+``tdata = Cat(vector, x, y, z)`` (vector: bits, or signed sums packed ``sum_width`` bits each,
+channel 0 lowest), ``tuser = Cat(marker, error)``; an error frame is one beat with both set and
+the error code in the ``x`` field.
 """
 
 import numpy as np
 
 from quant.bits import bits_to_int
 
-__all__ = ["frame_beats", "result_beats", "error_beats"]
+__all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_sums",
+           "layer_beats"]
 
 
 def _key(c, bits):
@@ -18,9 +21,10 @@ def _key(c, bits):
 
 
 def frame_beats(frames, width, bits):
-    """``[(coords, bit vectors), ...]`` (hardware order) to bus words (vector in the low
-    ``width`` bits, then x, y, z) and (tlast, tuser): the input beats of feature frames, or the
-    expected output beats of result frames (``tuser`` 1 marks an empty frame's beat)."""
+    """``[(coords, vectors), ...]`` (hardware order) to bus words (vector in the low ``width``
+    bits, then x, y, z) and (tlast, tuser): the input beats of feature frames, or the expected
+    output beats of result frames (``tuser`` 1 marks an empty frame's beat). A vector is a 0/1
+    array or an already packed integer."""
     data, framing = [], []
     for coords, vectors in frames:
         if len(coords) == 0:
@@ -28,7 +32,8 @@ def frame_beats(frames, width, bits):
             framing.append((1, 1))
             continue
         for i, (c, v) in enumerate(zip(coords, vectors)):
-            data.append(bits_to_int(np.asarray(v)) | _key(c, bits) << width)
+            word = int(v) if np.ndim(v) == 0 else bits_to_int(np.asarray(v))
+            data.append(word | _key(c, bits) << width)
             framing.append((int(i == len(coords) - 1), 0))
     return data, framing
 
@@ -36,6 +41,54 @@ def frame_beats(frames, width, bits):
 result_beats = frame_beats
 
 
-def error_beats(code, cout):
-    """The single output beat of a frame rejected with ``code``."""
-    return [code << cout], [(1, 3)]
+def error_beats(code, width):
+    """The single output beat of a frame rejected with ``code`` (``width``: output vector)."""
+    return [code << width], [(1, 3)]
+
+
+def pack_sums(sums, width):
+    """N x Cout signed sums to N integers of ``width``-bit two's complement fields."""
+    mask = (1 << width) - 1
+    out = []
+    for row in np.asarray(sums, dtype=np.int64).tolist():
+        word = 0
+        for j, v in enumerate(row):
+            word |= (v & mask) << (j * width)
+        out.append(word)
+    return out
+
+
+def unpack_sums(words, width, cout):
+    """Inverse of :func:`pack_sums`."""
+    mask, sign = (1 << width) - 1, 1 << (width - 1)
+    rows = [[((w >> (j * width) & mask) ^ sign) - sign for j in range(cout)] for w in words]
+    return np.array(rows, dtype=np.int64).reshape(len(words), cout)
+
+
+def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None):
+    """Input beats and the golden output beats of one sparse layer on ``frames``.
+
+    ``frames``: ``(coords, feature bits)`` for ssc/down, ``(coarse coords, coarse feature
+    bits, fine coords)`` for up. ``thresholds`` None means the layer outputs sums of
+    ``sum_width`` bits. Returns ``(data, framing, want, want_framing)``."""
+    from golden.sparse import sparse_layer_sums
+
+    parts, outs = [], []
+    cout = np.asarray(weights).shape[1]
+    for frame in frames:
+        if kind == "up":
+            coarse, feats, fine = frame
+            parts += [(coarse, feats), (fine, np.zeros((len(fine), cin), np.uint8))]
+        else:
+            parts.append(frame[:2])
+        coords, sums = sparse_layer_sums(kind, frame, weights, bits)
+        if len(coords) == 0:
+            outs.append((coords, []))
+        elif thresholds is None:
+            outs.append((coords, pack_sums(sums, sum_width)))
+        else:
+            outs.append((coords, (sums >= np.asarray(thresholds)).astype(np.uint8)))
+    data, framing = frame_beats(parts, cin, bits)
+    width = cout if thresholds is not None else cout * sum_width
+    want, want_framing = result_beats(outs, width, bits)
+    return data, framing, want, want_framing

@@ -77,6 +77,6 @@ def test_parameter_errors():
     w = np.zeros((27, 6, 8))
     with pytest.raises(BnnforgeError, match="^PE=4 does not divide the 6 output channels$"):
         SparseConv(w, np.zeros(6), 16, 4, Folding(4, 8))
-    with pytest.raises(BnnforgeError, match=r"^sparse weights must be 27 x Cout x Cin, not "
+    with pytest.raises(BnnforgeError, match=r"^ssc weights must be 27 x Cout x Cin, not "
                                             r"\(9, 6, 8\)$"):
         SparseConv(np.zeros((9, 6, 8)), np.zeros(6), 16, 4, Folding(1, 8))

@@ -1,0 +1,132 @@
+"""Down- and up-sampling layers (and SSC with sums out) in Amaranth's simulator: bit-exact
+against golden on edge cases and random frames, four stall modes, bits and sums outputs."""
+
+import numpy as np
+import pytest
+
+from golden.sparse import downsample_map, sort_frame
+from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED, SparseLayer, sum_width
+from quant.errors import BnnforgeError
+from quant.layout import Folding
+from sim.voxels import error_beats, layer_beats
+from tests.golden.test_sparse import random_frame
+from tests.helpers import STALL_MODES, run_stream
+
+B, CIN, COUT, NMAX = 4, 8, 6, 40
+
+
+def _sorted(rng, coords, cin=CIN):
+    if len(coords) == 0:
+        return np.zeros((0, 3), np.int64), np.zeros((0, cin), np.uint8)
+    return sort_frame(coords, rng.integers(0, 2, (len(coords), cin)), B)
+
+
+def down_frames(rng):
+    lim = (1 << B) - 1
+    cube2 = np.array([(x, y, z) for z in (6, 7) for y in (6, 7) for x in (6, 7)])
+    cube4 = np.array([(x, y, z) for z in range(4) for y in range(4) for x in range(1, 5)])
+    limits = np.array([[0, 0, 0], [lim, 0, 0], [0, lim, 0], [lim, lim, lim], [lim - 1, lim, lim],
+                       [0, lim, lim], [lim, lim - 1, lim - 1], [1, 0, 0]])
+    lonely = np.array([[2, 2, 2], [9, 9, 9], [2, 9, 13]])
+    frames = [np.zeros((0, 3)), np.array([[3, 4, 5]]), cube2, cube4[:NMAX], limits, lonely,
+              random_frame(rng, NMAX, 9, bits=B)]
+    return [_sorted(rng, c) for c in frames]
+
+
+def up_frames(rng):
+    out = []
+    for fine, _ in down_frames(rng):
+        coarse, _ = downsample_map(fine)
+        out.append((coarse, rng.integers(0, 2, (len(coarse), CIN)), fine))
+    # Fine sites whose parents are missing receive nothing; an empty coarse part.
+    fine, _ = _sorted(rng, np.array([[1, 1, 1], [2, 2, 2], [3, 3, 3], [9, 8, 7]]))
+    coarse, cf = _sorted(rng, np.array([[1, 1, 1], [4, 4, 3]]))
+    out += [(coarse, cf, fine), (np.zeros((0, 3)), np.zeros((0, CIN)), fine)]
+    return out
+
+
+def _run(dut, kind, frames, w, t, mode, cin=CIN):
+    sw = None if t is not None else dut.sum_width
+    data, framing, want, want_framing = layer_beats(kind, frames, w, t, B, cin, sw)
+    ow = dut.out_width
+    inputs = [d | u << (cin + 3 * B) | l << (cin + 3 * B + 1) for d, (l, u) in zip(data, framing)]
+    expected = [d | u << (ow + 3 * B) | l << (ow + 3 * B + 2)
+                for d, (l, u) in zip(want, want_framing)]
+    outs, _, _ = run_stream(dut, inputs, len(expected), mode, seed=3, max_cycles=100_000)
+    return outs, expected
+
+
+@pytest.mark.parametrize("mode", STALL_MODES)
+@pytest.mark.parametrize("kind", ["down", "up"])
+def test_bits_bit_exact(kind, mode):
+    rng = np.random.default_rng(11)
+    w = rng.integers(0, 2, (8, COUT, CIN))
+    t = rng.integers(-10, 10, COUT)
+    frames = down_frames(rng) if kind == "down" else up_frames(rng)
+    dut = SparseLayer(kind, w, t, NMAX, B, Folding(3, 4))
+    outs, expected = _run(dut, kind, frames, w, t, mode)
+    assert outs == expected
+
+
+@pytest.mark.parametrize("kind,folding", [("ssc", Folding(2, 4)), ("down", Folding(6, 8)),
+                                          ("up", Folding(1, 2))])
+def test_sums_bit_exact(kind, folding):
+    rng = np.random.default_rng(12)
+    w = rng.integers(0, 2, (27 if kind == "ssc" else 8, COUT, CIN))
+    frames = up_frames(rng) if kind == "up" else down_frames(rng)
+    dut = SparseLayer(kind, w, None, NMAX, B, folding, output="sums")
+    assert dut.sum_width == sum_width(kind, CIN) == {"ssc": 9, "down": 8, "up": 5}[kind]
+    outs, expected = _run(dut, kind, frames, w, None, "both")
+    assert outs == expected
+
+
+def test_down_search_keeps_pace():
+    """A 40-site frame with one pair a site and one fold a pair: the down layer's frame takes
+    at most the store (a cycle a site), one scan of the stored sites (the merge waits for the
+    four parity engines to pass a parent), a cycle an output and the pipeline fill."""
+    rng = np.random.default_rng(13)
+    w = rng.integers(0, 2, (8, COUT, CIN))
+    frame = _sorted(rng, random_frame(rng, NMAX, 9, bits=B))
+    dut = SparseLayer("down", w, None, NMAX, B, Folding(COUT, CIN), output="sums")
+    data, framing, want, _ = layer_beats("down", [frame], w, None, B, CIN, dut.sum_width)
+    inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1) for d, (l, u) in zip(data, framing)]
+    _, t_in, t_out = run_stream(dut, inputs, len(want), "none")
+    assert t_out[-1] - t_in[0] <= 2 * NMAX + len(want) + 16
+
+
+def test_up_limits_error_beats():
+    """A fine part over the limit, then an unsorted coarse part: one error beat each."""
+    rng = np.random.default_rng(14)
+    w = rng.integers(0, 2, (8, COUT, CIN))
+    t = rng.integers(-4, 4, COUT)
+    dut = SparseLayer("up", w, t, 4, B, Folding(6, 8))
+    big = np.array([[x, 0, 0] for x in range(5)])
+    c1, f1 = _sorted(rng, np.array([[0, 0, 0], [1, 0, 0]]))
+    frames_in = [(c1, f1, big), (np.array([[2, 0, 0], [1, 0, 0]]), f1, big[:2])]
+    from sim.voxels import frame_beats
+    parts = []
+    for c, f, fine in frames_in:
+        parts += [(c, f), (fine, np.zeros((len(fine), CIN), np.uint8))]
+    data, framing = frame_beats(parts, CIN, B)
+    inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1) for d, (l, u) in zip(data, framing)]
+    outs, _, _ = run_stream(dut, inputs, 2, "both", seed=5)
+    flags = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
+    assert outs == [error_beats(ERROR_TOO_MANY, COUT)[0][0] | flags,
+                    error_beats(ERROR_UNSORTED, COUT)[0][0] | flags]
+
+
+def test_parameter_errors():
+    w = np.zeros((8, 6, 8))
+    with pytest.raises(BnnforgeError, match="^unknown sparse layer kind 'pool'; choose one of "
+                                            "ssc, down, up$"):
+        SparseLayer("pool", w, np.zeros(6), 16, 4, Folding(1, 8))
+    with pytest.raises(BnnforgeError, match=r"^down weights must be 8 x Cout x Cin, not "
+                                            r"\(27, 6, 8\)$"):
+        SparseLayer("down", np.zeros((27, 6, 8)), np.zeros(6), 16, 4, Folding(1, 8))
+    with pytest.raises(BnnforgeError, match="^a layer that outputs sums takes no thresholds$"):
+        SparseLayer("up", w, np.zeros(6), 16, 4, Folding(1, 8), output="sums")
+    with pytest.raises(BnnforgeError, match="^output must be 'bits' or 'sums', not 'ints'$"):
+        SparseLayer("up", w, None, 16, 4, Folding(1, 8), output="ints")
+    with pytest.raises(BnnforgeError, match="^a up-sampling layer needs at least 2 coordinate "
+                                            "bits, not 1$"):
+        SparseLayer("up", w, None, 16, 1, Folding(1, 8), output="sums")
