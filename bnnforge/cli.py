@@ -166,12 +166,15 @@ def _verdict(result, what, stall):
 
 
 def _cmd_quantize(args):
+    from golden.bscnet import BSCNet, to_bitstream
     from golden.checkpoint import load_checkpoint
     from golden.groupnet import GroupNet
     from quant.bitstream import write
 
     model, spec, meta = load_checkpoint(args.checkpoint)
-    if isinstance(model, GroupNet):
+    if isinstance(model, BSCNet):
+        bs = to_bitstream(model, spec, meta)
+    elif isinstance(model, GroupNet):
         bs = model.to_bitstream(spec["height"], spec["width"], meta=meta)
     else:
         bs = model.to_bitstream(spec, meta)
@@ -199,6 +202,12 @@ def _cmd_inspect(args):
                    "encoding": "packed bits, LSB first",
                    "threshold_width": l.threshold_width if l.output == "bits" else None}
                   for l in bs.layers]
+    elif bs.kind == "bscnet":
+        layers = [{"name": l["name"], "kind": l["kind"],
+                   "shape": "x".join(map(str, np.asarray(l["weights"]).shape)),
+                   "output": "signed sums", "weight_bits": int(np.asarray(l["weights"]).size),
+                   "encoding": "packed bits, slots*Cout rows", "threshold_width": None}
+                  for l in bs.bscnet["layers"]]
     else:
         spec = bs.groupnet
         c = spec["channels"]
@@ -211,6 +220,9 @@ def _cmd_inspect(args):
     info = {"file": str(args.bitstream), "bytes": len(raw), "kind": bs.kind,
             "checksum": checksum, "input": bs.input, "meta": bs.meta, "layers": layers,
             "weight_bits": sum(l["weight_bits"] for l in layers)}
+    if bs.kind == "bscnet":
+        info["config"] = bs.bscnet["config"]
+        info["host_tensors"] = len(bs.host)
     if bs.kind == "groupnet":
         info["format"] = bs.groupnet["format"]
         info["gates"] = [g["gate"] for g in bs.groupnet["groups"]]

@@ -40,6 +40,7 @@ from quant.errors import BnnforgeError
 from .sparse import OFFSETS, check_coords, downsample_map, upsample_map, voxel_keys
 
 __all__ = ["SparseFrame", "BinaryConv", "SFSC", "SSCLayer", "ConvLayer", "DeConvLayer",
+           "to_bitstream", "from_bitstream",
            "BSCNet", "ARCHS", "shifted_kernel_map", "SFSC_SHIFTS"]
 
 ARCHS = {
@@ -191,12 +192,20 @@ class SFSC(nn.Module):
         self.binarize = WeightBinarizer(self.weight.shape, binarizer)
         self.alpha = nn.Parameter(torch.zeros(groups, len(SFSC_SHIFTS)))
         self.register_buffer("shift_index", torch.zeros(groups, dtype=torch.int64))
-        self.searching = True
+        self.register_buffer("fixed", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def searching(self):
+        return not bool(self.fixed)
+
+    @searching.setter
+    def searching(self, value):
+        self.fixed.fill_(not value)
 
     def fix(self):
         """End the search: every group keeps its most probable shift."""
         self.shift_index.copy_(self.alpha.detach().argmax(dim=1))
-        self.searching = False
+        self.fixed.fill_(True)
 
     def shifts(self):
         return SFSC_SHIFTS[self.shift_index.numpy()]
@@ -410,3 +419,54 @@ class BSCNet(nn.Module):
         for mod in self.modules():
             if isinstance(mod, SFSC):
                 mod.fix()
+
+
+def to_bitstream(net, input_spec, meta=None):
+    """The bitstream of a trained BSC-Net: binary layers as weight bits, the real-valued parts
+    (and batch-norm statistics) as host tensors."""
+    from quant.bitstream import Bitstream
+
+    binary = dict(net.binary_layers())
+    layers = [{"name": name, "kind": mod.kind, "cin": mod.cin, "cout": mod.cout,
+               "weights": mod.weight_bits()} for name, mod in binary.items()]
+    host = {}
+    for key, value in net.state_dict().items():
+        owner = key.rsplit(".", 1)[0]
+        if owner in binary and key.endswith(".weight"):
+            if getattr(binary[owner], "searching", False):
+                raise BnnforgeError(f"{owner}: the SFSC shift search is still running; end it "
+                                    f"(BSCNet.fix_shifts()) before export")
+            continue          # latent binary weights
+        if ".binarize." in key:
+            continue
+        host[key] = value.detach().to(torch.float32).numpy()
+    config = dict(net.config, binarizer="sign")
+    return Bitstream(layers=[], input=dict(input_spec), meta=dict(meta or {}), host=host,
+                     bscnet={"config": config, "layers": layers})
+
+
+def from_bitstream(bs):
+    """The BSC-Net of a bitstream, in eval mode: binary weights as +-1 latent weights (their
+    signs are the bits), real-valued parts from the host tensors."""
+    if bs.kind != "bscnet":
+        raise BnnforgeError(f"the bitstream holds a {bs.kind} network, not a BSC-Net")
+    net = BSCNet(**bs.bscnet["config"])
+    state = {k: torch.as_tensor(np.asarray(v)) for k, v in bs.host.items()}
+    for key in state:
+        if key.endswith(("shift_index", "num_batches_tracked")):
+            state[key] = state[key].round().to(torch.int64)
+        elif key.endswith(".fixed"):
+            state[key] = state[key] != 0
+    binary = dict(net.binary_layers())
+    for layer in bs.bscnet["layers"]:
+        if layer["name"] not in binary:
+            raise BnnforgeError(f"the bitstream's layer {layer['name']} is not in a "
+                                f"{net.arch} network")
+        state[layer["name"] + ".weight"] = torch.as_tensor(
+            2.0 * np.asarray(layer["weights"], dtype=np.float32) - 1)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if ".binarize." not in k]
+    if missing or unexpected:
+        raise BnnforgeError(f"the bitstream does not match a {net.arch} network (missing "
+                            f"{missing[:3]}, unexpected {unexpected[:3]})")
+    return net.eval()

@@ -2,7 +2,7 @@
 and plain data only, no pickled code) and checked before use.
 
 A checkpoint is a dict ``{"format": "bnnforge-checkpoint", "version": 1, "kind": "mlp" |
-"groupnet", "config": {...}, "input": {...}, "state_dict": {...}}``.
+"groupnet" | "bscnet", "config": {...}, "input": {...}, "state_dict": {...}}``.
 """
 
 import os
@@ -30,6 +30,9 @@ def _config(model):
         return "mlp", {"sizes": model.sizes, "binarizer": model.binarizer}
     if isinstance(model, GroupNet):
         return "groupnet", dict(model.config)
+    from .bscnet import BSCNet
+    if isinstance(model, BSCNet):
+        return "bscnet", dict(model.config)
     raise BnnforgeError(f"cannot checkpoint a {type(model).__name__}")
 
 
@@ -77,6 +80,9 @@ def load_checkpoint(path):
             model = BinaryMLP(config["sizes"], config.get("binarizer", "sign"))
         elif kind == "groupnet":
             model = GroupNet(**config)
+        elif kind == "bscnet":
+            from .bscnet import BSCNet
+            model = BSCNet(**config)
         else:
             raise CheckpointError(f"{path}: unknown model kind {kind!r}")
         model.load_state_dict(data["state_dict"])

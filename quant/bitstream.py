@@ -21,6 +21,7 @@ import numpy as np
 
 from .bits import bits_for, pack_bits, unpack_bits
 from .errors import BitstreamError
+from .bscnet_format import bscnet_from_section, bscnet_section, validate_bscnet
 from .groupnet_format import groupnet_from_section, groupnet_section, validate_groupnet
 
 __all__ = ["MAGIC", "VERSION", "DenseLayer", "Bitstream", "read", "write"]
@@ -86,13 +87,21 @@ class Bitstream:
     meta: dict = field(default_factory=dict)
     groupnet: dict = None
     host: dict = field(default_factory=dict)
+    bscnet: dict = None
 
     @property
     def kind(self):
+        if self.bscnet is not None:
+            return "bscnet"
         return "groupnet" if self.groupnet is not None else "dense"
 
     def validate(self):
         """Check shapes and ranges; raises :class:`BitstreamError` naming the first problem."""
+        if self.bscnet is not None:
+            if self.layers or self.groupnet is not None:
+                raise BitstreamError("a BSC-Net bitstream has no dense layers or Group-Net")
+            validate_bscnet(self.bscnet)
+            return self
         if self.groupnet is not None:
             if self.layers:
                 raise BitstreamError("a Group-Net bitstream has no dense layers")
@@ -148,6 +157,8 @@ def _manifest(bs):
                 "host": sorted(bs.host)}
     if bs.groupnet is not None:
         manifest["network"], _ = groupnet_section(bs.groupnet)
+    if bs.bscnet is not None:
+        manifest["network"], _ = bscnet_section(bs.bscnet)
     return manifest
 
 
@@ -183,6 +194,8 @@ def write(bs, path):
     tensors = {f"host.{name}": np.asarray(t, dtype=np.float32) for name, t in bs.host.items()}
     if bs.groupnet is not None:
         tensors.update(groupnet_section(bs.groupnet)[1])
+    if bs.bscnet is not None:
+        tensors.update(bscnet_section(bs.bscnet)[1])
     for layer in bs.layers:
         tensors[f"{layer.name}.weight"] = pack_bits(layer.weights)
         if layer.thresholds is not None:
@@ -247,14 +260,17 @@ def read(path):
         manifest = json.loads(manifest_text)
         layers = [_layer_from(entry, tensors, path) for entry in manifest["layers"]]
         host = {name: _tensor(tensors, f"host.{name}", path) for name in manifest.get("host", [])}
-        groupnet = None
+        groupnet = bscnet = None
         if "network" in manifest:
-            if manifest["network"].get("kind") != "groupnet":
-                raise BitstreamError(f"{path}: unknown network kind "
-                                     f"{manifest['network'].get('kind')!r}")
-            groupnet = groupnet_from_section(manifest["network"], tensors, path)
+            kind = manifest["network"].get("kind")
+            if kind == "groupnet":
+                groupnet = groupnet_from_section(manifest["network"], tensors, path)
+            elif kind == "bscnet":
+                bscnet = bscnet_from_section(manifest["network"], tensors, path)
+            else:
+                raise BitstreamError(f"{path}: unknown network kind {kind!r}")
         bs = Bitstream(layers=layers, input=manifest["input"], meta=manifest.get("meta", {}),
-                       groupnet=groupnet, host=host)
+                       groupnet=groupnet, host=host, bscnet=bscnet)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, BitstreamError):
             raise

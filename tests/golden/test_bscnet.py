@@ -145,3 +145,31 @@ def test_errors():
         SparseFrame(c[::-1], BITS, 1)
     assert set(ARCHS) == {"unet-s", "unet-h", "fcn-s", "fcn-h"}
     assert BinaryConv("down", 4, 4).weight.shape == (8, 4, 4)
+
+
+@pytest.mark.parametrize("sfsc", [False, True])
+def test_bitstream_round_trip_gives_the_same_outputs(tmp_path, sfsc):
+    """Export (quantize) and read back: the network from the bitstream computes the same
+    logits and the same integer sums in every binary layer."""
+    from golden.bscnet import from_bitstream, to_bitstream
+    from quant.bitstream import read, write
+
+    c, _, _ = _frame(9, n=150, extent=14)
+    fr = SparseFrame(c, BITS, 3)
+    net = BSCNet("unet-s", levels=3, sfsc=sfsc, binarizer="csign")
+    net.train()
+    x = torch.rand(len(c), 1)
+    net(x, fr)                      # one training step's statistics and c-sign state
+    if sfsc:
+        with pytest.raises(BnnforgeError, match="the SFSC shift search is still running"):
+            to_bitstream(net, {"channels": 1})
+        net.fix_shifts()
+    net.eval()
+    write(to_bitstream(net, {"channels": 1}), tmp_path / "b.bnn")
+    bs = read(tmp_path / "b.bnn")
+    assert bs.kind == "bscnet"
+    back = from_bitstream(bs)
+    t1, t2 = [], []
+    assert torch.equal(net(x, fr, trace=t1), back(x, fr, trace=t2))
+    assert [t["name"] for t in t1] == [t["name"] for t in t2]
+    assert all(np.array_equal(a["sums"], b["sums"]) for a, b in zip(t1, t2))
