@@ -36,7 +36,15 @@ def _add_folding(p):
 
 
 def _cmd_demo(args):
-    if args.network == "groupnet":
+    if args.network == "bscnet":
+        from .demo_bscnet import run_bscnet_demo
+
+        out = args.out or "build/demo-bscnet"
+        report = run_bscnet_demo(out_dir=out, simulator=args.simulator,
+                                 voxel_size=args.voxel_size, epochs=args.epochs or 40,
+                                 seed=args.seed, clock_mhz=args.clock_mhz)
+        bad = report["mismatches"]
+    elif args.network == "groupnet":
         from .demo_groupnet import run_groupnet_demo
 
         out = args.out or "build/demo-groupnet"
@@ -76,6 +84,8 @@ def _cmd_verilog(args):
     from .flows import generate, resolve_folding
 
     bs = _load(args.bitstream)
+    if bs.kind == "bscnet":
+        return _verilog_bscnet(args, bs)
     folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
     info = generate(bs, folding, args.output, args.reg_every)
     _print_folding(info)
@@ -89,6 +99,59 @@ def _cmd_verilog(args):
     return 0
 
 
+def _verilog_bscnet(args, bs):
+    """One design directory per binary SSC / down / up layer (sums out; batch-norm, residuals
+    and the real-valued layers run on the host)."""
+    from golden.bscnet import from_bitstream
+    from .demo_bscnet import _layer_level, layer_design
+    from .flows import format_table
+
+    if args.folding or args.target_cycles or args.max_lanes:
+        print("note: BSC-Net layers use PE = min(Cout, 16), SIMD = Cin; folding options are "
+              "ignored")
+    net = from_bitstream(bs)
+    rows = []
+    for name, conv in net.binary_layers():
+        level = _layer_level(name)
+        if conv.kind == "pointwise":
+            rows.append({"name": name, "kind": conv.kind, "where": "host (1x1, no search)"})
+            continue
+        bits = max(2, args.coord_bits - level)
+        design, folding = layer_design(conv, name, level, bits, args.max_voxels, args.output)
+        rows.append({"name": name, "kind": conv.kind, "cin": conv.cin, "cout": conv.cout,
+                     "pe": folding.pe, "simd": folding.simd, "bits": bits,
+                     "where": str(design)})
+    print(format_table(rows, [("name", "layer", "{}"), ("kind", "kind", "{}"),
+                              ("cin", "Cin", "{}"), ("cout", "Cout", "{}"), ("pe", "PE", "{}"),
+                              ("simd", "SIMD", "{}"), ("bits", "coord bits", "{}"),
+                              ("where", "design", "{}")]))
+    print(f"wrote {sum(1 for r in rows if 'pe' in r)} layer designs under {args.output} "
+          f"(max {args.max_voxels} voxels a frame)")
+    return 0
+
+
+def _sim_bscnet(args, bs):
+    """The frog frame through the network, binary encoder layers in hardware."""
+    from golden.bscnet import from_bitstream
+    from .demo_bscnet import _frame, hardware_layer_names, simulate_bscnet, _summary_table
+    from .progress import step
+
+    net = from_bitstream(bs)
+    size = int(bs.input.get("voxel_size", 9))
+    frame, feats, labels = _frame(size, (0, 0, 0), net.cfg["levels"])
+    out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
+    names = hardware_layer_names(net)
+    step(f"frog frame at voxel size {size} ({frame.size(0)} sites): {len(names)} binary layers "
+         f"on {args.simulator}, the others on the host")
+    rows, bad, acc, seconds = simulate_bscnet(net, frame, feats, labels, out, args.simulator,
+                                              200.0, names)
+    print(_summary_table(rows))
+    ok = bad == 0
+    print(f"{'PASS' if ok else 'FAIL'}: {len(rows)} layers, {bad} mismatches with the golden "
+          f"model; accuracy with the hardware's sums {acc:.4f}; simulation {seconds:.0f} s")
+    return 0 if ok else 1
+
+
 def _cmd_sim(args):
     import numpy as np
 
@@ -97,6 +160,8 @@ def _cmd_sim(args):
     from .progress import Progress, step
 
     bs = _load(args.bitstream)
+    if bs.kind == "bscnet":
+        return _sim_bscnet(args, bs)
     folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
     out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
     step(f"generating {out}")
@@ -260,15 +325,20 @@ def build_parser():
                                    "bitstream, generate Verilog, simulate the test split "
                                    "through it and report accuracy and cycles beside "
                                    "software.")
-    p.add_argument("--network", choices=("mlp", "groupnet"), default="mlp",
-                   help="mlp: binary MLP (default); groupnet: Group-Net CNN with K = 1, 3, 5")
-    p.add_argument("--out", help="output directory (default build/demo or build/demo-groupnet)")
+    p.add_argument("--network", choices=("mlp", "groupnet", "bscnet"), default="mlp",
+                   help="mlp: binary MLP (default); groupnet: Group-Net CNN with K = 1, 3, 5; "
+                        "bscnet: BSC-Net UNET-S on the frog CT volume (sparse voxels)")
+    p.add_argument("--out", help="output directory (default build/demo, build/demo-groupnet "
+                                 "or build/demo-bscnet)")
     p.add_argument("--simulator", choices=("icarus", "verilator"),
                    help="default: Verilator, or Icarus where Verilator is unavailable")
     p.add_argument("--clock-mhz", type=float, default=200.0,
                    help="clock for the hardware time per image (default 200)")
     p.add_argument("--epochs", type=_positive_int,
-                   help="training epochs (40 for mlp, 30 for groupnet)")
+                   help="training epochs (40 for mlp, 30 for groupnet; training steps, 40, "
+                        "for bscnet)")
+    p.add_argument("--voxel-size", type=_positive_int, default=9,
+                   help="bscnet: frog voxel size in CT voxels (9: 5,130 sites; 4: 34,331)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and order (0)")
     p.add_argument("--target-cycles", type=_positive_int,
                    help="folding target in cycles per image for every layer (default 64 for "
@@ -282,6 +352,10 @@ def build_parser():
                                    "with one $readmemh file per weight and threshold memory.")
     p.add_argument("bitstream", type=Path, help="weight bitstream (.bnn)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("--max-voxels", type=_positive_int, default=65536,
+                   help="BSC-Net: voxels a frame each layer accepts (default 65536)")
+    p.add_argument("--coord-bits", type=_positive_int, default=16,
+                   help="BSC-Net: coordinate bits at level 0, one fewer per level (default 16)")
     _add_folding(p)
     p.set_defaults(func=_cmd_verilog)
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from quant.errors import BnnforgeError
 
-__all__ = ["frog_path", "read_vti", "frog_volume", "frog_frame"]
+__all__ = ["frog_path", "read_vti", "frog_volume", "frog_frame", "frog_segmentation",
+           "FROG_CLASSES"]
 
 
 def frog_path():
@@ -89,3 +90,32 @@ def frog_frame(voxel_size, channels=16, volume=None):
     bits = max(1, int(coords.max()).bit_length())
     coords, feats = sort_frame(coords, feats, bits)
     return coords, feats, bits
+
+
+FROG_CLASSES = 16
+"""Tissue classes of the segmentation task: labels 1..15 as themselves, 16 and above as one
+class (the rare tissues), numbered 0..15."""
+
+
+def frog_segmentation(voxel_size, origin=(0, 0, 0), volume=None):
+    """The frog's occupied voxels at ``voxel_size`` with the grid shifted by ``origin`` (in CT
+    voxels): ``(coords N x 3 in hardware order, class N, bits)``; a voxel's class is the most
+    frequent tissue inside it (see :data:`FROG_CLASSES`)."""
+    from .sparse import voxel_keys
+
+    vol = frog_volume() if volume is None else volume
+    z, y, x = np.nonzero(vol)
+    pts = np.stack([x, y, z], axis=1) + np.asarray(origin, dtype=np.int64)
+    v = pts // int(voxel_size)
+    bits = max(1, int(v.max()).bit_length())
+    keys = voxel_keys(v, bits)
+    label = np.minimum(vol[z, y, x].astype(np.int64), FROG_CLASSES) - 1
+    pair, counts = np.unique(keys * FROG_CLASSES + label, return_counts=True)
+    key_of, lab_of = pair // FROG_CLASSES, pair % FROG_CLASSES
+    order = np.lexsort((-counts, key_of))      # per key, the most frequent label first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key_of[order][1:] != key_of[order][:-1]
+    keys_u, labels_u = key_of[order][first], lab_of[order][first]
+    mask = (1 << bits) - 1
+    coords = np.stack([keys_u & mask, (keys_u >> bits) & mask, keys_u >> (2 * bits)], axis=1)
+    return coords, labels_u, bits

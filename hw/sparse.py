@@ -74,6 +74,16 @@ def sum_width(kind, cin):
     return bits_for(_PAIRS_PER_SITE[kind] * cin) + 1
 
 
+def _select(values, index):
+    """``values[index]`` as a chain of continuous assignments. (An ``Array`` becomes a
+    ``case`` in an ``always @*`` block, which Icarus does not evaluate until an input changes:
+    a read port whose data stays at its initial value would leave it undefined.)"""
+    out = values[-1]
+    for i in reversed(range(len(values) - 1)):
+        out = Mux(index == i, values[i], out)
+    return out
+
+
 class SparseLayer(wiring.Component):
     """A binary sparse convolution with its search in hardware; see the module docstring.
 
@@ -195,7 +205,8 @@ class SparseLayer(wiring.Component):
         marker = self.i.payload[cin + KW]
         last = self.i.payload[cin + KW + 1]
 
-        part = Signal(range(max(2, len(parts))))
+        single = len(parts) == 1
+        part = Const(0, 1) if single else Signal(range(len(parts)))
         counts, keys, feats, prevs = [], [], [], []
         overflow, unsorted = Signal(), Signal()
         LOAD, ERROR, EMPTY, RUN = range(4)
@@ -212,9 +223,7 @@ class SparseLayer(wiring.Component):
         for p, (copies, with_feats) in enumerate(parts):
             n = Signal(range(N + 1), name=f"n{p}")
             prev = Signal(KW, name=f"prev{p}")
-            here = write & (part == p)
-            with m.If(part == p):
-                m.d.comb += [n_cur.eq(n), prev_cur.eq(prev)]
+            here = write if single else write & (part == p)
             mems = []
             for r in range(copies):
                 mem = memory.Memory(shape=KW, depth=N, init=[])
@@ -234,6 +243,7 @@ class SparseLayer(wiring.Component):
             keys.append(mems)
             feats.append(fmem)
             prevs.append(prev)
+        m.d.comb += [n_cur.eq(_select(counts, part)), prev_cur.eq(_select(prevs, part))]
         with m.If(too_many_now):
             m.d.sync += overflow.eq(1)
         with m.Elif(unsorted_now):
@@ -255,8 +265,9 @@ class SparseLayer(wiring.Component):
         with m.Switch(state):
             with m.Case(LOAD):
                 with m.If(fire_in & last):
-                    with m.If(part != final):
-                        m.d.sync += part.eq(part + 1)
+                    with m.If(Const(0, 1) if single else part != final):
+                        if not single:
+                            m.d.sync += part.eq(part + 1)
                     with m.Else():
                         bad = overflow | unsorted | too_many_now | unsorted_now
                         m.d.sync += state.eq(Mux(bad, ERROR,
@@ -274,7 +285,9 @@ class SparseLayer(wiring.Component):
                     emit_marker(0)
                     m.d.comb += frame_done.eq(1)
         with m.If(frame_done):
-            m.d.sync += [state.eq(LOAD), part.eq(0), overflow.eq(0), unsorted.eq(0)]
+            m.d.sync += [state.eq(LOAD), overflow.eq(0), unsorted.eq(0)]
+            if not single:
+                m.d.sync += part.eq(0)
             m.d.sync += [n.eq(0) for n in counts]
 
         class Store:
@@ -487,9 +500,7 @@ class SparseLayer(wiring.Component):
             ptrs.append(p)
             datas.append(data)
             oks.append(ok)
-        p_cur = Array(ptrs)[which]
-        cur = Array(datas)[which]
-        cur_ok = Array(oks)[which]
+        p_cur, cur, cur_ok = (_select(v, which) for v in (ptrs, datas, oks))
         present = p_cur < n_coarse
         m.d.comb += [active.eq(running & (fi < n_fine) & fine_ok & cur_ok),
                      behind.eq(present & (cur < parent)),

@@ -144,3 +144,35 @@ def test_quantize_groupnet_checkpoint(tmp_path):
     info = json.loads(bnnforge("inspect", tmp_path / "g.bnn", "--json").stdout)
     assert info["kind"] == "groupnet" and len(info["layers"]) == 3 * 2
     assert [l["encoding"] for l in info["layers"]][-2:] == ["dilation 3", "dilation 3"]
+
+
+def test_bscnet_quantize_inspect_verilog(tmp_path):
+    """A BSC-Net checkpoint: quantize to a bitstream, inspect it, and generate one design per
+    SSC / down / up layer (the 1x1 projection stays on the host) with per-level limits."""
+    import torch
+
+    from golden.bscnet import BSCNet
+    from golden.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = BSCNet("unet-s", levels=2, sfsc=False).eval()
+    save_checkpoint(tmp_path / "b.ckpt", model, {"channels": 1, "voxel_size": 9})
+    r = bnnforge("quantize", tmp_path / "b.ckpt", "-o", tmp_path / "b.bnn")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(bnnforge("inspect", tmp_path / "b.bnn", "--json").stdout)
+    assert info["kind"] == "bscnet" and info["config"]["arch"] == "unet-s"
+    kinds = [l["kind"] for l in info["layers"]]
+    assert kinds.count("ssc") == 6 and kinds.count("down") == 1 and kinds.count("up") == 1
+    assert kinds.count("pointwise") == 1
+    r = bnnforge("verilog", tmp_path / "b.bnn", "-o", tmp_path / "hw", "--max-voxels", "64",
+                 "--coord-bits", "6")
+    assert r.returncode == 0, r.stderr
+    designs = sorted(p.parent.name for p in (tmp_path / "hw").glob("*/design.json"))
+    assert designs == ["dec_0_0_a_conv", "dec_0_0_b_conv", "down_0_conv", "enc_0_0_a_conv",
+                       "enc_0_0_b_conv", "enc_1_0_a_conv", "enc_1_0_b_conv", "up_0_conv"]
+    d = json.loads((tmp_path / "hw" / "down_0_conv" / "design.json").read_text())
+    assert (d["layer_kind"], d["coord_bits"], d["max_voxels"], d["output"]) == \
+        ("down", 6, 64, "sums")
+    up = json.loads((tmp_path / "hw" / "up_0_conv" / "design.json").read_text())
+    assert up["coord_bits"] == 6 and up["cin"] == up["cout"] == 32
+    assert "dec.0.0.a.proj" in r.stdout and "host (1x1, no search)" in r.stdout

@@ -101,3 +101,41 @@ def test_point_clouds_from_meshes(tmp_path, mesh):
     result = simulate_sparse(tmp_path / "ssc", [(coords, feats)], w, t, "icarus",
                              stall_modes=STALL_MODES)
     assert result["passed"] and result["mismatches"] == 0, result["log"]
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("kind", ["down", "up"])
+def test_down_up_edge_cases(tmp_path, simulator, kind):
+    """Down- and up-sampling layers (sums out) on the edge-case frames, four stall modes."""
+    from tests.hw.test_sparse_updown import B as B2, CIN as C2, NMAX as N2, down_frames, up_frames
+
+    rng = np.random.default_rng(21)
+    w = rng.integers(0, 2, (8, 6, C2))
+    frames = down_frames(rng) if kind == "down" else up_frames(rng)
+    generate_sparse(w, None, N2, B2, Folding(3, 4), tmp_path / kind, kind=kind, output="sums")
+    result = simulate_sparse(tmp_path / kind, frames, w, None, simulator,
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    from golden.sparse import sparse_layer_sums
+    for f, got in zip(frames, result["outputs"]):
+        assert np.array_equal(got, sparse_layer_sums(kind, f, w, B2)[1])
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_up_frog_levels_first_frame_after_reset(tmp_path, simulator):
+    """The frog's level 5 sites up-sampled from level 6, as the first frame after reset (a
+    selection that Icarus left undefined when it was a case in an always block)."""
+    from golden.bscnet import SparseFrame
+    from golden.frog import frog_segmentation
+    from golden.sparse import sparse_layer_sums
+
+    coords, _, bits = frog_segmentation(9)
+    fr = SparseFrame(coords, bits, 6)
+    rng = np.random.default_rng(22)
+    w = rng.integers(0, 2, (8, 8, 8))
+    frame = (fr.coords[5], rng.integers(0, 2, (len(fr.coords[5]), 8)), fr.coords[4])
+    generate_sparse(w, None, 16, fr.bits[4], Folding(4, 8), tmp_path / "up", kind="up",
+                    output="sums")
+    result = simulate_sparse(tmp_path / "up", [frame], w, None, simulator)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    assert np.array_equal(result["outputs"][0], sparse_layer_sums("up", frame, w, fr.bits[4])[1])
