@@ -1,0 +1,53 @@
+"""`bnnforge synth`: clear errors without running the tools; a real Yosys + nextpnr run on a
+small network (slow: the first YoWASP call compiles the WebAssembly)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hw.synth import SynthError, _check_fit, synthesize
+from tests.test_cli import bnnforge
+
+
+def test_not_a_design_directory(tmp_path):
+    with pytest.raises(SynthError, match=r"not a design directory \(no design.json\); generate "
+                                         r"one with `bnnforge verilog`$"):
+        synthesize(tmp_path)
+    r = bnnforge("synth", tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "not a design directory" in r.stderr
+
+
+def test_unknown_device(tmp_path):
+    (tmp_path / "design.json").write_text(json.dumps({"verilog": "bnn_top.v"}))
+    with pytest.raises(SynthError, match="^unknown ecp5 device '100k'; choose one of 12k, 25k, "
+                                         "45k, 85k$"):
+        synthesize(tmp_path, "ecp5", "100k")
+
+
+def test_does_not_fit_names_resource_and_amount():
+    cells = {"LUT4": 12000, "CCU2C": 100, "TRELLIS_FF": 500, "DP16KD": 40}
+    with pytest.raises(SynthError, match=r"^the design does not fit the LFE5U-12F: it needs "
+                                         r"12200 logic cells \(LUTs, 2 per carry cell on ECP5\), "
+                                         r"the device has 12096 \(104 over\)"):
+        _check_fit(cells, "ecp5", "12k")
+    with pytest.raises(SynthError, match=r"needs 40 block RAMs, the device has 32 \(8 over\)"):
+        _check_fit({"LUT4": 10, "DP16KD": 40}, "ecp5", "12k")
+
+
+@pytest.mark.slow
+def test_synth_small_network(tmp_path):
+    from quant.bitstream import write
+    from tests.helpers import random_dense
+
+    write(random_dense(np.random.default_rng(0), [32, 16, 4]), tmp_path / "n.bnn")
+    assert bnnforge("verilog", tmp_path / "n.bnn", "-o", tmp_path / "v",
+                    "--target-cycles", "4").returncode == 0
+    r = bnnforge("synth", tmp_path / "v", "--json", tmp_path / "s.json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["part"] == "LFE5U-85F" and s["lut4"] > 0 and s["ff"] > 0
+    assert s["comb"] >= s["lut4"] + 2 * s["carry"]
+    assert 50 < s["fmax_mhz"]["clk"] < 1000
+    assert s["tools"]["yosys"].startswith("Yosys 0.70")

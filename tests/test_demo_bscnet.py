@@ -1,0 +1,59 @@
+"""The BSC-Net demo end to end on a coarse frog frame (voxel size 24, 579 sites): training,
+bitstream round trip, 21 binary layers on Icarus with the hardware's sums fed back, report."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bnnforge.demo_bscnet import _frame, run_bscnet_demo, simulate_bscnet
+
+
+def test_three_kinds_in_the_loop(tmp_path):
+    """One SSC, one down and the up layer of an untrained UNET-S in hardware (Icarus) inside
+    the network's forward pass: every layer's sums equal golden's and the logits are golden's."""
+    from golden.bscnet import BSCNet
+
+    torch.manual_seed(1)
+    net = BSCNet("unet-s", classes=16, sfsc=False).eval()
+    frame, feats, labels = _frame(24, (0, 0, 0), 7)
+    names = ["enc.1.0.a.conv", "down.1.conv", "up.5.conv"]
+    rows, bad, acc, _ = simulate_bscnet(net, frame, feats, labels, tmp_path, "icarus", 200.0,
+                                        names)
+    assert bad == 0 and [r["name"] for r in rows] == names
+    assert [r["kind"] for r in rows] == ["ssc", "down", "up"]
+    with torch.no_grad():
+        want = float((net(feats, frame).argmax(1) == labels).float().mean())
+    assert acc == want
+    assert rows[1]["voxels"] == frame.size(1) and rows[1]["out_voxels"] == frame.size(2)
+    assert rows[0]["cycles_simulated"] >= rows[0]["cycles_model"] > 0
+    assert np.isfinite(rows[0]["software_seconds"])
+
+
+@pytest.mark.slow
+def test_bscnet_demo_small(tmp_path):
+    report = run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24, epochs=3)
+    assert report["mismatches"] == 0
+    assert report["sites"] == 579
+    # The hardware's sums equal golden's, so the host's predictions are the golden ones.
+    assert report["accuracy"]["hardware"] == report["accuracy"]["golden"]
+    layers = report["layers"]
+    assert [l["kind"] for l in layers].count("ssc") == 14
+    assert [l["kind"] for l in layers].count("down") == 6
+    assert [l["kind"] for l in layers][-1] == "up"
+    for l in layers:
+        assert l["cycles_simulated"] >= l["cycles_model"] or l["kind"] == "up"
+        assert l["search_cycles"] > 0 and l["software_seconds"] > 0
+    # An SSC layer's pairs and the down layer's outputs as golden counts them.
+    from golden.bscnet import SparseFrame
+    from golden.frog import frog_segmentation
+    from golden.sparse import ssc_kernel_map
+
+    coords, _, bits = frog_segmentation(24)
+    fr = SparseFrame(coords, bits, 7)
+    assert layers[0]["pairs"] == len(ssc_kernel_map(coords, bits))
+    assert layers[2]["out_voxels"] == fr.size(1)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["mismatches"] == 0 and saved["simulator"] == "icarus"
+    assert (tmp_path / "report.md").read_text().startswith("# BSC-Net demo")
