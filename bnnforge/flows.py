@@ -188,21 +188,23 @@ def format_table(rows, columns):
 
 
 def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
-                    kind="ssc", output="bits"):
+                    kind="ssc", output="bits", offsets=1):
     """Write one binary sparse layer (``kind`` ssc, down or up; search in hardware) as Verilog
-    with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums."""
+    with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums; ``offsets``
+    kernel offsets a cycle."""
     from hw.axis import AxisTop
     from hw.sparse import SparseLayer
 
     check_output_dir(out_dir)
-    conv = SparseLayer(kind, weights, thresholds, max_voxels, coord_bits, folding, output=output)
+    conv = SparseLayer(kind, weights, thresholds, max_voxels, coord_bits, folding, output=output,
+                       offsets=offsets)
     conv.name = name
     top = AxisTop([conv], sparse=True)
     info = design_info(top, TOP_NAME, f"sparse-{kind}", {
         "layer_kind": kind, "output": output, "out_width": conv.out_width,
         "sum_width": conv.sum_width, "max_voxels": max_voxels, "coord_bits": coord_bits,
         "cin": conv.cin, "cout": conv.cout, "pe": folding.pe, "simd": folding.simd,
-        "folds_per_pair": conv.folds})
+        "folds_per_pair": conv.folds, "offsets": offsets})
     write_design(out_dir, top, TOP_NAME, {}, info)
     return json.loads((Path(out_dir) / "design.json").read_text())
 

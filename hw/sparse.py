@@ -32,7 +32,8 @@ search:
     ``N_fine + 4 N_coarse`` cycles.
 
 The search runs ahead of the compute through a FIFO of records (output key, mask of present
-slots, input indices); the compute takes ``ceil(Cin / SIMD) * ceil(Cout / PE)`` cycles a pair.
+slots, input indices); the compute takes ``ceil(Cin / SIMD) * ceil(Cout / PE)`` cycles for each
+group of up to ``offsets`` present slots of a site (``offsets`` kernel offsets a cycle).
 
 Limits are parameters; a frame (or part) with more voxels than ``max_voxels`` or keys that are
 not strictly increasing gets no output but one error beat (``marker`` and ``error`` set, the
@@ -102,6 +103,9 @@ class SparseLayer(wiring.Component):
         PE divides Cout, SIMD divides Cin.
     output : "bits" or "sums"
         Sums are ``sum_width(kind, Cin)``-bit two's complement, channel 0 lowest.
+    offsets : int
+        Kernel offsets computed in parallel (``offsets x PE`` trees of SIMD lanes, ``offsets``
+        read ports on the feature memory and on each weight memory).
 
     Members
     -------
@@ -117,7 +121,7 @@ class SparseLayer(wiring.Component):
     """
 
     def __init__(self, kind, weights, thresholds, max_voxels, coord_bits, folding,
-                 output="bits", reg_every=1, record_depth=8):
+                 output="bits", reg_every=1, record_depth=8, offsets=1):
         import numpy as np
 
         with construction(self):
@@ -140,6 +144,10 @@ class SparseLayer(wiring.Component):
             if cin % folding.simd:
                 raise BnnforgeError(f"SIMD={folding.simd} does not divide the {cin} input "
                                     f"channels")
+            check_positive_int("offsets per cycle", offsets)
+            if offsets > slots:
+                raise BnnforgeError(f"{offsets} offsets per cycle, but a {kind} layer has "
+                                    f"{slots} kernel slots")
             if output not in ("bits", "sums"):
                 raise BnnforgeError(f"output must be 'bits' or 'sums', not {output!r}")
             if output == "sums":
@@ -155,7 +163,7 @@ class SparseLayer(wiring.Component):
         self.cin, self.cout = cin, cout
         self.max_voxels, self.coord_bits = max_voxels, coord_bits
         self.pe, self.simd, self.reg_every = folding.pe, folding.simd, reg_every
-        self.record_depth = record_depth
+        self.record_depth, self.offsets = record_depth, offsets
         self.sum_width = sum_width(kind, cin)
         self.out_width = cout if output == "bits" else cout * self.sum_width
         b = coord_bits
@@ -169,8 +177,8 @@ class SparseLayer(wiring.Component):
         return (self.cout // self.pe) * (self.cin // self.simd)
 
     def cycles_model(self, pairs):
-        """DESIGN.md's model: ``pairs * ceil(Cin/SIMD) * ceil(Cout/PE)``."""
-        return pairs * self.folds
+        """DESIGN.md's model: ``pairs * ceil(Cin/SIMD) * ceil(Cout/PE) / offsets``."""
+        return pairs * self.folds / self.offsets
 
     @property
     def cycles_per_vector(self):
@@ -532,18 +540,29 @@ class SparseLayer(wiring.Component):
         rec_idx = Array(rec[base + k * IW:base + (k + 1) * IW] for k in range(S))
         remaining = Signal(S)
         loaded = Signal()
-        k_cur = Signal(range(S))
-        for k in reversed(range(S)):
-            with m.If(remaining[k]):
-                m.d.comb += k_cur.eq(k)
+        U = self.offsets
+        # The U lowest present slots: one-hot picks, their indices and valid flags.
+        rems, picks, valids = [remaining], [], []
+        for u in range(U):
+            r = rems[-1]
+            low = Signal(S, name=f"pick{u}_onehot")
+            m.d.comb += low.eq(r & (~r + 1))
+            k_u = Signal(range(S), name=f"pick{u}")
+            for k in range(S):
+                with m.If(low[k]):
+                    m.d.comb += k_u.eq(k)
+            rest = Signal(S, name=f"rest{u}")
+            m.d.comb += rest.eq(r & ~low)
+            picks.append(k_u)
+            valids.append(r != 0)
+            rems.append(rest)
         nf = Signal(range(max(NF, 2)))
         sf = Signal(range(max(SF, 2)))
         last_fold = (nf == NF - 1) & (sf == SF - 1)
-        only_one = (remaining & (remaining - 1)) == 0
         # A record without pairs (an up-sampled site without parent) still yields an output.
         issue_c = Signal()
         m.d.comb += issue_c.eq(en & loaded)
-        last_item = issue_c & (last_fold & only_one | (remaining == 0))
+        last_item = issue_c & (last_fold & (rems[-1] == 0) | (remaining == 0))
         real = issue_c & (remaining != 0)
         first_item = Signal()
         m.d.comb += records.ready.eq(en & (~loaded | last_item))
@@ -562,16 +581,21 @@ class SparseLayer(wiring.Component):
                 if NF > 1:
                     m.d.sync += nf.eq(Mux(nf == NF - 1, 0, nf + 1))
                 with m.If(nf == NF - 1):
-                    m.d.sync += remaining.eq(remaining & ~(1 << k_cur))
+                    m.d.sync += remaining.eq(rems[-1])
         m.d.comb += self.busy.eq(real)
 
-        frp = feat_mem.read_port(transparent_for=())
-        m.d.comb += [frp.addr.eq(rec_idx[k_cur]), frp.en.eq(en)]
-        ctrl = Signal(4 + len(nf) + len(sf) + KW + 1)
+        frps = []
+        for u in range(U):
+            frp = feat_mem.read_port(transparent_for=())
+            m.d.comb += [frp.addr.eq(rec_idx[picks[u]]), frp.en.eq(en)]
+            frps.append(frp)
+        ctrl = Signal(4 + len(nf) + len(sf) + KW + 1 + U)
         with m.If(en):
             m.d.sync += ctrl.eq(Cat(issue_c, first_item & issue_c, last_item, real,
-                                    nf, sf, rec_key, rec_last))
-        trees = []
+                                    nf, sf, rec_key, rec_last,
+                                    Cat(*[issue_c & v for v in valids])))
+        trees = []          # trees[u][p]
+        wmems = []
         for p_ in range(PE):
             words = []
             for k in range(S):
@@ -581,14 +605,19 @@ class SparseLayer(wiring.Component):
                         words.append(bits_to_int(row[j * SIMD:(j + 1) * SIMD]))
             wmem = memory.Memory(shape=SIMD, depth=len(words), init=words)
             m.submodules[f"w{p_}"] = wmem
-            wrp = wmem.read_port(transparent_for=())
-            m.d.comb += [wrp.addr.eq((k_cur * NF + nf) * SF + sf), wrp.en.eq(en)]
-            tree = XnorPopcount(SIMD, self.reg_every)
-            m.submodules[f"tree{p_}"] = tree
-            s1_sf = ctrl[4 + len(nf):4 + len(nf) + len(sf)]
-            fslice = frp.data.word_select(s1_sf, SIMD) if SF > 1 else frp.data
-            m.d.comb += [tree.a.eq(fslice), tree.w.eq(wrp.data), tree.en.eq(en)]
-            trees.append(tree)
+            wmems.append(wmem)
+        s1_sf = ctrl[4 + len(nf):4 + len(nf) + len(sf)]
+        for u in range(U):
+            row_trees = []
+            fslice = frps[u].data.word_select(s1_sf, SIMD) if SF > 1 else frps[u].data
+            for p_ in range(PE):
+                wrp = wmems[p_].read_port(transparent_for=())
+                m.d.comb += [wrp.addr.eq((picks[u] * NF + nf) * SF + sf), wrp.en.eq(en)]
+                tree = XnorPopcount(SIMD, self.reg_every)
+                m.submodules[f"tree{p_}" if U == 1 else f"tree{u}_{p_}"] = tree
+                m.d.comb += [tree.a.eq(fslice), tree.w.eq(wrp.data), tree.en.eq(en)]
+                row_trees.append(tree)
+            trees.append(row_trees)
         L = popcount_latency(SIMD, self.reg_every)
         chain = [ctrl]
         for stage in range(L):
@@ -597,10 +626,11 @@ class SparseLayer(wiring.Component):
                 m.d.sync += nxt.eq(chain[-1])
             chain.append(nxt)
         c = chain[-1]
-        c_valid, c_first, c_last, c_real = c[0], c[1], c[2], c[3]
+        c_valid, c_first, c_last = c[0], c[1], c[2]
         c_nf = c[4:4 + len(nf)]
         c_key = c[4 + len(nf) + len(sf):4 + len(nf) + len(sf) + KW]
-        c_frame_last = c[-1]
+        c_frame_last = c[4 + len(nf) + len(sf) + KW]
+        c_lanes = c[-U:]
 
         yw = self.sum_width
         acc = [Signal(signed(yw), name=f"y{o}") for o in range(cout)]
@@ -608,8 +638,11 @@ class SparseLayer(wiring.Component):
         for o in range(cout):
             f, p_ = divmod(o, PE)
             contrib = Signal(signed(yw), name=f"c{o}")
-            hit = c_real & (c_nf == f) if NF > 1 else c_real
-            m.d.comb += contrib.eq(Mux(hit, trees[p_].count * 2 - SIMD, 0))
+            terms = []
+            for u in range(U):
+                hit = c_lanes[u] & (c_nf == f) if NF > 1 else c_lanes[u]
+                terms.append(Mux(hit, trees[u][p_].count * 2 - SIMD, 0))
+            m.d.comb += contrib.eq(sum(terms))
             y_next = Signal(signed(yw), name=f"yn{o}")
             m.d.comb += y_next.eq(Mux(c_first, 0, acc[o]) + contrib)
             with m.If(en & c_valid):

@@ -3,6 +3,7 @@ against golden on edge cases and random frames, four stall modes, bits and sums 
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
 
 from golden.sparse import downsample_map, sort_frame
 from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED, SparseLayer, sum_width
@@ -130,3 +131,59 @@ def test_parameter_errors():
     with pytest.raises(BnnforgeError, match="^a up-sampling layer needs at least 2 coordinate "
                                             "bits, not 1$"):
         SparseLayer("up", w, None, 16, 1, Folding(1, 8), output="sums")
+
+
+@pytest.mark.parametrize("kind,offsets,folding", [
+    ("ssc", 2, Folding(3, 4)), ("ssc", 27, Folding(6, 8)), ("down", 3, Folding(2, 8)),
+    ("up", 2, Folding(3, 4))])
+def test_offsets_per_cycle_bit_exact(kind, offsets, folding):
+    """Several kernel offsets a cycle: the same sums, in fewer cycles."""
+    rng = np.random.default_rng(15)
+    w = rng.integers(0, 2, (27 if kind == "ssc" else 8, COUT, CIN))
+    frames = up_frames(rng) if kind == "up" else down_frames(rng)
+    dut = SparseLayer(kind, w, None, NMAX, B, folding, output="sums", offsets=offsets)
+    outs, expected = _run(dut, kind, frames, w, None, "both")
+    assert outs == expected
+
+
+def test_offsets_divide_the_compute_cycles():
+    """A full 3x3x3 cube (27 sites, 343 pairs) at one fold a pair: the busy cycles are the
+    groups of up to ``offsets`` present slots per site."""
+    from golden.sparse import ssc_kernel_map
+
+    rng = np.random.default_rng(16)
+    cube = np.array([(x, y, z) for z in range(3) for y in range(3) for x in range(3)]) + 5
+    frame = _sorted(rng, cube)
+    kmap = ssc_kernel_map(frame[0], B)
+    per_site = np.bincount(kmap[:, 0], minlength=27)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    for offsets in (1, 4):
+        dut = SparseLayer("ssc", w, None, NMAX, B, Folding(COUT, CIN), output="sums",
+                          offsets=offsets)
+        data, framing, want, _ = layer_beats("ssc", [frame], w, None, B, CIN, dut.sum_width)
+        inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1)
+                  for d, (l, u) in zip(data, framing)]
+        busy = []
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+
+        async def bench(ctx):
+            sent, got = 0, 0
+            ctx.set(dut.o.ready, 1)
+            for _ in range(5000):
+                if sent < len(inputs):
+                    ctx.set(dut.i.payload, inputs[sent])
+                    ctx.set(dut.i.valid, 1)
+                else:
+                    ctx.set(dut.i.valid, 0)
+                fired = sent < len(inputs) and ctx.get(dut.i.ready)
+                busy.append(ctx.get(dut.busy))
+                got += ctx.get(dut.o.valid)
+                sent += fired
+                await ctx.tick()
+                if got >= len(want):
+                    break
+
+        sim.add_testbench(bench)
+        sim.run()
+        assert sum(busy) == int(sum(-(-per_site // offsets)))

@@ -139,3 +139,15 @@ def test_up_frog_levels_first_frame_after_reset(tmp_path, simulator):
     result = simulate_sparse(tmp_path / "up", [frame], w, None, simulator)
     assert result["passed"] and result["mismatches"] == 0, result["log"]
     assert np.array_equal(result["outputs"][0], sparse_layer_sums("up", frame, w, fr.bits[4])[1])
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_offsets_per_cycle_edge_cases(tmp_path, simulator):
+    """Three kernel offsets a cycle (three feature read ports, 3 x PE trees) in Verilog."""
+    rng = np.random.default_rng(23)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    t = rng.integers(-24, 24, COUT)
+    generate_sparse(w, t, NMAX, B, Folding(3, 4), tmp_path / "ssc", offsets=3)
+    result = simulate_sparse(tmp_path / "ssc", edge_frames(rng), w, t, simulator,
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
