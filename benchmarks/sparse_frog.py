@@ -26,6 +26,7 @@ def main():
     p.add_argument("--channels", type=int, default=16)
     p.add_argument("--pe", type=int, default=16)
     p.add_argument("--simd", type=int, default=16)
+    p.add_argument("--offsets", type=int, default=1, help="kernel offsets a cycle (1)")
     p.add_argument("--clock-mhz", type=float, default=200.0)
     p.add_argument("--out", default="build/bench")
     args = p.parse_args()
@@ -40,14 +41,14 @@ def main():
         n = len(coords)
         design = Path(args.out) / f"sparse-frog-v{size}"
         info = generate_sparse(w, t, 1 << max(1, (n - 1).bit_length()), bits,
-                               Folding(args.pe, args.simd), design)
+                               Folding(args.pe, args.simd), design, offsets=args.offsets)
         t0 = time.monotonic()
         result = simulate_sparse(design, [(coords, feats)], w, t, args.simulator)
         wall = time.monotonic() - t0
         kmap = ssc_kernel_map(coords, bits)
         soft = min(timeit.repeat(lambda: binary_ssc_dot(feats, w, kmap), number=1, repeat=3))
         search = min(timeit.repeat(lambda: ssc_kernel_map(coords, bits), number=1, repeat=3))
-        model = len(kmap) * info["folds_per_pair"]
+        model = len(kmap) * info["folds_per_pair"] / args.offsets
         cycles = result["frame_cycles"][0]
         hw = cycles / (args.clock_mhz * 1e6)
         rows.append({"voxel_size": size, "voxels": n, "pairs": len(kmap),
@@ -66,9 +67,10 @@ def main():
         ("hw_seconds", f"hw s @{args.clock_mhz:g}MHz", "{:.2e}"),
         ("software_seconds", "software s", "{:.2e}"), ("speedup", "speed-up", "{:.0f}x"),
         ("simulation_wall_seconds", "sim wall s", "{:.0f}")]))
-    out = Path(args.out) / "sparse_frog.json"
+    out = Path(args.out) / ("sparse_frog.json" if args.offsets == 1 else
+                            f"sparse_frog_offsets{args.offsets}.json")
     out.write_text(json.dumps({"simulator": args.simulator, "channels": c, "pe": args.pe,
-                               "simd": args.simd, "frames": rows}, indent=2) + "\n")
+                               "simd": args.simd, "offsets": args.offsets, "frames": rows}, indent=2) + "\n")
     print(f"wrote {out}")
 
 
