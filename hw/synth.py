@@ -127,6 +127,21 @@ def _check_fit(cells, family, device):
                              f"(--device) or a folding with fewer lanes")
 
 
+_PINS = {"hx8k": 206, "up5k": 39}
+
+
+def _check_pins(netlist, top, family, device):
+    """iCE40 has no out-of-context flow: every port bit needs a pin of the package."""
+    ports = json.loads(Path(netlist).read_text())["modules"][top]["ports"]
+    bits = sum(len(p["bits"]) for p in ports.values())
+    pins = _PINS[device]
+    if bits > pins:
+        part = FAMILIES[family]["devices"][device][0]
+        raise SynthError(f"the design has {bits} port bits but the {part} package has {pins} "
+                         f"I/O pins ({bits - pins} over); iCE40 has no out-of-context flow: "
+                         f"use --family ecp5 for resource and Fmax figures")
+
+
 def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, say=print):
     """Synthesize and place-and-route ``design_dir`` (as written by ``bnnforge verilog``).
 
@@ -157,6 +172,8 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
          "Yosys synthesis", _throttle(say))
     cells = _stat(design_dir / work / "stat.json", family)
     _check_fit(cells, family, device)
+    if not fam["ooc"]:
+        _check_pins(design_dir / work / "netlist.json", top, family, device)
     say(f"==> nextpnr-{family} place and route on the {fam['devices'][device][0]} at "
         f"{freq_mhz:g} MHz, seed {seed}")
     package = fam["package"] if isinstance(fam["package"], str) else fam["package"][device]

@@ -51,3 +51,16 @@ def test_synth_small_network(tmp_path):
     assert s["comb"] >= s["lut4"] + 2 * s["carry"]
     assert 50 < s["fmax_mhz"]["clk"] < 1000
     assert s["tools"]["yosys"].startswith("Yosys 0.70")
+
+
+def test_ice40_pins_checked(tmp_path):
+    from hw.synth import _check_pins
+
+    netlist = {"modules": {"top": {"ports": {"a": {"bits": list(range(30))},
+                                             "b": {"bits": list(range(12))}}}}}
+    (tmp_path / "n.json").write_text(json.dumps(netlist))
+    with pytest.raises(SynthError, match=r"^the design has 42 port bits but the iCE40UP5K "
+                                         r"package has 39 I/O pins \(3 over\); iCE40 has no "
+                                         r"out-of-context flow: use --family ecp5"):
+        _check_pins(tmp_path / "n.json", "top", "ice40", "up5k")
+    _check_pins(tmp_path / "n.json", "top", "ice40", "hx8k")
