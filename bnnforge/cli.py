@@ -312,7 +312,7 @@ def _cmd_synth(args):
     from .flows import format_table
 
     r = synthesize(args.design, args.family, args.device, args.freq, args.seed,
-                   say=_say_throttled())
+                   say=lambda text: print(text, flush=True))
     rows = [{"resource": k, "used": v["used"], "available": v["available"],
              "percent": v["percent"]} for k, v in r["utilization"].items()]
     print(format_table(rows, [("resource", "resource", "{}"), ("used", "used", "{}"),
@@ -327,18 +327,6 @@ def _cmd_synth(args):
         atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(r, indent=2) + "\n"))
         print(f"wrote {args.json}")
     return 0
-
-
-def _say_throttled(every=15.0):
-    import time
-
-    last = [0.0]
-
-    def say(text):
-        if text.startswith("==>") or time.monotonic() - last[0] >= every:
-            last[0] = time.monotonic()
-            print(text, flush=True)
-    return say
 
 
 def _cmd_study(args):

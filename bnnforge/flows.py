@@ -243,7 +243,7 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
     difference), ``pairs`` per frame, ``frame_cycles`` per frame (first input beat to last
     output beat, stall mode none), ``search_cycles`` and ``outputs`` (per frame, the
     hardware's bits or sums, N x Cout)."""
-    from golden.sparse import sparse_layer_sums
+    from golden.sparse import sparse_layer_rows, sparse_layer_sums
     from sim.runner import run_vectors
     from sim.voxels import layer_beats, unpack_sums
 
@@ -251,9 +251,10 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
     kind = info.get("layer_kind", "ssc")
     bits, cin, cout = info["coord_bits"], info["cin"], info["cout"]
     sw = info.get("sum_width") if thresholds is None else None
+    maps = [sparse_layer_rows(kind, f, bits) for f in frames]
+    golden = [sparse_layer_sums(kind, f, weights, bits, rows) for f, rows in zip(frames, maps)]
     data, framing, want, want_framing = layer_beats(kind, frames, weights, thresholds, bits,
-                                                    cin, sw)
-    golden = [sparse_layer_sums(kind, f, weights, bits) for f in frames]
+                                                    cin, sw, golden)
     per_site = 28 * info["folds_per_pair"] + 8
     result = run_vectors(design_dir, data, want, simulator=simulator, stall_modes=stall_modes,
                          waves=waves, progress=progress, seed=seed, framing=framing,
@@ -287,24 +288,9 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
             outputs.append(np.array([[(v >> j) & 1 for j in range(cout)] for v in vec],
                                     dtype=np.uint8).reshape(len(vec), cout))
     result["errors"] = sparse_error_messages(quiet, frames, info)
-    result.update(info=info, mismatches=len(bad), pairs=_pairs(kind, frames, bits),
+    result.update(info=info, mismatches=len(bad), pairs=[len(rows) for _, rows in maps],
                   outputs=outputs,
                   frame_cycles=[quiet["t_out"][e - 1] - quiet["t_in"][s] + 1
                                 for s, e in zip(in_starts, ends) if e <= len(quiet["t_out"])],
                   search_cycles=quiet.get("search_cycles"))
     return result
-
-
-def _pairs(kind, frames, bits):
-    """Kernel-map pairs of each frame (the cycle model's unit of work)."""
-    from golden.sparse import downsample_map, ssc_kernel_map, upsample_map
-
-    out = []
-    for f in frames:
-        if kind == "ssc":
-            out.append(len(ssc_kernel_map(f[0], bits)) if len(f[0]) else 0)
-        elif kind == "down":
-            out.append(len(f[0]))
-        else:
-            out.append(len(upsample_map(f[2], f[0], allow_missing=True)))
-    return out

