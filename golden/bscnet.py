@@ -37,7 +37,7 @@ from torch import nn
 from quant.binarize import approx_sign
 from quant.csign import WeightBinarizer
 from quant.errors import BnnforgeError
-from .sparse import OFFSETS, check_coords, downsample_map, upsample_map, voxel_keys
+from .sparse import check_coords, downsample_map, ssc_kernel_map, upsample_map, voxel_keys
 
 __all__ = ["SparseFrame", "BinaryConv", "SFSC", "SSCLayer", "ConvLayer", "DeConvLayer",
            "to_bitstream", "from_bitstream",
@@ -59,27 +59,8 @@ SFSC_SHIFTS = np.array([(0, 0, 0), (-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0),
 SLOTS = {"ssc": 27, "down": 8, "up": 8, "pointwise": 1}
 
 
-def shifted_kernel_map(coords, bits, shift=(0, 0, 0)):
-    """Pairs ``(u, j, k)`` with ``coord_j = coord_u + shift + offset_k`` (3x3x3 offsets): the
-    kernel map of a 3x3x3 window centred at ``u + shift``. ``shift = 0`` is the SSC map."""
-    c = check_coords(coords, bits)
-    n = len(c)
-    if n == 0:
-        return np.zeros((0, 3), np.int64)
-    keys = voxel_keys(c, bits)
-    rows = []
-    limit = 1 << bits
-    for k, off in enumerate(OFFSETS):
-        nc = c + off + np.asarray(shift)
-        ok = ((nc >= 0) & (nc < limit)).all(axis=1)
-        nk = voxel_keys(np.where(ok[:, None], nc, 0), bits)
-        pos = np.searchsorted(keys, nk)
-        pos = np.minimum(pos, n - 1)
-        hit = ok & (keys[pos] == nk)
-        u = np.flatnonzero(hit)
-        rows.append(np.stack([u, pos[hit], np.full(len(u), k)], axis=1))
-    rows = np.concatenate(rows)
-    return rows[np.lexsort((rows[:, 2], rows[:, 0]))]
+shifted_kernel_map = ssc_kernel_map
+"""The kernel map of a 3x3x3 window shifted by ``shift`` (SFSC); ``golden.sparse.ssc_kernel_map``."""
 
 
 def _groups(rows, slots):

@@ -98,22 +98,28 @@ def voxelize(points, voxel_size, bits, origin=None, features=None):
     return coords, feats
 
 
-def ssc_kernel_map(coords, bits):
+def ssc_kernel_map(coords, bits, shift=(0, 0, 0)):
     """Submanifold 3x3x3 kernel map of a frame in hardware order: int64 ``P x 3`` rows
-    ``(output index, input index, k)``, sorted by output then ``k``."""
+    ``(output index u, input index j, k)`` with ``coord_j = coord_u + shift + offset_k``, sorted
+    by output then ``k``. ``shift = 0`` is the SSC map; SFSC's groups use one of its shifts.
+    Neighbours are found by binary search of the sorted keys, one offset at a time."""
     c = check_coords(coords, bits)
+    n = len(c)
+    if n == 0:
+        return np.zeros((0, 3), np.int64)
     keys = voxel_keys(c, bits)
-    index = {int(key): i for i, key in enumerate(keys)}
     rows = []
     limit = 1 << bits
-    for i, (x, y, z) in enumerate(c.tolist()):
-        for k, (dx, dy, dz) in enumerate(OFFSETS.tolist()):
-            nx, ny, nz = x + dx, y + dy, z + dz
-            if 0 <= nx < limit and 0 <= ny < limit and 0 <= nz < limit:
-                j = index.get((nz << (2 * bits)) | (ny << bits) | nx)
-                if j is not None:
-                    rows.append((i, j, k))
-    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+    for k, off in enumerate(OFFSETS):
+        nc = c + off + np.asarray(shift)
+        ok = ((nc >= 0) & (nc < limit)).all(axis=1)
+        nk = voxel_keys(np.where(ok[:, None], nc, 0), bits)
+        pos = np.minimum(np.searchsorted(keys, nk), n - 1)
+        hit = ok & (keys[pos] == nk)
+        u = np.flatnonzero(hit)
+        rows.append(np.stack([u, pos[hit], np.full(len(u), k)], axis=1))
+    rows = np.concatenate(rows)
+    return rows[np.lexsort((rows[:, 2], rows[:, 0]))]
 
 
 def pointwise_map(coords):

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from golden.bscnet import (ARCHS, SFSC, SFSC_SHIFTS, BinaryConv, BSCNet, SparseFrame,
-                           shifted_kernel_map)
-from golden.sparse import binary_ssc_dot, sort_frame, ssc_kernel_map
+from golden.bscnet import ARCHS, SFSC, SFSC_SHIFTS, BinaryConv, BSCNet, SparseFrame
+from golden.sparse import binary_ssc_dot, sort_frame
 from quant.errors import BnnforgeError
 from tests.golden.test_sparse import random_frame
 
@@ -83,11 +82,6 @@ def test_sfsc_search_mixes_candidates_by_softmax():
         conv.shift_index.fill_(i)
         each.append(conv(a, fr, 0).detach())
     assert torch.allclose(mixed.detach(), torch.stack(each).mean(0), atol=1e-5)
-
-
-def test_zero_shift_map_is_the_ssc_map():
-    c, _, _ = _frame(6)
-    assert np.array_equal(shifted_kernel_map(c, BITS), ssc_kernel_map(c, BITS))
 
 
 @pytest.mark.parametrize("arch,planes,reps", [

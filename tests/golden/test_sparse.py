@@ -17,6 +17,30 @@ def random_frame(rng, n, extent, bits=6):
     return np.stack([keys & mask, (keys >> bits) & mask, keys >> (2 * bits)], axis=1)
 
 
+def loop_kernel_map(coords, bits, shift=(0, 0, 0)):
+    """Reference: the kernel map by a dictionary lookup per voxel and offset."""
+    index = {tuple(c): i for i, c in enumerate(np.asarray(coords).tolist())}
+    rows = []
+    for i, c in enumerate(np.asarray(coords).tolist()):
+        for k, off in enumerate(OFFSETS.tolist()):
+            nb = tuple(int(c[d] + shift[d] + off[d]) for d in range(3))
+            if all(0 <= v < (1 << bits) for v in nb) and nb in index:
+                rows.append((i, index[nb], k))
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 150), extent=st.integers(1, 16),
+       shift=st.sampled_from([(0, 0, 0), (1, 0, 0), (0, -1, 0), (0, 0, 1)]))
+def test_kernel_map_equals_the_loop_reference(seed, n, extent, shift):
+    """The vectorized map (binary search per offset) against a per-voxel dictionary loop, on
+    frames that touch the coordinate limits (bits 4, extent up to 16)."""
+    rng = np.random.default_rng(seed)
+    coords, _ = sort_frame(random_frame(rng, n, extent, bits=4), np.zeros((n, 1)), bits=4)
+    coords = coords[:n]
+    assert np.array_equal(ssc_kernel_map(coords, 4, shift), loop_kernel_map(coords, 4, shift))
+
+
 def test_offset_order():
     assert offset_index(0, 0, 0) == 13
     assert [offset_index(*o) for o in OFFSETS] == list(range(27))
