@@ -19,10 +19,11 @@ search:
     over a frame each pointer moves at most ``N`` times.
 ``down`` (kernel 2, stride 2, 8 slots; outputs ``unique(floor(x / 2))``)
     For fixed parities ``(y & 1, z & 1)`` the parents ``floor(x / 2)`` of the sorted fine sites
-    do not decrease. Four *parity engines* each scan their own key copy once, keep the sites of
-    their parity and pair the two children ``x = 2X, 2X + 1`` of a parent; a four-way merge
-    takes the smallest parent at the heads and emits it with up to eight children (slot
-    ``px + 2 py + 4 pz``). About one cycle a fine site.
+    do not decrease. The store appends each site (key and index) to the list of its parity;
+    four *parity engines* each scan their own list once and pair the two children
+    ``x = 2X, 2X + 1`` of a parent; a four-way merge takes the smallest parent at the heads and
+    emits it with up to eight children (slot ``px + 2 py + 4 pz``). The engines scan in
+    parallel, so the search needs about a cycle per parent of the largest parity class.
 ``up`` (transposed kernel 2, stride 2, 8 slots; outputs at the finer level's sites)
     The frame is two tlast-delimited parts: first the coarse voxels with their features, then
     the fine sites (coordinates; the feature field is ignored). Each fine site receives its
@@ -35,12 +36,21 @@ The search runs ahead of the compute through a FIFO of records (output key, mask
 slots, input indices); the compute takes ``ceil(Cin / SIMD) * ceil(Cout / PE)`` cycles for each
 group of up to ``offsets`` present slots of a site (``offsets`` kernel offsets a cycle).
 
-Limits are parameters; a frame (or part) with more voxels than ``max_voxels`` or keys that are
-not strictly increasing gets no output but one error beat (``marker`` and ``error`` set, the
-error code in the ``x`` field: 1 too many voxels, 2 unsorted or duplicate).
+The search runs while the frame streams in: it reads only words already stored (the counts of
+a cycle ago) and treats "no further word" as final only once the frame is complete, so store,
+search and compute overlap and a frame takes about ``max(N, pairs * folds / offsets)`` cycles
+plus the lag of one z-plane (a site's neighbours or its parent's other children lie up to one
+plane further on).
 
-Cost: key copies (ssc 10, down 4, up 4 coarse + 1 fine) of ``max_voxels`` words of ``3B``
-bits, ``max_voxels * Cin`` feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
+Limits are parameters; a frame (or part) with more voxels than ``max_voxels`` or keys that are
+not strictly increasing ends with one error beat (``marker``, ``error`` and ``last`` set, the
+error code in the ``x`` field: 1 too many voxels, 2 unsorted or duplicate). Outputs may already
+have left for the valid prefix of such a frame before the bad voxel arrived; the error beat
+voids every beat of its frame (as a network MAC marks a bad frame on its last beat), and the
+tool drops them.
+
+Cost: key copies (ssc 10, up 4 coarse + 1 fine) of ``max_voxels`` words of ``3B`` bits (down:
+4 parity lists of ``max_voxels`` words of ``3B`` bits and an index), ``max_voxels * Cin`` feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
@@ -67,7 +77,9 @@ PAIR_DEPTH = 16
 
 _PAIRS_PER_SITE = {"ssc": 27, "down": 8, "up": 1}
 # Key-memory copies per input part: (copies, stores features).
-_PARTS = {"ssc": [(10, True)], "down": [(4, True)], "up": [(4, True), (1, False)]}
+_PARTS = {"ssc": [(10, True)], "down": [(0, True)], "up": [(4, True), (1, False)]}
+# The part whose sites are also kept in one list per parity (y & 1, z & 1).
+_PARITY_PART = {"down": 0, "up": 1}
 
 
 def sum_width(kind, cin):
@@ -252,6 +264,25 @@ class SparseLayer(wiring.Component):
             feats.append(fmem)
             prevs.append(prev)
         m.d.comb += [n_cur.eq(_select(counts, part)), prev_cur.eq(_select(prevs, part))]
+        # Down-sampling (its sites) and up-sampling (its fine sites): each site also goes to the
+        # list of its parity (y & 1, z & 1), with its index, so that each parity engine reads
+        # only its own sites.
+        by_parity, parity_counts = [], []
+        if self.kind in _PARITY_PART:
+            pp = _PARITY_PART[self.kind]
+            parity = Cat(in_key[B], in_key[2 * B])
+            for e in range(4):
+                pn = Signal(range(N + 1), name=f"pn{e}")
+                mem = memory.Memory(shape=KW + self._IW, depth=N, init=[])
+                m.submodules[f"parity{e}"] = mem
+                wp = mem.write_port()
+                hit = write & (parity == e) & (part == pp)
+                m.d.comb += [wp.addr.eq(pn), wp.data.eq(Cat(in_key, counts[pp][:self._IW])),
+                             wp.en.eq(hit)]
+                with m.If(hit):
+                    m.d.sync += pn.eq(pn + 1)
+                by_parity.append(mem)
+                parity_counts.append(pn)
         with m.If(too_many_now):
             m.d.sync += overflow.eq(1)
         with m.Elif(unsorted_now):
@@ -268,7 +299,7 @@ class SparseLayer(wiring.Component):
                                                Const(1, 1))),
                          self.o.valid.eq(1)]
 
-        start_run, frame_done = Signal(), Signal()
+        frame_done = Signal()
         final = len(parts) - 1
         with m.Switch(state):
             with m.Case(LOAD):
@@ -280,9 +311,10 @@ class SparseLayer(wiring.Component):
                         bad = overflow | unsorted | too_many_now | unsorted_now
                         m.d.sync += state.eq(Mux(bad, ERROR,
                                                  Mux((n_cur == 0) & ~write, EMPTY, RUN)))
-                        m.d.comb += start_run.eq(1)
             with m.Case(ERROR):
-                with m.If(out_free):
+                # Records of the valid prefix may be in flight; the compute then ends the frame
+                # with the error beat. With none (no site stored in the last part), end it here.
+                with m.If(out_free & (counts[final] == 0)):
                     with m.If(overflow):
                         emit_marker(ERROR_TOO_MANY)
                     with m.Else():
@@ -296,15 +328,32 @@ class SparseLayer(wiring.Component):
             m.d.sync += [state.eq(LOAD), overflow.eq(0), unsorted.eq(0)]
             if not single:
                 m.d.sync += part.eq(0)
-            m.d.sync += [n.eq(0) for n in counts]
+            m.d.sync += [n.eq(0) for n in counts + parity_counts]
+
+        # What the searches may read: the counts of a cycle ago (a word written in cycle t is
+        # in a read port's data from t + 2 on) and whether the frame is complete (no more words
+        # will come: the last beat was taken, or the frame was found bad and the store stopped).
+        avail = [Signal.like(n, name=f"avail{p}") for p, n in enumerate(counts)]
+        p_avail = [Signal.like(n, name=f"pavail{e}") for e, n in enumerate(parity_counts)]
+        complete = Signal()
+        with m.If(frame_done):
+            m.d.sync += [a.eq(0) for a in avail + p_avail] + [complete.eq(0)]
+        with m.Else():
+            m.d.sync += [a.eq(n) for a, n in zip(avail + p_avail, counts + parity_counts)]
+            m.d.sync += complete.eq((state == RUN) | (state == ERROR))
 
         class Store:
             pass
         s = Store()
-        s.counts, s.keys, s.feats = counts, keys, feats
-        s.running, s.start_run, s.frame_done = state == RUN, start_run, frame_done
-        s.reset = start_run | frame_done
+        s.counts, s.keys, s.feats = avail, keys, feats
+        s.by_parity, s.parity_counts = by_parity, p_avail
+        s.complete, s.frame_done = complete, frame_done
+        s.reset = frame_done
         s.out_free = out_free
+        s.bad = state == ERROR
+        code = Signal(B)
+        m.d.comb += code.eq(Mux(overflow, ERROR_TOO_MANY, ERROR_UNSORTED))
+        s.error_beat = Cat(Const(0, self.out_width), code, Const(0, 2 * B), Const(0b111, 3))
         return s
 
     def _reader(self, m, mem, step, reset, name):
@@ -324,11 +373,13 @@ class SparseLayer(wiring.Component):
     # ---- searches -------------------------------------------------------------------------
     def _search_ssc(self, m, s, rec):
         B, N, KW, IW = self.coord_bits, self.max_voxels, self._KW, self._IW
-        n, key_mems, running = s.counts[0], s.keys[0], s.running
+        n, key_mems, complete = s.counts[0], s.keys[0], s.complete
         advance_voxel = Signal()
         ci, centre, centre_ok = self._reader(m, key_mems[9], advance_voxel, s.reset, "centre")
         cx, cy, cz = centre[:B], centre[B:2 * B], centre[2 * B:]
-        search_active = running & (ci < n) & centre_ok
+        # A voxel is searched once it is stored and either a later one is, or the frame is
+        # complete (so that its record knows whether it is the frame's last).
+        search_active = (ci < n) & (complete | (ci + 1 < n)) & centre_ok
         dones, masks, idxs = [], [], []
         lim = (1 << B) - 1
         for r in range(9):
@@ -353,10 +404,10 @@ class SparseLayer(wiring.Component):
             pop = Signal(name=f"r{r}_pop")
             issue = Signal(name=f"r{r}_issue")
             space = (cnt - pop + inflight) < 3
-            m.d.comb += [issue.eq(running & (rd < n) & space), rp.addr.eq(rd), rp.en.eq(1)]
+            m.d.comb += [issue.eq((rd < n) & space), rp.addr.eq(rd), rp.en.eq(1)]
             with m.If(s.reset):
                 m.d.sync += [p.eq(0), rd.eq(0), inflight.eq(0), cnt.eq(0)]
-            with m.Elif(running):
+            with m.Else():
                 m.d.sync += [inflight.eq(issue), rd.eq(rd + issue)]
                 shifted = [Mux(pop, win[k + 1] if k < 2 else win[2], win[k]) for k in range(3)]
                 count_after_pop = cnt - pop
@@ -366,7 +417,7 @@ class SparseLayer(wiring.Component):
                     with m.Else():
                         m.d.sync += win[k].eq(shifted[k])
                 m.d.sync += [cnt.eq(count_after_pop + inflight), p.eq(p + pop)]
-            settled = (cnt == 3) | ((rd == n) & ~inflight)
+            settled = (cnt == 3) | (complete & (rd == n) & ~inflight)
             m.d.comb += pop.eq(search_active & ~done & (cnt != 0) & (win[0] < lower) & row_ok)
             finish = Signal(name=f"r{r}_finish")
             m.d.comb += finish.eq(search_active & ~done & ~pop & (settled | ~row_ok))
@@ -405,24 +456,25 @@ class SparseLayer(wiring.Component):
 
     def _search_down(self, m, s, rec):
         B, N, KW, IW = self.coord_bits, self.max_voxels, self._KW, self._IW
-        n, running = s.counts[0], s.running
+        n = s.counts[0]
         heads, head_ok, exhausted, pops = [], [], [], []
         for e in range(4):
-            py, pz = e & 1, e >> 1
-            rp = s.keys[0][e].read_port(transparent_for=())
+            ne = s.parity_counts[e]
+            rp = s.by_parity[e].read_port(transparent_for=())
             rd = Signal(range(N + 1), name=f"d{e}_rd")
             inflight = Signal(name=f"d{e}_inflight")
             aidx = Signal(IW, name=f"d{e}_aidx")
             q = fifo.SyncFIFO(width=KW + 2 + 2 * IW, depth=PAIR_DEPTH)
             m.submodules[f"pairs{e}"] = q
-            issue = running & (rd < n) & (q.level + inflight <= PAIR_DEPTH - 2)
+            issue = (rd < ne) & (q.level + inflight <= PAIR_DEPTH - 2)
             m.d.comb += [rp.addr.eq(rd), rp.en.eq(1)]
             with m.If(s.reset):
                 m.d.sync += [rd.eq(0), inflight.eq(0)]
-            with m.Elif(running):
-                m.d.sync += [rd.eq(rd + issue), inflight.eq(issue), aidx.eq(rd)]
-            ax, ay, az = rp.data[:B], rp.data[B:2 * B], rp.data[2 * B:]
-            match = inflight & (ay[0] == py) & (az[0] == pz)
+            with m.Else():
+                m.d.sync += [rd.eq(rd + issue), inflight.eq(issue)]
+            ax, ay, az = rp.data[:B], rp.data[B:2 * B], rp.data[2 * B:KW]
+            m.d.comb += aidx.eq(rp.data[KW:])
+            match = inflight
             parent = Cat(ax[1:], Const(0, 1), ay[1:], Const(0, 1), az[1:], Const(0, 1))
             px = ax[0]
             # Pending item: a parent with its first child, waiting for a possible second.
@@ -432,7 +484,7 @@ class SparseLayer(wiring.Component):
             pidx = [Signal(IW, name=f"d{e}_pidx{j}") for j in range(2)]
             new_mask = Mux(px, 2, 1)
             new_idx = [Mux(px == j, aidx, 0) for j in range(2)]
-            scan_done = (rd == n) & ~inflight
+            scan_done = s.complete & (rd == ne) & ~inflight
             combine = match & pv & (pkey == parent)
             push_data = Signal(KW + 2 + 2 * IW, name=f"d{e}_push")
             m.d.comb += push_data.eq(Cat(pkey, pmask, pidx[0], pidx[1]))
@@ -444,7 +496,7 @@ class SparseLayer(wiring.Component):
                 m.d.comb += q.w_en.eq(pv)
                 m.d.sync += [pv.eq(1), pkey.eq(parent), pmask.eq(new_mask),
                              pidx[0].eq(new_idx[0]), pidx[1].eq(new_idx[1])]
-            with m.Elif(running & scan_done & pv & q.w_rdy):
+            with m.Elif(scan_done & pv & q.w_rdy):
                 m.d.comb += q.w_en.eq(1)
                 m.d.sync += pv.eq(0)
             with m.If(s.reset):
@@ -452,7 +504,7 @@ class SparseLayer(wiring.Component):
             m.d.comb += q.w_data.eq(push_data)
             heads.append(q.r_data)
             head_ok.append(q.r_rdy)
-            exhausted.append(running & scan_done & ~pv)
+            exhausted.append(scan_done & ~pv)
             pops.append(q.r_en)
         # Four-way merge: the smallest parent at the heads, with its children from every engine.
         best = Signal(KW)
@@ -470,8 +522,8 @@ class SparseLayer(wiring.Component):
         for e in range(4):
             all_ready = all_ready & (head_ok[e] | exhausted[e])
             any_head = any_head | head_ok[e]
-        can = running & all_ready & any_head
-        finished = running & all_ready & ~any_head
+        can = all_ready & any_head
+        finished = all_ready & ~any_head       # implies a complete frame
         held_v = Signal()
         held = Signal(len(rec.payload))
         fire = can & (~held_v | rec.ready)
@@ -486,38 +538,54 @@ class SparseLayer(wiring.Component):
         m.d.comb += [
             rec.valid.eq(held_v & (can | finished)),
             rec.payload.eq(held | Mux(finished, 1 << KW, 0)),
-            self.searching.eq(running & ~(finished & ~held_v) &
+            self.searching.eq((n != 0) & ~(finished & ~held_v) &
                               ~(held_v & (can | finished) & ~rec.ready)),
         ]
 
     def _search_up(self, m, s, rec):
-        B, N, KW, IW = self.coord_bits, self.max_voxels, self._KW, self._IW
-        n_coarse, n_fine, running = s.counts[0], s.counts[1], s.running
+        B, KW, IW = self.coord_bits, self._KW, self._IW
+        n_coarse, n_fine = s.counts[0], s.counts[1]
+
+        def parent_of(key):
+            x, y, z = key[:B], key[B:2 * B], key[2 * B:KW]
+            return Cat(x[1:], Const(0, 1), y[1:], Const(0, 1), z[1:], Const(0, 1))
+
+        # Four lanes, one per parity class of the fine sites: each walks its own fine list and
+        # the coarse keys together (both pointers only move forward) and queues, per fine site,
+        # whether its parent exists and where.
+        heads, head_ok, pops = [], [], []
+        for e in range(4):
+            ne = s.parity_counts[e]
+            step_f, step_c = Signal(name=f"u{e}_stepf"), Signal(name=f"u{e}_stepc")
+            fp, fdata, f_ok = self._reader(m, s.by_parity[e], step_f, s.reset, f"u{e}_f")
+            cp, cdata, c_ok = self._reader(m, s.keys[0][e], step_c, s.reset, f"u{e}_c")
+            q = fifo.SyncFIFO(width=1 + IW, depth=PAIR_DEPTH)
+            m.submodules[f"parents{e}"] = q
+            parent = parent_of(fdata[:KW])
+            ready = (fp < ne) & f_ok & c_ok
+            present = cp < n_coarse
+            behind = present & (cdata < parent)
+            m.d.comb += [step_c.eq(ready & behind), step_f.eq(ready & ~behind & q.w_rdy),
+                         q.w_en.eq(step_f),
+                         q.w_data.eq(Cat(present & (cdata == parent), cp[:IW]))]
+            heads.append(q.r_data)
+            head_ok.append(q.r_rdy)
+            pops.append(q.r_en)
+        # The fine sites in order: each takes the answer at the head of its parity's queue.
         emit = Signal()
         fi, fine, fine_ok = self._reader(m, s.keys[1][0], emit & rec.ready, s.reset, "fine")
-        fx, fy, fz = fine[:B], fine[B:2 * B], fine[2 * B:]
-        parent = Cat(fx[1:], Const(0, 1), fy[1:], Const(0, 1), fz[1:], Const(0, 1))
-        which = Cat(fy[0], fz[0])
-        slot = Cat(fx[0], fy[0], fz[0])
+        which = Cat(fine[B], fine[2 * B])
+        slot = Cat(fine[0], fine[B], fine[2 * B])
+        head, ok = _select(heads, which), _select(head_ok, which)
         active = Signal()
-        behind = Signal()
-        ptrs, datas, oks = [], [], []
+        m.d.comb += [active.eq((fi < n_fine) & (s.complete | (fi + 1 < n_fine)) & fine_ok),
+                     emit.eq(active & ok)]
         for e in range(4):
-            step = active & (which == e) & behind
-            p, data, ok = self._reader(m, s.keys[0][e], step, s.reset, f"u{e}")
-            ptrs.append(p)
-            datas.append(data)
-            oks.append(ok)
-        p_cur, cur, cur_ok = (_select(v, which) for v in (ptrs, datas, oks))
-        present = p_cur < n_coarse
-        m.d.comb += [active.eq(running & (fi < n_fine) & fine_ok & cur_ok),
-                     behind.eq(present & (cur < parent)),
-                     emit.eq(active & ~behind)]
-        found = present & (cur == parent)
-        mask8 = Cat(*[found & (slot == j) for j in range(8)])
+            m.d.comb += pops[e].eq(emit & rec.ready & (which == e))
+        mask8 = Cat(*[head[0] & (slot == j) for j in range(8)])
         m.d.comb += [
             rec.valid.eq(emit),
-            rec.payload.eq(Cat(fine, fi == n_fine - 1, mask8, Cat(*[p_cur[:IW]] * 8))),
+            rec.payload.eq(Cat(fine, fi == n_fine - 1, mask8, Cat(*[head[1:]] * 8))),
             self.searching.eq(active & ~(emit & ~rec.ready)),
         ]
 
@@ -654,14 +722,18 @@ class SparseLayer(wiring.Component):
             vector = Cat(*nxt_acc)
         result = Cat(vector, c_key, Const(0, 2), c_frame_last)
         held = Signal.like(result)
+        # The frame's last output of a frame found bad becomes its error beat (the beats before
+        # it in that frame are void).
         with m.If(pending):
             with m.If(s.out_free):
-                m.d.sync += [self.o.payload.eq(held), self.o.valid.eq(1), pending.eq(0)]
+                m.d.sync += [self.o.payload.eq(Mux(s.bad & held[-1], s.error_beat, held)),
+                             self.o.valid.eq(1), pending.eq(0)]
                 with m.If(held[-1]):
                     m.d.comb += s.frame_done.eq(1)
-        with m.Elif(s.running & c_valid & c_last):
+        with m.Elif(c_valid & c_last):
             with m.If(s.out_free):
-                m.d.sync += [self.o.payload.eq(result), self.o.valid.eq(1)]
+                m.d.sync += [self.o.payload.eq(Mux(s.bad & c_frame_last, s.error_beat, result)),
+                             self.o.valid.eq(1)]
                 with m.If(c_frame_last):
                     m.d.comb += s.frame_done.eq(1)
             with m.Else():

@@ -159,6 +159,17 @@ def _watch_progress(path, callback):
         thread.join()
 
 
+def _out_frames(info, framing, expected_framing):
+    """Voxel streams: the output frames the testbench waits for (an up-sampling frame is two
+    input parts)."""
+    if expected_framing is not None:
+        return sum(int(f[0]) for f in expected_framing)
+    if framing is None:
+        return None
+    parts = sum(int(f[0]) for f in framing)
+    return parts // 2 if info.get("layer_kind") == "up" else parts
+
+
 def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_modes=STALL_MODES,
                 waves=None, seed=0, max_cycles=None, progress=None, framing=None,
                 expected_framing=None):
@@ -180,7 +191,8 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
         ``progress(done, total)`` with output vectors received so far, over all stall modes.
     framing, expected_framing : list of (tlast, tuser) or None
         For voxel streams: each input beat's ``tlast``/``tuser``, and each output beat's
-        expected ones (checked like the data).
+        expected ones (checked like the data). The testbench waits for whole output frames
+        and drops the beats an error beat voids (``void_beats`` in each run).
 
     Returns
     -------
@@ -207,6 +219,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
            "in_last": None if framing is None else [int(f[0]) for f in framing],
            "in_user": None if framing is None else [int(f[1]) for f in framing],
            "expected_framing": expected_framing,
+           "out_frames": _out_frames(info, framing, expected_framing),
            "max_cycles": max_cycles or 1000 + 8 * n * (info["cycles_per_vector"] + 4)
            + 4 * (info["latency"] or 0),
            "result": str(run_dir / "result.json"), "progress": str(run_dir / "progress")}

@@ -46,6 +46,10 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     sparse = job.get("in_last") is not None    # voxel frames: tlast/tuser per beat
     in_last, in_user = job.get("in_last"), job.get("in_user")
     n_out = len(job["expected"]) if job.get("expected") is not None else len(inputs)
+    # Voxel frames end at tlast; an error beat (tuser = marker | error) voids the beats of its
+    # frame that came before it: they are dropped here (and counted).
+    n_frames = job.get("out_frames")
+    frames, frame_start, void = 0, 0, 0
     n_fire = len(dut.layer_fire)
     await _reset(dut)
     sent, received = 0, []
@@ -56,7 +60,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     holding = False
     cycle = 0
     limit = job.get("max_cycles", 1_000_000)
-    while len(received) < n_out:
+    while (frames < n_frames) if sparse else (len(received) < n_out):
         await RisingEdge(dut.clk)
         cycle += 1
         if cycle > limit:
@@ -83,6 +87,13 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             t_out.append(cycle)
             if sparse:
                 framing.append((int(dut.m_axis_tlast.value), _uint(dut.m_axis_tuser)))
+                if framing[-1][1] == 3:
+                    void += len(received) - 1 - frame_start
+                    for kept in (received, t_out, framing):
+                        del kept[frame_start:-1]
+                if framing[-1][0]:
+                    frames += 1
+                    frame_start = len(received)
             if progress and len(received) % 16 == 0:
                 progress(len(received))
             want_last = len(received) % job.get("frame_outputs", 1) == 0
@@ -99,7 +110,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             busy[k] += work >> k & 1
     return {"mode": mode, "outputs": [f"{v:x}" for v in received], "t_in": t_in,
             "t_out": t_out, "fires": fires, "busy": busy, "cycles": cycle,
-            "framing": framing, "search_cycles": search}
+            "framing": framing, "search_cycles": search, "void_beats": void}
 
 
 @cocotb.test()

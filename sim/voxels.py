@@ -4,8 +4,9 @@ Input beat: ``tdata = Cat(features, x, y, z)``, ``tuser = marker``, ``tlast`` on
 last beat; an empty frame is one marker beat. An up-sampling layer takes two such parts per
 frame: the coarse voxels with features, then the fine sites (features zero). Output beat:
 ``tdata = Cat(vector, x, y, z)`` (vector: bits, or signed sums packed ``sum_width`` bits each,
-channel 0 lowest), ``tuser = Cat(marker, error)``; an error frame is one beat with both set and
-the error code in the ``x`` field.
+channel 0 lowest), ``tuser = Cat(marker, error)``; a frame found bad ends with one beat with
+both set and the error code in the ``x`` field, which voids the frame's earlier beats (the
+testbench drops them): after that, an error frame is that one beat.
 """
 
 import numpy as np

@@ -43,17 +43,24 @@ class AxisPorts:
         self.o = self._End(top.m_axis_tdata, top.m_axis_tvalid, top.m_axis_tready)
 
 
-def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=None, delay=0):
+def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=None, delay=0,
+               frames_at=None, voided=None):
     """Drive ``inputs`` into ``dut.i`` and collect ``n_out`` outputs of ``dut.o`` in Amaranth's
     simulator, with the stall mode's random source pauses and sink back-pressure. ``dut`` may
     be an :class:`AxisPorts` view of an AXI4-Stream top.
 
     The source starts ``delay`` cycles after reset. Returns ``(outputs, t_in, t_out)``:
     payloads and the cycles of the transfers.
+
+    ``frames_at``: for voxel streams, the bit of ``marker`` in the output payload (``error``
+    and ``last`` follow it). ``n_out`` then counts frames, and the beats an error beat voids
+    (those of its frame before it) are dropped; their number per error frame is appended to
+    the list ``voided`` if given.
     """
     p_idle, p_block = _STALL[mode]
     rng = random.Random(seed)
     outs, t_in, t_out = [], [], []
+    frame = [0, 0]      # frames received, index of the current frame's first beat
 
     async def bench(ctx):
         sent, holding = 0, False
@@ -74,8 +81,18 @@ def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=
             if ready and ctx.get(dut.o.valid):
                 outs.append(ctx.get(dut.o.payload))
                 t_out.append(cycle)
+                if frames_at is not None:
+                    flags = outs[-1] >> frames_at
+                    if flags & 3 == 3:
+                        if voided is not None:
+                            voided.append(len(outs) - 1 - frame[1])
+                        del outs[frame[1]:-1]
+                        del t_out[frame[1]:-1]
+                    if flags & 4:
+                        frame[0] += 1
+                        frame[1] = len(outs)
             await ctx.tick()
-            if len(outs) == n_out:
+            if (len(outs) if frames_at is None else frame[0]) == n_out:
                 return
         raise AssertionError(f"timeout: {len(outs)} of {n_out} outputs")
 

@@ -64,7 +64,8 @@ def test_limits_give_error_beats_and_the_next_frame_is_fine():
     frames_in = [(big, big_f), (unsorted, rng.integers(0, 2, (3, CIN))), good]
     data, framing = frame_beats(frames_in, CIN, B)
     inputs = [d | l << (CIN + 3 * B + 1) | u << (CIN + 3 * B) for d, (l, u) in zip(data, framing)]
-    outs, _, _ = run_stream(dut, inputs, 4, "both", seed=4, max_cycles=50_000)
+    outs, _, _ = run_stream(dut, inputs, 3, "both", seed=4, max_cycles=50_000,
+                            frames_at=COUT + 3 * B)
     err1, err2 = error_beats(ERROR_TOO_MANY, COUT)[0][0], error_beats(ERROR_UNSORTED, COUT)[0][0]
     marker_error_last = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
     assert outs[0] == err1 | marker_error_last

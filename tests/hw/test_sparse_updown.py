@@ -9,7 +9,7 @@ from golden.sparse import downsample_map, sort_frame
 from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED, SparseLayer, sum_width
 from quant.errors import BnnforgeError
 from quant.layout import Folding
-from sim.voxels import error_beats, layer_beats
+from sim.voxels import error_beats, frame_beats, layer_beats
 from tests.golden.test_sparse import random_frame
 from tests.helpers import STALL_MODES, run_stream
 
@@ -82,9 +82,10 @@ def test_sums_bit_exact(kind, folding):
 
 
 def test_down_search_keeps_pace():
-    """A 40-site frame with one pair a site and one fold a pair: the down layer's frame takes
-    at most the store (a cycle a site), one scan of the stored sites (the merge waits for the
-    four parity engines to pass a parent), a cycle an output and the pipeline fill."""
+    """A 40-site frame with one pair a site and one fold a pair: the search runs while the
+    frame streams in. The first parent is complete once the planes z = 0 and 1 are stored;
+    from then on the compute takes a cycle a pair (plus the pipeline), and outputs leave
+    before the frame's last site has arrived."""
     rng = np.random.default_rng(13)
     w = rng.integers(0, 2, (8, COUT, CIN))
     frame = _sorted(rng, random_frame(rng, NMAX, 9, bits=B))
@@ -92,7 +93,10 @@ def test_down_search_keeps_pace():
     data, framing, want, _ = layer_beats("down", [frame], w, None, B, CIN, dut.sum_width)
     inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1) for d, (l, u) in zip(data, framing)]
     _, t_in, t_out = run_stream(dut, inputs, len(want), "none")
-    assert t_out[-1] - t_in[0] <= 2 * NMAX + len(want) + 16
+    first_planes = int((frame[0][:, 2] < 2).sum())
+    assert 0 < first_planes < NMAX
+    assert t_out[0] < t_in[-1]
+    assert t_out[-1] - t_in[first_planes - 1] <= NMAX + 8
 
 
 def test_up_limits_error_beats():
@@ -110,10 +114,35 @@ def test_up_limits_error_beats():
         parts += [(c, f), (fine, np.zeros((len(fine), CIN), np.uint8))]
     data, framing = frame_beats(parts, CIN, B)
     inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1) for d, (l, u) in zip(data, framing)]
-    outs, _, _ = run_stream(dut, inputs, 2, "both", seed=5)
+    outs, _, _ = run_stream(dut, inputs, 2, "both", seed=5, frames_at=COUT + 3 * B)
     flags = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
     assert outs == [error_beats(ERROR_TOO_MANY, COUT)[0][0] | flags,
                     error_beats(ERROR_UNSORTED, COUT)[0][0] | flags]
+
+
+@pytest.mark.parametrize("kind", ["ssc", "down"])
+def test_error_found_late_voids_the_outputs_already_sent(kind):
+    """A frame that turns out unsorted at its last voxel: outputs of its valid prefix have
+    already left (the search overlaps the store), the error beat ends the frame and voids them;
+    the next frame is bit-exact."""
+    rng = np.random.default_rng(15)
+    slots = 27 if kind == "ssc" else 8
+    w = rng.integers(0, 2, (slots, COUT, CIN))
+    t = rng.integers(-4, 4, COUT)
+    dut = SparseLayer(kind, w, t, NMAX, B, Folding(6, 8))
+    good = _sorted(rng, random_frame(rng, NMAX - 1, 9, bits=B))
+    bad = (np.concatenate([good[0], good[0][:1]]), np.concatenate([good[1], good[1][:1]]))
+    data, framing, want, want_framing = layer_beats(kind, [good], w, t, B, CIN)
+    bad_data, bad_framing = frame_beats([bad], CIN, B)
+    inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1)
+              for d, (l, u) in zip(bad_data + data, bad_framing + framing)]
+    voided = []
+    outs, _, _ = run_stream(dut, inputs, 2, "none", frames_at=COUT + 3 * B, voided=voided)
+    flags = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
+    assert voided[0] > 0
+    assert outs[0] == error_beats(ERROR_UNSORTED, COUT)[0][0] | flags
+    assert outs[1:] == [d | u << (COUT + 3 * B) | l << (COUT + 3 * B + 2)
+                        for d, (l, u) in zip(want, want_framing)]
 
 
 def test_parameter_errors():

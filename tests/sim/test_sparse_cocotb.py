@@ -1,4 +1,4 @@
-"""The sparse SSC engine on Icarus and Verilator: edge cases and the real frog CT frame (about
+"""The sparse layers on Icarus and Verilator: edge cases and the real frog CT frame (about
 5k active sites), bit-exact against golden in four stall modes; cycles beside the model."""
 
 import numpy as np
@@ -79,6 +79,73 @@ def test_limits_become_clear_messages(tmp_path):
         "max_voxels or split the frame",
         "frame 1: voxel keys are not strictly increasing (unsorted or duplicate voxels); "
         "sort and merge the frame (golden.sparse.sort_frame, voxelize)"]
+
+
+def _frog_layer_frame(kind, coords, feats, rng):
+    from golden.sparse import downsample_map
+
+    if kind == "down":
+        return coords, feats
+    coarse = downsample_map(coords)[0]
+    return coarse, rng.integers(0, 2, (len(coarse), feats.shape[1])), coords
+
+
+@pytest.mark.parametrize("kind", ["down", "up"])
+def test_down_up_frog_frame_cycles(tmp_path, kind):
+    """Down- and up-sampling of the 5,130-site frog frame on Verilator (stall modes none and
+    both), one fold a pair: the search overlaps the store, so the frame takes at most 1.25x the
+    model (an up frame must at least read its coarse part first: 1,087 + 5,130 beats)."""
+    coords, feats, bits = frog_frame(9, channels=16)
+    rng = np.random.default_rng(24)
+    frame = _frog_layer_frame(kind, coords, feats, rng)
+    w = rng.integers(0, 2, (8, 16, 16))
+    generate_sparse(w, None, 8192, bits, Folding(16, 16), tmp_path / kind, kind=kind,
+                    output="sums")
+    result = simulate_sparse(tmp_path / kind, [frame], w, None, "verilator",
+                             stall_modes=("none", "both"))
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    assert result["pairs"][0] == 5130
+    assert result["frame_cycles"][0] <= 1.25 * 5130
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["down", "up"])
+def test_down_up_frog_frame_35k(tmp_path, kind):
+    """The 34,331-site frog frame down- and up-sampled on Verilator, four stall modes."""
+    coords, feats, bits = frog_frame(4, channels=16)
+    rng = np.random.default_rng(25)
+    frame = _frog_layer_frame(kind, coords, feats, rng)
+    w = rng.integers(0, 2, (8, 16, 16))
+    generate_sparse(w, None, 65536, bits, Folding(16, 16), tmp_path / kind, kind=kind,
+                    output="sums")
+    result = simulate_sparse(tmp_path / kind, [frame], w, None, "verilator",
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    assert result["frame_cycles"][0] <= 1.25 * result["pairs"][0]
+
+
+def test_error_after_outputs_began_voids_them(tmp_path):
+    """A 120-voxel frame whose last voxel repeats the first: the hardware has sent outputs of
+    the valid prefix before it sees the bad voxel; the testbench drops those void beats and the
+    frame reads as one error beat, and the next frame is bit-exact."""
+    from golden.sparse import binary_ssc_bits, sort_frame
+    from sim.runner import run_vectors
+    from sim.voxels import error_beats, frame_beats, result_beats
+    from tests.golden.test_sparse import random_frame
+
+    rng = np.random.default_rng(6)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    t = rng.integers(-24, 24, COUT)
+    generate_sparse(w, t, 256, 6, Folding(6, 8), tmp_path / "ssc")
+    good = sort_frame(random_frame(rng, 119, 12), rng.integers(0, 2, (119, CIN)), 6)
+    bad = (np.concatenate([good[0], good[0][:1]]), np.concatenate([good[1], good[1][:1]]))
+    data, framing = frame_beats([bad, good], CIN, 6)
+    e, ef = error_beats(2, COUT)
+    want, want_framing = result_beats([(good[0], binary_ssc_bits(*good, w, t, 6))], COUT, 6)
+    result = run_vectors(tmp_path / "ssc", data, e + want, "icarus", stall_modes=("none",),
+                         framing=framing, expected_framing=ef + want_framing)
+    assert result["passed"], result["log"]
+    assert result["runs"][0]["void_beats"] > 0
 
 
 @pytest.mark.parametrize("mesh", ["airplane", "ant"])
