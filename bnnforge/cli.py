@@ -23,6 +23,10 @@ def _positive_int(text):
     return value
 
 
+def _family(args):
+    return None if args.family == "generic" else args.family
+
+
 def _add_folding(p):
     g = p.add_argument_group("folding (exactly one)")
     g.add_argument("--folding", metavar="FILE", type=Path,
@@ -33,6 +37,10 @@ def _add_folding(p):
                    help="best throughput with at most N lanes (PE x SIMD) per layer")
     p.add_argument("--reg-every", metavar="K", type=_positive_int, default=1,
                    help="adder levels between pipeline registers in popcount trees (default 1)")
+    p.add_argument("--family", choices=("generic", "ecp5", "ice40"), default="generic",
+                   help="target FPGA family: ecp5 counts with carry-cell popcount trees where "
+                        "they win (simulation models are written beside the Verilog); generic "
+                        "designs suit any family and simulator (default generic)")
 
 
 def _cmd_demo(args):
@@ -87,7 +95,7 @@ def _cmd_verilog(args):
     if bs.kind == "bscnet":
         return _verilog_bscnet(args, bs)
     folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
-    info = generate(bs, folding, args.output, args.reg_every)
+    info = generate(bs, folding, args.output, args.reg_every, family=_family(args))
     _print_folding(info)
     print(f"wrote {args.output / info['verilog']}, {len(info['memory_files'])} memory files, "
           f"{args.output / 'folding.json'} and {args.output / 'design.json'}")
@@ -117,7 +125,8 @@ def _verilog_bscnet(args, bs):
             rows.append({"name": name, "kind": conv.kind, "where": "host (1x1, no search)"})
             continue
         bits = max(2, args.coord_bits - level)
-        design, folding = layer_design(conv, name, level, bits, args.max_voxels, args.output)
+        design, folding = layer_design(conv, name, level, bits, args.max_voxels, args.output,
+                                       _family(args))
         rows.append({"name": name, "kind": conv.kind, "cin": conv.cin, "cout": conv.cout,
                      "pe": folding.pe, "simd": folding.simd, "bits": bits,
                      "where": str(design)})
@@ -165,7 +174,7 @@ def _cmd_sim(args):
     folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
     out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
     step(f"generating {out}")
-    info = generate(bs, folding, out, args.reg_every)
+    info = generate(bs, folding, out, args.reg_every, family=_family(args))
     _print_folding(info)
     if bs.kind == "groupnet":
         return _sim_groupnet(args, bs, info, out)

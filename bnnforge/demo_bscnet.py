@@ -69,16 +69,16 @@ def _layer_level(name):
     return int(name.split(".")[1])
 
 
-def layer_design(conv, name, level, frame_bits, max_voxels, out_dir):
+def layer_design(conv, name, level, frame_bits, max_voxels, out_dir, family=None):
     """Generate one binary layer (sums out) with the demo's folding: PE = min(Cout, 16),
-    SIMD = Cin. Returns ``(design dir, folding)``."""
+    SIMD = Cin, for the FPGA ``family`` (None: generic). Returns ``(design dir, folding)``."""
     from quant.layout import Folding
     from .flows import generate_sparse
 
     folding = Folding(min(conv.cout, 16), conv.cin)
     design = Path(out_dir) / name.replace(".", "_")
     generate_sparse(conv.weight_bits(), None, max_voxels, frame_bits, folding, design,
-                    name=name.replace(".", "_"), kind=conv.kind, output="sums")
+                    name=name.replace(".", "_"), kind=conv.kind, output="sums", family=family)
     return design, folding
 
 

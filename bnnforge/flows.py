@@ -49,12 +49,12 @@ def resolve_folding(bitstream, folding_file=None, target_cycles=None, max_lanes=
     return choose_for_lanes(shapes, max_lanes)
 
 
-def generate(bitstream, folding, out_dir, reg_every=1, checksum=None):
+def generate(bitstream, folding, out_dir, reg_every=1, checksum=None, family=None):
     """Generate the design of a dense or Group-Net bitstream (see :func:`generate_dense` and
-    :func:`generate_groupnet`)."""
+    :func:`generate_groupnet`); ``family`` is the target FPGA family (None: generic)."""
     if bitstream.kind == "groupnet":
-        return generate_groupnet(bitstream, folding, out_dir, reg_every)
-    return generate_dense(bitstream, folding, out_dir, reg_every, checksum)
+        return generate_groupnet(bitstream, folding, out_dir, reg_every, family)
+    return generate_dense(bitstream, folding, out_dir, reg_every, checksum, family)
 
 
 def _folding_json(table):
@@ -62,7 +62,7 @@ def _folding_json(table):
                                   for r in table]}, indent=2) + "\n"
 
 
-def generate_groupnet(bitstream, folding, out_dir, reg_every=1):
+def generate_groupnet(bitstream, folding, out_dir, reg_every=1, family=None):
     """Write a Group-Net's binary part as Verilog (AXI4-Stream, one pixel a transfer)."""
     from hw.groupnet import groupnet_memory_files, groupnet_top
 
@@ -73,11 +73,11 @@ def generate_groupnet(bitstream, folding, out_dir, reg_every=1):
     per_group = [[folding[f"g{g}_u{j}"] for j in range(len(group["units"][0]))]
                  for g, group in enumerate(spec["groups"])]
     params = _groupnet_params(bitstream)
-    top = groupnet_top(params, spec["height"], spec["width"], per_group, reg_every)
+    top = groupnet_top(params, spec["height"], spec["width"], per_group, reg_every, family)
     table = folding_table(shapes, folding)
     frame = max(b.cycles_per_frame for b in top.blocks)
     info = design_info(top, TOP_NAME, "groupnet", {
-        "reg_every": reg_every, "folding": table, "cycles_per_frame": frame,
+        "reg_every": reg_every, "family": family, "folding": table, "cycles_per_frame": frame,
         "groups": [{"name": b.name, "bases": b.bases, "shared_first_unit": b.shared,
                     "cycles_model": b.cycles_per_frame} for b in top.blocks],
         "channels": spec["channels"], "height": spec["height"], "width": spec["width"],
@@ -129,19 +129,19 @@ def simulate_groupnet(bitstream, design_dir, images, simulator, stall_modes=("no
     return result
 
 
-def generate_dense(bitstream, folding, out_dir, reg_every=1, checksum=None):
+def generate_dense(bitstream, folding, out_dir, reg_every=1, checksum=None, family=None):
     """Write the dense network's Verilog, memory files, folding and description to ``out_dir``."""
     shapes = layer_shapes(bitstream)
     check_folding(shapes, folding)
     check_output_dir(out_dir)
-    top = dense_network(bitstream, folding, reg_every)
+    top = dense_network(bitstream, folding, reg_every, family)
     files = {}
     for layer in bitstream.layers:
         files.update(memory_files(layer, folding[layer.name]))
     table = folding_table(shapes, folding)
     folding_json = _folding_json(table)
     info = design_info(top, TOP_NAME, "dense-network",
-                       {"reg_every": reg_every, "bitstream_checksum": checksum,
+                       {"reg_every": reg_every, "family": family, "bitstream_checksum": checksum,
                         "folding": table})
     write_design(out_dir, top, TOP_NAME, files, info, {"folding.json": folding_json})
     return json.loads((Path(out_dir) / "design.json").read_text())
@@ -188,23 +188,23 @@ def format_table(rows, columns):
 
 
 def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
-                    kind="ssc", output="bits", offsets=1):
+                    kind="ssc", output="bits", offsets=1, family=None):
     """Write one binary sparse layer (``kind`` ssc, down or up; search in hardware) as Verilog
     with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums; ``offsets``
-    kernel offsets a cycle."""
+    kernel offsets a cycle; ``family`` the target FPGA family (None: generic)."""
     from hw.axis import AxisTop
     from hw.sparse import SparseLayer
 
     check_output_dir(out_dir)
     conv = SparseLayer(kind, weights, thresholds, max_voxels, coord_bits, folding, output=output,
-                       offsets=offsets)
+                       offsets=offsets, family=family)
     conv.name = name
     top = AxisTop([conv], sparse=True)
     info = design_info(top, TOP_NAME, f"sparse-{kind}", {
         "layer_kind": kind, "output": output, "out_width": conv.out_width,
         "sum_width": conv.sum_width, "max_voxels": max_voxels, "coord_bits": coord_bits,
         "cin": conv.cin, "cout": conv.cout, "pe": folding.pe, "simd": folding.simd,
-        "folds_per_pair": conv.folds, "offsets": offsets})
+        "folds_per_pair": conv.folds, "offsets": offsets, "family": family})
     write_design(out_dir, top, TOP_NAME, {}, info)
     return json.loads((Path(out_dir) / "design.json").read_text())
 

@@ -24,7 +24,7 @@ class ConvGeometry:
     pad_bit: int = 1
 
 
-def conv_blocks(layer, geometry, folding, reg_every=1):
+def conv_blocks(layer, geometry, folding, reg_every=1, family=None):
     """``[SlidingWindow, StreamFifo, MVTU]`` for ``layer`` (a dense layer whose ``cols`` are
     the window, in the order of :func:`golden.conv.weights_hwc`).
 
@@ -36,7 +36,7 @@ def conv_blocks(layer, geometry, folding, reg_every=1):
     swu = SlidingWindow(g.height, g.width, g.channels, g.kernel, g.stride, g.dilation,
                         g.padding, g.pad_bit)
     swu.name = f"{layer.name}_swu"
-    mvtu = MVTU(layer, folding, reg_every)
+    mvtu = MVTU(layer, folding, reg_every, family)
     depth = -(-swu.latency // mvtu.cycles_per_vector) + 2
     fifo = StreamFifo(len(swu.o.payload), depth, name=f"{layer.name}_fifo")
     return [swu, fifo, mvtu]
@@ -49,9 +49,9 @@ def conv_cycles_model(swu, fifo, mvtu):
     return max(swu.cycles_per_frame, ho * wo * mvtu.cycles_per_vector)
 
 
-def conv_layer_top(layer, geometry, folding, reg_every=1):
+def conv_layer_top(layer, geometry, folding, reg_every=1, family=None):
     """A single binary convolution layer behind AXI4-Stream ports, ``tlast`` on each frame's
     last output pixel."""
-    swu, _, mvtu = blocks = conv_blocks(layer, geometry, folding, reg_every)
+    swu, _, mvtu = blocks = conv_blocks(layer, geometry, folding, reg_every, family)
     ho, wo = swu.out_size
     return AxisTop(blocks, element_width=mvtu.element_width, frame_outputs=ho * wo)

@@ -2,8 +2,10 @@
 
 A generated design directory holds ``<top>.v``, one ``.mem`` file per weight and threshold
 memory (see :mod:`quant.layout`), ``folding.json`` where a folding applies, and ``design.json``
-(ports, widths, per-block folding, latency, cycles). It is written to a temporary directory
-first and moved into place only when complete.
+(ports, widths, per-block folding, latency, cycles). A design that instantiates FPGA primitives
+(ECP5's CCU2C carry cells, with ``--family ecp5``) also gets the simulation models of those
+primitives (``design.json``'s ``sim_models``: read by the simulators, never by synthesis). It is
+written to a temporary directory first and moved into place only when complete.
 """
 
 import json
@@ -18,6 +20,9 @@ from quant.errors import BnnforgeError
 __all__ = ["to_verilog", "link_memory_files", "design_info", "check_output_dir", "write_design"]
 
 _LITERAL = re.compile(r"(\d+)'([bhd])([0-9a-fA-F_]+)")
+
+# Primitives a generated design may instantiate, and the file of each one's simulation model.
+_SIM_MODELS = {"CCU2C": "ccu2c_sim.v"}
 
 
 def to_verilog(top, name):
@@ -119,7 +124,12 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
             (tmp / fname).write_text(text)
         for fname, text in (extra_files or {}).items():
             (tmp / fname).write_text(text)
-        info = dict(info, verilog=f"{name}.v", memory_files=sorted(memory_files))
+        models = sorted(f for cell, f in _SIM_MODELS.items()
+                        if re.search(rf"^\s*{cell} #\(", verilog, re.M))
+        for fname in models:
+            shutil.copy(Path(__file__).parent / "verilog" / fname, tmp / fname)
+        info = dict(info, verilog=f"{name}.v", memory_files=sorted(memory_files),
+                    sim_models=models)
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         if out_dir.exists():
             old = out_dir.with_name(out_dir.name + ".old")

@@ -69,7 +69,8 @@ class BinaryUnitHW(wiring.Component):
         ``Cat`` of the K units' outputs.
     """
 
-    def __init__(self, units, height, width, fmt, folding, name="unit", reg_every=1):
+    def __init__(self, units, height, width, fmt, folding, name="unit", reg_every=1,
+                 family=None):
         units = [units] if isinstance(units, dict) else list(units)
         with construction(self):
             c = units[0]["weights"].shape[0]
@@ -90,7 +91,7 @@ class BinaryUnitHW(wiring.Component):
                                     f"bits ({fmt.scale_frac}) as the activations ({fmt.frac})")
             self.swu = SlidingWindow(height, width, c, 3, 1, d, d, pad_bit=1)
             weights = np.concatenate([u["weights"] for u in units])
-            self.mvtu = MVTU(DenseLayer(f"{name}", weights, None), folding, reg_every)
+            self.mvtu = MVTU(DenseLayer(f"{name}", weights, None), folding, reg_every, family)
         self.units, self.fmt, self.channels, self.name = units, fmt, c, name
         self.height, self.width = height, width
         self.wfifo = StreamFifo(9 * c, -(-self.swu.latency // self.mvtu.cycles_per_vector) + 2,
@@ -188,7 +189,7 @@ class GroupHW(wiring.Component):
     """
 
     def __init__(self, group, height, width, fmt, foldings, emit_bases=False, name="group",
-                 reg_every=1):
+                 reg_every=1, family=None):
         with construction(self):
             bases = group["units"]
             k_count = len(bases)
@@ -208,13 +209,15 @@ class GroupHW(wiring.Component):
                 f = foldings[0]
                 self.head = [BinaryUnitHW(firsts, height, width, fmt,
                                           Folding(f.pe * k_count, f.simd), name=f"{name}_u0",
-                                          reg_every=reg_every)]
+                                          reg_every=reg_every, family=family)]
             else:
                 self.head = [BinaryUnitHW(u, height, width, fmt, foldings[0],
-                                          name=f"{name}_b{k}_u0", reg_every=reg_every)
+                                          name=f"{name}_b{k}_u0", reg_every=reg_every,
+                                          family=family)
                              for k, u in enumerate(firsts)]
             self.rest = [[BinaryUnitHW(u, height, width, fmt, foldings[j],
-                                       name=f"{name}_b{k}_u{j}", reg_every=reg_every)
+                                       name=f"{name}_b{k}_u{j}", reg_every=reg_every,
+                                       family=family)
                           for j, u in enumerate(base) if j > 0] for k, base in enumerate(bases)]
         self.group, self.fmt, self.name = group, fmt, name
         self.bases, self.emit_bases = k_count, emit_bases
@@ -314,7 +317,7 @@ class GroupHW(wiring.Component):
         return m
 
 
-def groupnet_top(params, height, width, foldings, reg_every=1):
+def groupnet_top(params, height, width, foldings, reg_every=1, family=None):
     """The binary part of a Group-Net behind AXI4-Stream ports: stem codes in (one pixel a
     transfer, channels packed), the last group's ``Y`` out (one channel a byte-aligned lane),
     ``tlast`` on each frame's last pixel.
@@ -328,7 +331,7 @@ def groupnet_top(params, height, width, foldings, reg_every=1):
     for g, group in enumerate(groups):
         emit = g + 1 < len(groups) and groups[g + 1]["gate"] is not None
         blocks.append(GroupHW(group, height, width, fmt, foldings[g], emit, name=f"g{g}",
-                              reg_every=reg_every))
+                              reg_every=reg_every, family=family))
     return AxisTop(blocks, element_width=fmt.width, frame_outputs=height * width)
 
 

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for
 from quant.layout import FoldedLayout, Folding, threshold_file, weight_file
-from .params import check_positive_int, construction
+from .params import check_family, check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
 
 __all__ = ["MVTU"]
@@ -34,6 +34,9 @@ class MVTU(wiring.Component):
         PE and SIMD; PE must divide the rows and SIMD the columns.
     reg_every : int
         Adder levels between register stages of each PE's popcount tree.
+    family : None, "ecp5" or "ice40"
+        Target family: ECP5 gets the carry-save popcount where it wins
+        (:class:`hw.popcount.XnorPopcount`).
 
     Members
     -------
@@ -52,13 +55,14 @@ class MVTU(wiring.Component):
         When PE does not divide ``rows`` or SIMD does not divide ``cols``.
     """
 
-    def __init__(self, layer, folding, reg_every=1):
+    def __init__(self, layer, folding, reg_every=1, family=None):
         with construction(self):
             check_positive_int("reg_every", reg_every)
+            check_family(family)
             self.layout = FoldedLayout(layer.rows, layer.cols, folding, layer.name)
         self.layer = layer
         self.name = layer.name
-        self.reg_every = reg_every
+        self.reg_every, self.family = reg_every, family
         self.element_width = 1 if layer.output == "bits" else layer.score_width
         super().__init__({"i": In(stream.Signature(layer.cols)),
                           "o": Out(stream.Signature(layer.rows * self.element_width)),
@@ -83,7 +87,7 @@ class MVTU(wiring.Component):
 
     @property
     def tree_latency(self):
-        return popcount_latency(self.simd, self.reg_every)
+        return popcount_latency(self.simd, self.reg_every, self.family)
 
     @property
     def latency(self):
@@ -157,7 +161,7 @@ class MVTU(wiring.Component):
             m.submodules[name] = mem
             rp = mem.read_port()
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
-            tree = XnorPopcount(SIMD, self.reg_every)
+            tree = XnorPopcount(SIMD, self.reg_every, self.family)
             m.submodules[f"tree{p}"] = tree
             m.d.comb += [tree.a.eq(slice_), tree.w.eq(rp.data), tree.en.eq(en)]
             trees.append(tree)

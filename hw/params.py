@@ -4,13 +4,20 @@ import contextlib
 
 from quant.errors import BnnforgeError
 
-__all__ = ["check_positive_int", "construction"]
+__all__ = ["check_positive_int", "check_family", "construction"]
 
 
 def check_positive_int(name, value):
     """Raise :class:`~quant.errors.BnnforgeError` unless ``value`` is a positive ``int``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BnnforgeError(f"{name} must be a positive integer, not {value!r}")
+
+
+def check_family(family):
+    """Raise unless ``family`` is a target family bnnforge generates for (None: generic)."""
+    if family not in (None, "ecp5", "ice40"):
+        raise BnnforgeError(f"unknown FPGA family {family!r}; choose ecp5 or ice40, or none "
+                            f"for a generic design")
 
 
 @contextlib.contextmanager

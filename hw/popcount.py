@@ -5,9 +5,20 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for
-from .params import check_positive_int, construction
+from .params import check_family, check_positive_int, construction
 
-__all__ = ["XnorPopcount", "PopcountStream", "popcount_latency"]
+__all__ = ["XnorPopcount", "PopcountStream", "popcount_latency", "uses_carry_save",
+           "CARRY_SAVE_MIN_WIDTH"]
+
+CARRY_SAVE_MIN_WIDTH = 8
+"""The narrowest tree generated as ECP5's carry-save popcount: from N = 8 on it takes fewer logic
+slots than the plain tree (0.88 of them at N = 8, 0.55 at 1024) at an Fmax within a few percent
+of it and far above the 200 MHz target (``benchmarks/popcount.py``, docs/popcount.md)."""
+
+
+def uses_carry_save(n, family):
+    """Whether a design for ``family`` counts ``n`` bits with the ECP5 carry-save tree."""
+    return family == "ecp5" and n >= CARRY_SAVE_MIN_WIDTH
 
 
 def tree_depth(n):
@@ -15,9 +26,13 @@ def tree_depth(n):
     return (n - 1).bit_length()
 
 
-def popcount_latency(n, reg_every=1):
-    """Register stages of an ``n``-input tree with a register every ``reg_every`` levels:
-    ``max(1, ceil(ceil(log2(n)) / reg_every))``."""
+def popcount_latency(n, reg_every=1, family=None):
+    """Register stages of an ``n``-input tree: the plain tree with a register every
+    ``reg_every`` levels has ``max(1, ceil(ceil(log2(n)) / reg_every))``; the ECP5 carry-save
+    tree (see :func:`uses_carry_save`) its own (full-adder levels + 3)."""
+    if uses_carry_save(n, family):
+        from .popcount_ecp5 import csa_latency
+        return csa_latency(n)
     return max(1, -(-tree_depth(n) // reg_every))
 
 
@@ -26,7 +41,9 @@ class XnorPopcount(wiring.Component):
 
     The tree adds pairs of partial counts level by level (``ceil(log2(n))`` levels). A register
     stage follows every ``reg_every``-th level and always the last one; with ``n = 1`` the XNOR
-    itself is registered.
+    itself is registered. For ``family="ecp5"`` and ``n >= CARRY_SAVE_MIN_WIDTH`` the unit is
+    instead :class:`hw.popcount_ecp5.CarrySavePopcount` built from CCU2C carry cells (registered
+    after every level; ``reg_every`` does not apply); any other family gets the plain tree.
 
     Parameters
     ----------
@@ -34,6 +51,8 @@ class XnorPopcount(wiring.Component):
         Width of ``a`` and ``w``.
     reg_every : int
         Adder levels between register stages.
+    family : None, "ecp5" or "ice40"
+        The FPGA family the design is generated for.
 
     Members
     -------
@@ -45,20 +64,27 @@ class XnorPopcount(wiring.Component):
         The count of the operands presented ``latency`` enabled cycles earlier.
     """
 
-    def __init__(self, n, reg_every=1):
+    def __init__(self, n, reg_every=1, family=None):
         with construction(self):
             check_positive_int("popcount width", n)
             check_positive_int("reg_every", reg_every)
-        self.n, self.reg_every = n, reg_every
+            check_family(family)
+        self.n, self.reg_every, self.family = n, reg_every, family
         super().__init__({"a": In(n), "w": In(n), "en": In(1), "count": Out(bits_for(n))})
 
     @property
     def latency(self):
-        """Register stages: ``max(1, ceil(ceil(log2(n)) / reg_every))``."""
-        return popcount_latency(self.n, self.reg_every)
+        """Register stages (:func:`popcount_latency`)."""
+        return popcount_latency(self.n, self.reg_every, self.family)
 
     def elaborate(self, platform):
         m = Module()
+        if uses_carry_save(self.n, self.family):
+            from .popcount_ecp5 import CarrySavePopcount
+            m.submodules.csa = csa = CarrySavePopcount(self.n, cells="ecp5")
+            m.d.comb += [csa.a.eq(self.a), csa.w.eq(self.w), csa.en.eq(self.en),
+                         self.count.eq(csa.count)]
+            return m
         xnor = Signal(self.n)
         m.d.comb += xnor.eq(~(self.a ^ self.w))
         nodes = [xnor[i] for i in range(self.n)]

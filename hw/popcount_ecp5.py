@@ -28,7 +28,7 @@ from quant.bits import bits_for
 from quant.errors import BnnforgeError
 from .params import check_positive_int, construction
 
-__all__ = ["CarrySavePopcount", "XOR4_FA", "TAP_XOR", "csa_latency"]
+__all__ = ["CarrySavePopcount", "XOR4_FA", "TAP_XOR", "TAP_NONE", "csa_latency"]
 
 XOR4_FA = 0x6996
 """Full-adder half: ``P = A ^ B ^ C ^ D``, ``G = A ^ B``."""
@@ -48,9 +48,27 @@ def _plan(n, chain):
     return chains, left
 
 
+def _fa_levels(n, chain):
+    """Full-adder levels that reduce the carry cells' columns to two rows."""
+    chains, left = _plan(n, chain)
+    cols = {0: sum(chains) + left, 1: sum(chains)}
+    levels = 0
+    while max(cols.values()) > 2:
+        new = {}
+        for w, c in cols.items():
+            fa, rest = divmod(c, 3)
+            new[w] = new.get(w, 0) + fa + rest
+            if fa:
+                new[w + 1] = new.get(w + 1, 0) + fa
+        cols, levels = new, levels + 1
+    return levels
+
+
 def csa_latency(n, chain=6):
-    """Register stages of :class:`CarrySavePopcount` of width ``n``."""
-    return CarrySavePopcount(n, chain=chain, cells="logic").latency
+    """Register stages of :class:`CarrySavePopcount` of width ``n``: one after the carry
+    cells, one per full-adder level, one after the final adder and one after
+    ``n - mismatches``."""
+    return _fa_levels(n, chain) + 3
 
 
 class CarrySavePopcount(wiring.Component):
@@ -77,28 +95,12 @@ class CarrySavePopcount(wiring.Component):
             if cells not in ("ecp5", "logic"):
                 raise BnnforgeError(f"cells must be 'ecp5' or 'logic', not {cells!r}")
         self.n, self.chain, self.cells, self.pipelined = n, chain, cells, pipelined
-        self._levels = self._count_levels()
         super().__init__({"a": In(n), "w": In(n), "en": In(1), "count": Out(bits_for(n))})
-
-    def _count_levels(self):
-        chains, left = _plan(self.n, self.chain)
-        cols = {0: sum(chains) + left, 1: sum(chains)}
-        levels = 0
-        while max(cols.values()) > 2:
-            new = {}
-            for w, c in cols.items():
-                fa, rest = divmod(c, 3)
-                new[w] = new.get(w, 0) + fa + rest
-                if fa:
-                    new[w + 1] = new.get(w + 1, 0) + fa
-            cols, levels = new, levels + 1
-        return levels
 
     @property
     def latency(self):
-        """Register stages: one after the carry cells, one per full-adder level, one after the
-        final adder and one after ``n - mismatches``."""
-        return self._levels + 3
+        """Register stages (:func:`csa_latency`)."""
+        return csa_latency(self.n, self.chain)
 
     def _ccu2c(self, m, name, a0, b0, c0, d0, a1, b1, c1, d1, cin, init0, init1):
         s0, s1, cout = (Signal(name=f"{name}_{x}") for x in ("s0", "s1", "cout"))

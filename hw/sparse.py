@@ -60,7 +60,7 @@ from amaranth.lib.wiring import In, Out
 from quant.bits import bits_for, bits_to_int
 from quant.errors import BnnforgeError
 from .fifo import StreamFifo
-from .params import check_positive_int, construction
+from .params import check_family, check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
 
 __all__ = ["SparseLayer", "SparseConv", "KINDS", "ERROR_TOO_MANY", "ERROR_UNSORTED",
@@ -118,6 +118,8 @@ class SparseLayer(wiring.Component):
     offsets : int
         Kernel offsets computed in parallel (``offsets x PE`` trees of SIMD lanes, ``offsets``
         read ports on the feature memory and on each weight memory).
+    family : None, "ecp5" or "ice40"
+        Target family: ECP5 gets the carry-save popcount where it wins.
 
     Members
     -------
@@ -133,7 +135,7 @@ class SparseLayer(wiring.Component):
     """
 
     def __init__(self, kind, weights, thresholds, max_voxels, coord_bits, folding,
-                 output="bits", reg_every=1, record_depth=8, offsets=1):
+                 output="bits", reg_every=1, record_depth=8, offsets=1, family=None):
         import numpy as np
 
         with construction(self):
@@ -157,6 +159,7 @@ class SparseLayer(wiring.Component):
                 raise BnnforgeError(f"SIMD={folding.simd} does not divide the {cin} input "
                                     f"channels")
             check_positive_int("offsets per cycle", offsets)
+            check_family(family)
             if offsets > slots:
                 raise BnnforgeError(f"{offsets} offsets per cycle, but a {kind} layer has "
                                     f"{slots} kernel slots")
@@ -175,6 +178,7 @@ class SparseLayer(wiring.Component):
         self.cin, self.cout = cin, cout
         self.max_voxels, self.coord_bits = max_voxels, coord_bits
         self.pe, self.simd, self.reg_every = folding.pe, folding.simd, reg_every
+        self.family = family
         self.record_depth, self.offsets = record_depth, offsets
         self.sum_width = sum_width(kind, cin)
         self.out_width = cout if output == "bits" else cout * self.sum_width
@@ -681,12 +685,12 @@ class SparseLayer(wiring.Component):
             for p_ in range(PE):
                 wrp = wmems[p_].read_port(transparent_for=())
                 m.d.comb += [wrp.addr.eq((picks[u] * NF + nf) * SF + sf), wrp.en.eq(en)]
-                tree = XnorPopcount(SIMD, self.reg_every)
+                tree = XnorPopcount(SIMD, self.reg_every, self.family)
                 m.submodules[f"tree{p_}" if U == 1 else f"tree{u}_{p_}"] = tree
                 m.d.comb += [tree.a.eq(fslice), tree.w.eq(wrp.data), tree.en.eq(en)]
                 row_trees.append(tree)
             trees.append(row_trees)
-        L = popcount_latency(SIMD, self.reg_every)
+        L = popcount_latency(SIMD, self.reg_every, self.family)
         chain = [ctrl]
         for stage in range(L):
             nxt = Signal.like(ctrl, name=f"ctrl{stage + 1}")

@@ -122,7 +122,8 @@ def _runner(name, design_dir, info, waves, log):
     args = ["-Wno-fatal", "-Wno-WIDTH"] if name == "verilator" else []
     try:
         with _output_to(log):
-            runner.build(sources=[design_dir / info["verilog"]], hdl_toplevel=info["top"],
+            sources = [design_dir / f for f in [info["verilog"]] + info.get("sim_models", [])]
+            runner.build(sources=sources, hdl_toplevel=info["top"],
                          build_dir=build_dir, timescale=("1ns", "1ps"), waves=waves,
                          build_args=args)
     except (Exception, SystemExit) as e:

@@ -71,6 +71,24 @@ def test_verilog_command(tmp_path, bitstream):
     assert f"cycles per vector (model): {info['cycles_per_vector']}" in r.stdout
 
 
+def test_ecp5_verilog_and_sim(tmp_path, bitstream):
+    """--family ecp5: carry-save trees of CCU2C cells, their simulation model beside the
+    Verilog, and `bnnforge sim` bit-exact with it."""
+    r = bnnforge("verilog", bitstream, "-o", tmp_path / "v", "--max-lanes", 64, "--family",
+                 "ecp5")
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "v" / "design.json").read_text())
+    assert info["family"] == "ecp5" and info["sim_models"] == ["ccu2c_sim.v"]
+    assert "CCU2C #(" in (tmp_path / "v" / "bnn_top.v").read_text()
+    assert (tmp_path / "v" / "ccu2c_sim.v").exists()
+    r = bnnforge("sim", bitstream, "-o", tmp_path / "s", "--max-lanes", 64, "--family", "ecp5",
+                 "--vectors", 20, "--stall", "none", "both")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 mismatches" in r.stdout
+    r = bnnforge("verilog", bitstream, "-o", tmp_path / "x", "--max-lanes", 64, "--family", "xc7")
+    assert r.returncode == 2 and "invalid choice: 'xc7'" in r.stderr
+
+
 def test_sim_command_with_waves(tmp_path, bitstream):
     """Relative paths too: the simulator itself runs in another directory."""
     waves = tmp_path / "w" / "run.fst"
