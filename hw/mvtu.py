@@ -9,11 +9,15 @@ from quant.layout import FoldedLayout, Folding, threshold_file, weight_file
 from .params import check_family, check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
 
-__all__ = ["MVTU"]
+__all__ = ["MVTU", "BLOCK_RAM_BITS"]
 
 
 def _mem_name(filename):
     return filename[:-len(".mem")]
+
+
+BLOCK_RAM_BITS = 4096
+"""Weight memories of at least this many bits go to block RAM in designs for a family."""
 
 
 class MVTU(wiring.Component):
@@ -92,9 +96,18 @@ class MVTU(wiring.Component):
     @property
     def latency(self):
         """Cycles from an input transfer into an idle unit to its output being valid:
-        ``(rows / PE) * (cols / SIMD) + tree_latency + 3`` (input buffer, weight read,
-        accumulate and output register)."""
-        return self.cycles_per_vector + self.tree_latency + 3
+        ``(rows / PE) * (cols / SIMD) + tree_latency + 4`` (input buffer, weight read,
+        accumulate and threshold, fold register, output register)."""
+        return self.cycles_per_vector + self.tree_latency + 4
+
+    def _weight_ram_attrs(self, bits):
+        """Weight memories of a design for a family go to block RAM from BLOCK_RAM_BITS on
+        (read-only memories would otherwise become LUT logic: the spine demo's weights took
+        most of its 14,504 LUT4 on ECP5); smaller ones, and generic designs, are left to the
+        synthesis tool."""
+        if self.family is not None and bits >= BLOCK_RAM_BITS:
+            return {"ram_style": "block"}
+        return None
 
     def memory_files(self):
         """Names of the memory files this unit's Verilog reads."""
@@ -157,7 +170,8 @@ class MVTU(wiring.Component):
         trees = []
         for p, words_p in enumerate(lay.weight_words(layer.weights)):
             name = _mem_name(weight_file(layer.name, p))
-            mem = memory.Memory(shape=SIMD, depth=NF * SF, init=words_p)
+            mem = memory.Memory(shape=SIMD, depth=NF * SF, init=words_p,
+                                attrs=self._weight_ram_attrs(SIMD * NF * SF))
             m.submodules[name] = mem
             rp = mem.read_port()
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
@@ -196,23 +210,29 @@ class MVTU(wiring.Component):
                 trp = tmem.read_port()
                 m.d.comb += [trp.addr.eq(chain[-2][4:]), trp.en.eq(en)]
                 results.append(total >= trp.data)
-        fold_out = Cat(*results)
+        # A register between the thresholds and the collection of the folds: the compare ends
+        # one path, the wide multiplexer into `collect` (and the next unit) starts the next.
+        r_out = Signal(len(Cat(*results)))
+        r_valid, r_final, r_nf = Signal(), Signal(), Signal.like(c_nf)
+        with m.If(en):
+            m.d.sync += [r_out.eq(Cat(*results)), r_valid.eq(c_valid & c_last),
+                         r_final.eq(c_final), r_nf.eq(c_nf)]
 
         # Collect the folds of a vector; hand it to the output register.
         width = layer.rows * ew
         slot = PE * ew
         collect = Signal(width)
-        with m.If(en & c_valid & c_last):
-            m.d.sync += collect.word_select(c_nf, slot).eq(fold_out) if NF > 1 else \
-                collect.eq(fold_out)
-        vec = Cat(collect[:width - slot], fold_out)
+        with m.If(en & r_valid):
+            m.d.sync += collect.word_select(r_nf, slot).eq(r_out) if NF > 1 else \
+                collect.eq(r_out)
+        vec = Cat(collect[:width - slot], r_out)
         out_free = ~self.o.valid | self.o.ready
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(pending):
             with m.If(out_free):
                 m.d.sync += [self.o.payload.eq(collect), self.o.valid.eq(1), pending.eq(0)]
-        with m.Elif(c_valid & c_last & c_final):
+        with m.Elif(r_valid & r_final):
             with m.If(out_free):
                 m.d.sync += [self.o.payload.eq(vec), self.o.valid.eq(1)]
             with m.Else():

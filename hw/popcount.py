@@ -29,10 +29,11 @@ def tree_depth(n):
 def popcount_latency(n, reg_every=1, family=None):
     """Register stages of an ``n``-input tree: the plain tree with a register every
     ``reg_every`` levels has ``max(1, ceil(ceil(log2(n)) / reg_every))``; the ECP5 carry-save
-    tree (see :func:`uses_carry_save`) its own (full-adder levels + 3)."""
+    tree (see :func:`uses_carry_save`) its own (full-adder levels + 3) plus its operand
+    registers."""
     if uses_carry_save(n, family):
         from .popcount_ecp5 import csa_latency
-        return csa_latency(n)
+        return csa_latency(n) + 1         # + the operand registers
     return max(1, -(-tree_depth(n) // reg_every))
 
 
@@ -42,8 +43,9 @@ class XnorPopcount(wiring.Component):
     The tree adds pairs of partial counts level by level (``ceil(log2(n))`` levels). A register
     stage follows every ``reg_every``-th level and always the last one; with ``n = 1`` the XNOR
     itself is registered. For ``family="ecp5"`` and ``n >= CARRY_SAVE_MIN_WIDTH`` the unit is
-    instead :class:`hw.popcount_ecp5.CarrySavePopcount` built from CCU2C carry cells (registered
-    after every level; ``reg_every`` does not apply); any other family gets the plain tree.
+    instead :class:`hw.popcount_ecp5.CarrySavePopcount` built from CCU2C carry cells behind
+    registered operands (registered after every level; ``reg_every`` does not apply); any other
+    family gets the plain tree.
 
     Parameters
     ----------
@@ -82,7 +84,12 @@ class XnorPopcount(wiring.Component):
         if uses_carry_save(self.n, self.family):
             from .popcount_ecp5 import CarrySavePopcount
             m.submodules.csa = csa = CarrySavePopcount(self.n, cells="ecp5")
-            m.d.comb += [csa.a.eq(self.a), csa.w.eq(self.w), csa.en.eq(self.en),
+            # Operands registered first: in a design they come from block RAM, whose data
+            # arrives late in the cycle (5.8 ns on ECP5), and the carry chains need the rest.
+            a, w = Signal(self.n), Signal(self.n)
+            with m.If(self.en):
+                m.d.sync += [a.eq(self.a), w.eq(self.w)]
+            m.d.comb += [csa.a.eq(a), csa.w.eq(w), csa.en.eq(self.en),
                          self.count.eq(csa.count)]
             return m
         xnor = Signal(self.n)

@@ -32,7 +32,7 @@ def test_ecp5_network_bit_exact(tmp_path, simulator):
     assert info["family"] == "ecp5" and info["sim_models"] == ["ccu2c_sim.v"]
     # A chain of k cells takes 3k - 1 pairs: 48 = 17 + 17 + 14, so 6 + 6 + 5 cells a PE.
     assert verilog.count("CCU2C #(") == 4 * 17
-    assert info["blocks"][0]["latency"] - (96 // 48) * (32 // 4) - 3 == \
+    assert info["blocks"][0]["latency"] - (96 // 48) * (32 // 4) - 4 == \
         popcount_latency(48, 1, "ecp5") > popcount_latency(48)
     x = edge_vectors(96, rng, 35)
     scores = IntegerNetwork(net)(torch.from_numpy(x)).numpy()
