@@ -47,6 +47,11 @@ def _cmd_demo(args):
     if args.network == "bscnet":
         from .demo_bscnet import run_bscnet_demo
 
+        if args.synth:
+            raise BnnforgeError("--synth applies to the mlp and groupnet demos; synthesize a "
+                                "BSC-Net layer with `bnnforge verilog BITSTREAM -o DIR "
+                                "--family ecp5` and `bnnforge synth DIR/LAYER`")
+
         out = args.out or "build/demo-bscnet"
         report = run_bscnet_demo(out_dir=out, simulator=args.simulator,
                                  voxel_size=args.voxel_size, epochs=args.epochs or 40,
@@ -59,7 +64,7 @@ def _cmd_demo(args):
         report = run_groupnet_demo(
             out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
             epochs=args.epochs or 30, seed=args.seed,
-            target_cycles=args.target_cycles or 1024, images=args.images)
+            target_cycles=args.target_cycles or 1024, images=args.images, synth=args.synth)
         bad = sum(r["mismatches"] for r in report["runs"])
     else:
         from .demo import run_demo
@@ -67,7 +72,8 @@ def _cmd_demo(args):
         out = args.out or "build/demo"
         report = run_demo(out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
                           epochs=args.epochs or 40, seed=args.seed,
-                          target_cycles=args.target_cycles or 64, images=args.images)
+                          target_cycles=args.target_cycles or 64, images=args.images,
+                          synth=args.synth)
         bad = report["mismatches"]
     print(f"reports: {Path(out) / 'report.json'}, {Path(out) / 'report.md'}")
     return 0 if bad == 0 else 1
@@ -379,6 +385,10 @@ def build_parser():
                         "mlp, 1024 for groupnet)")
     p.add_argument("--images", type=_positive_int,
                    help="simulate only the first N test images (default: all)")
+    p.add_argument("--synth", action="store_true",
+                   help="mlp, groupnet: generate for ECP5, synthesize and place-and-route on the "
+                        "LFE5U-85F (YoWASP; minutes) and report resources, Fmax and the hardware "
+                        "time per image at the achieved Fmax")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("synth", help="synthesize and place-and-route a design (YoWASP)",

@@ -13,10 +13,57 @@ from quant.bitstream import atomic_write
 from .flows import format_table, generate_dense, resolve_folding, simulate_dense
 from .progress import Progress, step
 
-__all__ = ["run_demo", "software_timing", "seconds_per_item", "write_reports", "pick_simulator"]
+__all__ = ["run_demo", "software_timing", "seconds_per_item", "write_reports", "pick_simulator",
+           "synth_design", "synth_markdown", "SYNTH_TARGET"]
 
 DEFAULT_LEVELS = (4, 8, 12)
 DEFAULT_HIDDEN = (256, 256)
+
+SYNTH_TARGET = ("ecp5", "85k")
+"""Family and device of the demos' ``--synth`` runs (the designs are then generated for it)."""
+
+
+def synth_design(design_dir, clock_mhz, cycles_per_image):
+    """Synthesize and place-and-route a demo design on :data:`SYNTH_TARGET` (target clock
+    ``clock_mhz``, seed 1): the report's ``synth`` entry with resources, the achieved Fmax and
+    the hardware time per image at that Fmax. A failed run is recorded as ``{"error": ...}``
+    (logs kept), so that the simulation results are not lost."""
+    from hw.synth import synthesize
+    from quant.errors import BnnforgeError
+
+    family, device = SYNTH_TARGET
+    step(f"synthesizing {design_dir} for {family} {device} (Yosys + nextpnr, YoWASP; the "
+         f"router takes minutes)")
+    try:
+        r = synthesize(design_dir, family, device, clock_mhz, seed=1,
+                       say=lambda text: print(text, flush=True))
+    except BnnforgeError as e:
+        print(f"synthesis failed: {e}")
+        return {"error": str(e)}
+    fmax = min(r["fmax_mhz"].values()) if r["fmax_mhz"] else None
+    comb = r["utilization"].get("TRELLIS_COMB", {})
+    return {"part": r["part"], "lut4": r["lut4"], "ccu2c": r["carry"], "ff": r["ff"],
+            "comb": r["comb"], "comb_percent": comb.get("percent"), "bram": r["bram"],
+            "dsp": r["dsp"], "fmax_mhz": fmax, "freq_target_mhz": clock_mhz,
+            "hw_seconds_per_image_at_fmax": (cycles_per_image / (fmax * 1e6)
+                                             if fmax else None),
+            "tools": r["tools"], "seconds": r["seconds"], "logs": r["logs"]}
+
+
+def synth_markdown(rows):
+    """Markdown lines of the resources table: ``rows`` are ``(label, synth entry)``."""
+    lines = ["| design | part | LUT4 | CCU2C | FF | logic slots (% of device) | block RAM | "
+             "Fmax MHz (target) | hw s/image at Fmax |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, s in rows:
+        if "error" in s:
+            lines.append(f"| {label} | synthesis failed: {s['error']} | | | | | | | |")
+            continue
+        fmax = "-" if s["fmax_mhz"] is None else f"{s['fmax_mhz']:.1f}"
+        t = s["hw_seconds_per_image_at_fmax"]
+        lines.append(f"| {label} | {s['part']} | {s['lut4']} | {s['ccu2c']} | {s['ff']} | "
+                     f"{s['comb']} ({s['comb_percent'] or 0:.1f} %) | {s['bram']} | {fmax} "
+                     f"({s['freq_target_mhz']:g}) | {'-' if t is None else f'{t:.3e}'} |")
+    return lines
 
 
 def software_timing(bitstream, input_bits, repeats=5):
@@ -77,8 +124,11 @@ def pick_simulator(simulator, clock_mhz):
 
 
 def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, seed=0,
-             target_cycles=64, levels=DEFAULT_LEVELS, hidden=DEFAULT_HIDDEN, images=None):
-    """The whole flow; returns the report dictionary (also written as JSON and Markdown)."""
+             target_cycles=64, levels=DEFAULT_LEVELS, hidden=DEFAULT_HIDDEN, images=None,
+             synth=False):
+    """The whole flow; returns the report dictionary (also written as JSON and Markdown).
+    ``synth``: generate for :data:`SYNTH_TARGET`, synthesize and place-and-route the design and
+    report its resources, Fmax and the hardware time per image at that Fmax."""
     import torch
 
     from golden.digits import input_spec, load_digits_split, thermometer
@@ -118,8 +168,10 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     acc_golden = float((predict(golden_scores).numpy() == y_test).mean())
 
     folding = resolve_folding(bs, target_cycles=target_cycles)
-    step(f"generating Verilog (folding chosen for at most {target_cycles} cycles a layer)")
-    info = generate_dense(bs, folding, out_dir / "verilog")
+    family = SYNTH_TARGET[0] if synth else None
+    step(f"generating Verilog (folding chosen for at most {target_cycles} cycles a layer"
+         + (f", for {family}" if family else "") + ")")
+    info = generate_dense(bs, folding, out_dir / "verilog", family=family)
     print(format_table(info["folding"], [("name", "layer", "{}"), ("pe", "PE", "{}"),
                                          ("simd", "SIMD", "{}"), ("lanes", "lanes", "{}"),
                                          ("cycles", "cycles/image", "{}")]))
@@ -138,7 +190,11 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     step("timing the same network in software on this CPU")
     soft = software_timing(bs, x_test)
     cycles_per_image = cyc["interval"] if cyc["interval"] is not None else cyc["latency"]
-    hw_seconds = cycles_per_image / (clock_mhz * 1e6)
+    synth_entry = synth_design(out_dir / "verilog", clock_mhz, cycles_per_image) if synth else None
+    # With a synthesis result the hardware runs at the Fmax it achieved.
+    hw_clock = (synth_entry["fmax_mhz"] if synth_entry and synth_entry.get("fmax_mhz")
+                else clock_mhz)
+    hw_seconds = cycles_per_image / (hw_clock * 1e6)
     layers = []
     for b, t in zip(cyc["blocks"], info["folding"]):
         layers.append({"name": b["name"], "rows": t["rows"], "cols": t["cols"], "pe": t["pe"],
@@ -155,10 +211,12 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
         "cycles_per_image_model": info["cycles_per_vector"],
         "latency_cycles": cyc["latency"], "latency_cycles_model": info["latency"],
         "total_cycles": cyc["total_cycles"], "clock_mhz": clock_mhz,
+        "hw_clock_mhz": hw_clock,
         "hw_seconds_per_image": hw_seconds, "software": soft,
         "speedup_vs_numpy_bitpacked": soft["numpy_bitpacked_seconds_per_image"] / hw_seconds,
         "speedup_vs_torch": soft["torch_seconds_per_image"] / hw_seconds,
         "simulation_wall_seconds": sim_wall,
+        "family": family, "synth": synth_entry,
         "demo_wall_seconds": time.monotonic() - started,
         "files": {"bitstream": str(bs_path), "verilog": str(out_dir / "verilog"),
                   "simulator_log": result["log"]},
@@ -187,11 +245,17 @@ def _summary(r, table):
         f"{r['cycles_per_image_model']} model; latency {r['latency_cycles']} cycles "
         f"(model {r['latency_cycles_model']}).", "",
         "| per image | seconds | hardware speed-up |", "|---|---|---|",
-        f"| hardware at {r['clock_mhz']:g} MHz | {r['hw_seconds_per_image']:.3e} | 1 |",
+        f"| hardware at {r['hw_clock_mhz']:.4g} MHz"
+        + (" (achieved Fmax)" if r["hw_clock_mhz"] != r["clock_mhz"] else "")
+        + f" | {r['hw_seconds_per_image']:.3e} | 1 |",
         f"| PyTorch golden (CPU, {s['torch_threads']} threads, batch {s['batch']}) | "
         f"{s['torch_seconds_per_image']:.3e} | {r['speedup_vs_torch']:.1f}x |",
         f"| bit-packed NumPy (np.bitwise_count, batch {s['batch']}) | "
         f"{s['numpy_bitpacked_seconds_per_image']:.3e} | "
         f"{r['speedup_vs_numpy_bitpacked']:.1f}x |", "",
+        *(["## Resources and Fmax (`--synth`)", "",
+           *synth_markdown([("network top", r["synth"])]), "",
+           "Out of context, nextpnr seed 1; the hardware time per image at the achieved Fmax "
+           "uses the simulated cycles per image.", ""] if r.get("synth") else []),
         f"Simulation wall time {r['simulation_wall_seconds']:.1f} s; whole demo "
         f"{r['demo_wall_seconds']:.1f} s.", ""])

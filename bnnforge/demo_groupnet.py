@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from quant import bitstream as bitstream_io
-from .demo import pick_simulator, seconds_per_item, write_reports
+from .demo import (SYNTH_TARGET, pick_simulator, seconds_per_item, synth_design,
+                   synth_markdown, write_reports)
 from .flows import format_table, generate_groupnet, resolve_folding, simulate_groupnet
 from .progress import Progress, step
 
@@ -54,7 +55,8 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     bs = bitstream_io.read(bs_path)
     host = HostParts(bs)
     folding = resolve_folding(bs, target_cycles=args["target_cycles"])
-    info = generate_groupnet(bs, folding, k_dir / "verilog")
+    family = SYNTH_TARGET[0] if args["synth"] else None
+    info = generate_groupnet(bs, folding, k_dir / "verilog", family=family)
     step(f"K = {bases}: simulating {len(data['x_test'])} test images on {simulator}")
     bar = Progress(progress_label)
     t0 = time.monotonic()
@@ -77,6 +79,10 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     units = sum(len(base) for g in spec["groups"] for base in g["units"])
     lanes = sum(f["lanes"] * (len(spec["groups"][int(f["name"][1:].split("_")[0])]["units"]))
                 for f in info["folding"])
+    synth = (synth_design(k_dir / "verilog", args["clock_mhz"], cycles_per_image)
+             if args["synth"] else None)
+    # With a synthesis result the hardware runs at the Fmax it achieved.
+    hw_clock = synth["fmax_mhz"] if synth and synth.get("fmax_mhz") else args["clock_mhz"]
     return {
         "bases": bases,
         "accuracy": {"float": acc_float, "golden": float((result["golden_predictions"] == y).mean()),
@@ -84,7 +90,8 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
         "images": int(len(y)), "mismatches": int(result["mismatches"]),
         "layers": layers, "cycles_per_image": cycles_per_image,
         "cycles_per_image_model": info["cycles_per_frame"],
-        "hw_seconds_per_image": cycles_per_image / (args["clock_mhz"] * 1e6),
+        "hw_seconds_per_image": cycles_per_image / (hw_clock * 1e6), "hw_clock_mhz": hw_clock,
+        "family": family, "synth": synth,
         "software": _software(host, data["x_test"]),
         "weight_bits": units * c * 9 * c, "lanes": lanes,
         "folding": info["folding"], "simulation_wall_seconds": wall,
@@ -95,8 +102,9 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
 
 def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=200.0,
                       epochs=30, seed=0, target_cycles=1024, bases=(1, 3, 5), images=None,
-                      channels=16, blocks=2):
-    """Train, export, generate and simulate one Group-Net for each K in ``bases``."""
+                      channels=16, blocks=2, synth=False):
+    """Train, export, generate and simulate one Group-Net for each K in ``bases`` (and with
+    ``synth``, synthesize each design: :func:`bnnforge.demo.synth_design`)."""
     from golden.digits import load_digits_split
 
     started = time.monotonic()
@@ -109,7 +117,7 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
     if images is not None:
         data["x_test"], data["y_test"] = data["x_test"][:images], data["y_test"][:images]
     args = {"epochs": epochs, "seed": seed, "target_cycles": target_cycles,
-            "clock_mhz": clock_mhz, "channels": channels, "blocks": blocks}
+            "clock_mhz": clock_mhz, "channels": channels, "blocks": blocks, "synth": synth}
     runs = [_run_k(k, data, out_dir, simulator, args, "images") for k in bases]
     report = {"network": "groupnet", "dataset": "sklearn-digits", "simulator": simulator,
               "simulator_note": note, "clock_mhz": clock_mhz, "target_cycles": target_cycles,
@@ -126,6 +134,7 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
 
 
 def _summary(r):
+    synthesized = any(x.get("synth") for x in r["runs"])
     rows = [{"bases": x["bases"], "float": x["accuracy"]["float"],
              "golden": x["accuracy"]["golden"], "hardware": x["accuracy"]["hardware"],
              "mismatches": x["mismatches"], "cycles": x["cycles_per_image"],
@@ -138,7 +147,8 @@ def _summary(r):
         ("hardware", "acc hw", "{:.4f}"), ("mismatches", "mismatches", "{}"),
         ("cycles", "cycles/image sim", "{:.1f}"), ("model", "model", "{}"),
         ("weight_bits", "weight bits", "{}"), ("lanes", "lanes", "{}"),
-        ("hw", f"hw s/image @{r['clock_mhz']:g} MHz", "{:.2e}"),
+        ("hw", f"hw s/image @{r['clock_mhz']:g} MHz" + (" or Fmax" if synthesized else ""),
+         "{:.2e}"),
         ("torch", "torch s/image", "{:.2e}"), ("numpy", "numpy packed s/image", "{:.2e}")])
     return "\n".join([
         "# bnnforge demo: Group-Net on the scikit-learn digits", "",
@@ -148,4 +158,8 @@ def _summary(r):
         + ".", "", "```", table, "```", "",
         "Software times are the binary groups in fixed point on this CPU (PyTorch convolution "
         "or packed 64-bit words with np.bitwise_count), batch of the test split.", "",
+        *(["## Resources and Fmax (`--synth`)", "",
+           *synth_markdown([(f"K = {x['bases']}", x["synth"]) for x in r["runs"]]), "",
+           "Out of context, nextpnr seed 1; hw s/image then uses the achieved Fmax.", ""]
+          if synthesized else []),
         f"Whole demo {r['demo_wall_seconds']:.1f} s.", ""])

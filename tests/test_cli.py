@@ -48,6 +48,10 @@ def test_user_errors(tmp_path, bitstream):
     _user_error(bnnforge("verilog", bitstream, "-o", tmp_path / "o"),
                 "give exactly one of --folding FILE, --target-cycles N or --max-lanes N "
                 "(bnnforge never picks the slowest folding silently)")
+    _user_error(bnnforge("demo", "--network", "bscnet", "--synth"),
+                "--synth applies to the mlp and groupnet demos; synthesize a BSC-Net layer "
+                "with `bnnforge verilog BITSTREAM -o DIR --family ecp5` and `bnnforge synth "
+                "DIR/LAYER`")
     bad = tmp_path / "cut.bnn"
     bad.write_bytes(bitstream.read_bytes()[:-10])
     r = bnnforge("sim", bad, "--target-cycles", 4)

@@ -26,3 +26,23 @@ def test_small_demo(tmp_path, simulator):
     assert soft["torch_seconds_per_image"] > 0 and soft["numpy_bitpacked_seconds_per_image"] > 0
     assert report["speedup_vs_numpy_bitpacked"] == pytest.approx(
         soft["numpy_bitpacked_seconds_per_image"] / report["hw_seconds_per_image"])
+
+
+def test_small_demo_with_synthesis(tmp_path):
+    """--synth: the design is generated for ECP5, simulated bit-exact with its carry cells,
+    placed and routed; the report gives resources and the achieved Fmax, and the hardware time
+    per image uses that Fmax."""
+    report = run_demo(out_dir=tmp_path / "demo", simulator="icarus", epochs=2, images=12,
+                      hidden=(32,), target_cycles=16, clock_mhz=100.0, synth=True)
+    assert report["mismatches"] == 0 and report["family"] == "ecp5"
+    s = report["synth"]
+    assert "error" not in s, s
+    assert s["part"] == "LFE5U-85F" and s["lut4"] > 0 and s["ff"] > 0 and s["ccu2c"] > 0
+    assert 50 < s["fmax_mhz"] < 1000 and s["freq_target_mhz"] == 100.0
+    assert report["hw_clock_mhz"] == s["fmax_mhz"]
+    assert report["hw_seconds_per_image"] == report["cycles_per_image"] / (s["fmax_mhz"] * 1e6)
+    assert s["hw_seconds_per_image_at_fmax"] == report["hw_seconds_per_image"]
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert "## Resources and Fmax (`--synth`)" in md
+    assert f"| network top | LFE5U-85F | {s['lut4']} | {s['ccu2c']} | {s['ff']} |" in md
+    assert f"(achieved Fmax) | {report['hw_seconds_per_image']:.3e} | 1 |" in md
