@@ -3,6 +3,7 @@
 
 import json
 
+import pytest
 
 from bnnforge.demo_groupnet import _images, run_groupnet_demo
 from golden.digits import load_digits_split
@@ -40,3 +41,22 @@ def test_fixed_point_loses_little_accuracy_on_the_demo_network():
     acc_fixed = float((pred.numpy() == data.y_test).mean())
     assert acc_float > 0.8
     assert abs(acc_fixed - acc_float) <= 0.01
+
+
+@pytest.mark.slow
+def test_small_groupnet_demo_with_synthesis(tmp_path):
+    """--synth on the Group-Net demo: each K's design generated for ECP5, simulated bit-exact,
+    placed and routed; the hardware time per image uses the achieved Fmax (about 5 minutes:
+    slow; the MLP demo's --synth runs in CI)."""
+    report = run_groupnet_demo(out_dir=tmp_path / "d", simulator="icarus", epochs=1,
+                               bases=(2,), images=2, channels=4, target_cycles=8 * 8 * 4,
+                               synth=True)
+    run = report["runs"][0]
+    assert run["mismatches"] == 0 and run["family"] == "ecp5"
+    s = run["synth"]
+    assert "error" not in s, s
+    assert s["part"] == "LFE5U-85F" and s["lut4"] > 0 and s["ff"] > 0
+    assert run["hw_clock_mhz"] == s["fmax_mhz"] and 20 < s["fmax_mhz"] < 1000
+    assert run["hw_seconds_per_image"] == run["cycles_per_image"] / (s["fmax_mhz"] * 1e6)
+    md = (tmp_path / "d" / "report.md").read_text()
+    assert f"| K = 2 | LFE5U-85F | {s['lut4']} | {s['ccu2c']} | {s['ff']} |" in md
