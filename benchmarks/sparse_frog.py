@@ -92,7 +92,8 @@ def main():
                             ("" if args.offsets == 1 else f"_offsets{args.offsets}") + ".json")
     out.write_text(json.dumps({"kind": kind, "simulator": args.simulator, "channels": c,
                                "pe": args.pe,
-                               "simd": args.simd, "offsets": args.offsets, "frames": rows}, indent=2) + "\n")
+                               "simd": args.simd, "offsets": args.offsets, "frames": rows},
+                              indent=2) + "\n")
     print(f"wrote {out}")
 
 

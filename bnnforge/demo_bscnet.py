@@ -212,7 +212,8 @@ def _summary(r):
             f"{a['golden']:.4f}, with the hardware's sums {a['hardware']:.4f}.\n\n"
             f"```\n{table}\n```\n\n"
             f"Mismatches: {r['mismatches']}. Cycles: first input beat to last output beat "
-            f"(includes storing the frame); model: pairs x (Cout/PE)(Cin/SIMD). Hardware time "
+            f"(the search overlaps the store); model: pairs x (Cout/PE)(Cin/SIMD). Hardware "
+            f"time "
             f"at {r['clock_mhz']:.0f} MHz vs the golden sparse convolution (NumPy) on this "
             f"CPU. Simulation {r['simulation_seconds']:.0f} s, demo "
             f"{r['demo_wall_seconds']:.0f} s.\n")

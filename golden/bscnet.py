@@ -60,7 +60,8 @@ SLOTS = {"ssc": 27, "down": 8, "up": 8, "pointwise": 1}
 
 
 shifted_kernel_map = ssc_kernel_map
-"""The kernel map of a 3x3x3 window shifted by ``shift`` (SFSC); ``golden.sparse.ssc_kernel_map``."""
+"""The kernel map of a 3x3x3 window shifted by ``shift`` (SFSC):
+``golden.sparse.ssc_kernel_map``."""
 
 
 def _groups(rows, slots):

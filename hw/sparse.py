@@ -50,7 +50,8 @@ voids every beat of its frame (as a network MAC marks a bad frame on its last be
 tool drops them.
 
 Cost: key copies (ssc 10, up 4 coarse + 1 fine) of ``max_voxels`` words of ``3B`` bits (down:
-4 parity lists of ``max_voxels`` words of ``3B`` bits and an index), ``max_voxels * Cin`` feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
+4 parity lists of ``max_voxels`` words of ``3B`` bits and an index), ``max_voxels * Cin``
+feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed

@@ -20,7 +20,8 @@ from tests.golden.test_sparse import random_frame
 from tests.helpers import edge_vectors, random_dense
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus",
+                                       pytest.param("verilator", marks=pytest.mark.slow)])
 def test_ecp5_network_bit_exact(tmp_path, simulator):
     rng = np.random.default_rng(21)
     net = random_dense(rng, [96, 32, 10])
