@@ -19,18 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from bnnforge.flows import format_table, generate_sparse, simulate_sparse
-from golden.frog import frog_frame, frog_volume
-from golden.sparse import binary_ssc_dot, downsample_map, sparse_layer_rows
+from golden.frog import frog_frame, frog_layer_frame, frog_volume
+from golden.sparse import binary_ssc_dot, sparse_layer_rows
 from hw.sparse import KINDS
 from quant.layout import Folding
-
-
-def layer_frame(kind, coords, feats, rng):
-    """The frame a layer of ``kind`` takes, built from the frog's sites and features."""
-    if kind != "up":
-        return coords, feats
-    coarse = downsample_map(coords)[0]
-    return coarse, rng.integers(0, 2, (len(coarse), feats.shape[1])).astype(np.uint8), coords
 
 
 def main():
@@ -53,7 +45,7 @@ def main():
     rows = []
     for size in args.voxel_sizes:
         coords, feats, bits = frog_frame(size, channels=c, volume=vol)
-        frame = layer_frame(kind, coords, feats, rng)
+        frame = frog_layer_frame(kind, coords, feats, rng)
         n = len(coords)
         design = Path(args.out) / f"sparse-frog-{kind}-v{size}"
         info = generate_sparse(w, t, 1 << max(1, (n - 1).bit_length()), bits,

@@ -92,6 +92,18 @@ def frog_frame(voxel_size, channels=16, volume=None):
     return coords, feats, bits
 
 
+def frog_layer_frame(kind, coords, feats, rng):
+    """The frame a sparse layer of ``kind`` takes on the frog's sites: ``(coords, feats)`` for
+    ssc and down; for up, the sites' parents (down-sampled, random feature bits) as the coarse
+    part and the sites as the fine part."""
+    from .sparse import downsample_map
+
+    if kind != "up":
+        return coords, feats
+    coarse = downsample_map(coords)[0]
+    return coarse, rng.integers(0, 2, (len(coarse), feats.shape[1])).astype(np.uint8), coords
+
+
 FROG_CLASSES = 16
 """Tissue classes of the segmentation task: labels 1..15 as themselves, 16 and above as one
 class (the rare tissues), numbered 0..15."""

@@ -27,10 +27,12 @@ search:
 ``up`` (transposed kernel 2, stride 2, 8 slots; outputs at the finer level's sites)
     The frame is two tlast-delimited parts: first the coarse voxels with their features, then
     the fine sites (coordinates; the feature field is ignored). Each fine site receives its
-    parent ``floor(f / 2)`` at slot = its parity bits. Four parity engines, one per
-    ``(y & 1, z & 1)``, hold a pointer into their own copy of the coarse keys that only moves
-    forward; a fine site whose parent is absent receives nothing (``y = 0``). At most
-    ``N_fine + 4 N_coarse`` cycles.
+    parent ``floor(f / 2)`` at slot = its parity bits. The store appends each fine site to the
+    list of its parity ``(y & 1, z & 1)``; four lanes walk their list together with their own
+    copy of the coarse keys (both pointers only move forward) and queue, per fine site, whether
+    its parent exists and where; the fine sites in order take the answer at the head of their
+    parity's queue. A fine site whose parent is absent receives nothing (``y = 0``). Each lane
+    needs at most ``N_coarse + N_fine(parity)`` steps.
 
 The search runs ahead of the compute through a FIFO of records (output key, mask of present
 slots, input indices); the compute takes ``ceil(Cin / SIMD) * ceil(Cout / PE)`` cycles for each
@@ -49,8 +51,8 @@ have left for the valid prefix of such a frame before the bad voxel arrived; the
 voids every beat of its frame (as a network MAC marks a bad frame on its last beat), and the
 tool drops them.
 
-Cost: key copies (ssc 10, up 4 coarse + 1 fine) of ``max_voxels`` words of ``3B`` bits (down:
-4 parity lists of ``max_voxels`` words of ``3B`` bits and an index), ``max_voxels * Cin``
+Cost: key copies (ssc 10, up 4 coarse + 1 fine) of ``max_voxels`` words of ``3B`` bits, 4
+parity lists of ``max_voxels`` words (down: key and index; up: key), ``max_voxels * Cin``
 feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
 """
 
@@ -86,6 +88,12 @@ _PARITY_PART = {"down": 0, "up": 1}
 def sum_width(kind, cin):
     """Bits of one signed sum ``y``: it holds ``+-pairs_per_site * Cin``."""
     return bits_for(_PAIRS_PER_SITE[kind] * cin) + 1
+
+
+def _parent_key(key, bits):
+    """The key of ``floor(c / 2)`` for the key of coordinates ``c`` (``bits`` a coordinate)."""
+    x, y, z = key[:bits], key[bits:2 * bits], key[2 * bits:3 * bits]
+    return Cat(x[1:], Const(0, 1), y[1:], Const(0, 1), z[1:], Const(0, 1))
 
 
 def _select(values, index):
@@ -272,18 +280,19 @@ class SparseLayer(wiring.Component):
         # Down-sampling (its sites) and up-sampling (its fine sites): each site also goes to the
         # list of its parity (y & 1, z & 1), with its index, so that each parity engine reads
         # only its own sites.
+        # (The up-sampling lanes need no index: they answer in the fine sites' order.)
         by_parity, parity_counts = [], []
         if self.kind in _PARITY_PART:
             pp = _PARITY_PART[self.kind]
             parity = Cat(in_key[B], in_key[2 * B])
+            entry = Cat(in_key, counts[pp][:self._IW]) if self.kind == "down" else in_key
             for e in range(4):
                 pn = Signal(range(N + 1), name=f"pn{e}")
-                mem = memory.Memory(shape=KW + self._IW, depth=N, init=[])
+                mem = memory.Memory(shape=len(entry), depth=N, init=[])
                 m.submodules[f"parity{e}"] = mem
                 wp = mem.write_port()
                 hit = write & (parity == e) & (part == pp)
-                m.d.comb += [wp.addr.eq(pn), wp.data.eq(Cat(in_key, counts[pp][:self._IW])),
-                             wp.en.eq(hit)]
+                m.d.comb += [wp.addr.eq(pn), wp.data.eq(entry), wp.en.eq(hit)]
                 with m.If(hit):
                     m.d.sync += pn.eq(pn + 1)
                 by_parity.append(mem)
@@ -297,11 +306,13 @@ class SparseLayer(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
+        def marker_beat(code, error):
+            """A marker beat ending a frame: no vector, the code in x."""
+            return Cat(Const(0, self.out_width), code, Const(0, 2 * B), Const(1, 1), error,
+                       Const(1, 1))
+
         def emit_marker(code):
-            error = Const(int(code != 0), 1)
-            m.d.sync += [self.o.payload.eq(Cat(Const(0, self.out_width), Const(code, B),
-                                               Const(0, 2 * B), Const(1, 1), error,
-                                               Const(1, 1))),
+            m.d.sync += [self.o.payload.eq(marker_beat(Const(code, B), Const(int(code != 0), 1))),
                          self.o.valid.eq(1)]
 
         frame_done = Signal()
@@ -358,7 +369,7 @@ class SparseLayer(wiring.Component):
         s.bad = state == ERROR
         code = Signal(B)
         m.d.comb += code.eq(Mux(overflow, ERROR_TOO_MANY, ERROR_UNSORTED))
-        s.error_beat = Cat(Const(0, self.out_width), code, Const(0, 2 * B), Const(0b111, 3))
+        s.error_beat = marker_beat(code, Const(1, 1))
         return s
 
     def _reader(self, m, mem, step, reset, name):
@@ -477,11 +488,10 @@ class SparseLayer(wiring.Component):
                 m.d.sync += [rd.eq(0), inflight.eq(0)]
             with m.Else():
                 m.d.sync += [rd.eq(rd + issue), inflight.eq(issue)]
-            ax, ay, az = rp.data[:B], rp.data[B:2 * B], rp.data[2 * B:KW]
             m.d.comb += aidx.eq(rp.data[KW:])
             match = inflight
-            parent = Cat(ax[1:], Const(0, 1), ay[1:], Const(0, 1), az[1:], Const(0, 1))
-            px = ax[0]
+            parent = _parent_key(rp.data[:KW], B)
+            px = rp.data[0]
             # Pending item: a parent with its first child, waiting for a possible second.
             pv = Signal(name=f"d{e}_pv")
             pkey = Signal(KW, name=f"d{e}_pkey")
@@ -548,12 +558,8 @@ class SparseLayer(wiring.Component):
         ]
 
     def _search_up(self, m, s, rec):
-        B, KW, IW = self.coord_bits, self._KW, self._IW
+        B, IW = self.coord_bits, self._IW
         n_coarse, n_fine = s.counts[0], s.counts[1]
-
-        def parent_of(key):
-            x, y, z = key[:B], key[B:2 * B], key[2 * B:KW]
-            return Cat(x[1:], Const(0, 1), y[1:], Const(0, 1), z[1:], Const(0, 1))
 
         # Four lanes, one per parity class of the fine sites: each walks its own fine list and
         # the coarse keys together (both pointers only move forward) and queues, per fine site,
@@ -566,7 +572,7 @@ class SparseLayer(wiring.Component):
             cp, cdata, c_ok = self._reader(m, s.keys[0][e], step_c, s.reset, f"u{e}_c")
             q = fifo.SyncFIFO(width=1 + IW, depth=PAIR_DEPTH)
             m.submodules[f"parents{e}"] = q
-            parent = parent_of(fdata[:KW])
+            parent = _parent_key(fdata, B)
             ready = (fp < ne) & f_ok & c_ok
             present = cp < n_coarse
             behind = present & (cdata < parent)

@@ -18,6 +18,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from sim.voxels import FrameTracker
+
 # Probability that the source holds back a beat / that the sink is not ready, per stall mode.
 STALLS = {"none": (0.0, 0.0), "source": (0.35, 0.0), "sink": (0.0, 0.35), "both": (0.35, 0.35)}
 
@@ -49,7 +51,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     # Voxel frames end at tlast; an error beat (tuser = marker | error) voids the beats of its
     # frame that came before it: they are dropped here (and counted).
     n_frames = job.get("out_frames")
-    frames, frame_start, void = 0, 0, 0
+    tracker = FrameTracker()
     n_fire = len(dut.layer_fire)
     await _reset(dut)
     sent, received = 0, []
@@ -60,7 +62,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     holding = False
     cycle = 0
     limit = job.get("max_cycles", 1_000_000)
-    while (frames < n_frames) if sparse else (len(received) < n_out):
+    while (tracker.frames < n_frames) if sparse else (len(received) < n_out):
         await RisingEdge(dut.clk)
         cycle += 1
         if cycle > limit:
@@ -87,13 +89,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             t_out.append(cycle)
             if sparse:
                 framing.append((int(dut.m_axis_tlast.value), _uint(dut.m_axis_tuser)))
-                if framing[-1][1] == 3:
-                    void += len(received) - 1 - frame_start
-                    for kept in (received, t_out, framing):
-                        del kept[frame_start:-1]
-                if framing[-1][0]:
-                    frames += 1
-                    frame_start = len(received)
+                tracker.beat((received, t_out, framing), framing[-1][0], framing[-1][1] == 3)
             if progress and len(received) % 16 == 0:
                 progress(len(received))
             want_last = len(received) % job.get("frame_outputs", 1) == 0
@@ -110,7 +106,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             busy[k] += work >> k & 1
     return {"mode": mode, "outputs": [f"{v:x}" for v in received], "t_in": t_in,
             "t_out": t_out, "fires": fires, "busy": busy, "cycles": cycle,
-            "framing": framing, "search_cycles": search, "void_beats": void}
+            "framing": framing, "search_cycles": search, "void_beats": sum(tracker.void)}
 
 
 @cocotb.test()

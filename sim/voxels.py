@@ -14,7 +14,7 @@ import numpy as np
 from quant.bits import bits_to_int
 
 __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_sums",
-           "layer_beats"]
+           "layer_beats", "FrameTracker"]
 
 
 def _key(c, bits):
@@ -45,6 +45,25 @@ result_beats = frame_beats
 def error_beats(code, width):
     """The single output beat of a frame rejected with ``code`` (``width``: output vector)."""
     return [code << width], [(1, 3)]
+
+
+class FrameTracker:
+    """Output frames of a sparse design as they arrive: call :meth:`beat` after appending a
+    beat to each of the parallel lists (payloads, cycle stamps, ...). An error beat drops the
+    beats of its frame received before it (they are void); ``void`` lists how many, per error
+    frame; ``frames`` counts the frames completed."""
+
+    def __init__(self):
+        self.frames, self.start, self.void = 0, 0, []
+
+    def beat(self, lists, last, error):
+        if error:
+            self.void.append(len(lists[0]) - 1 - self.start)
+            for kept in lists:
+                del kept[self.start:-1]
+        if last:
+            self.frames += 1
+            self.start = len(lists[0])
 
 
 def pack_sums(sums, width):

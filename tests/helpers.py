@@ -6,6 +6,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from quant.bitstream import Bitstream, DenseLayer
+from sim.voxels import FrameTracker
 
 STALL_MODES = ("none", "source", "sink", "both")
 _STALL = {"none": (0.0, 0.0), "source": (0.35, 0.0), "sink": (0.0, 0.35), "both": (0.35, 0.35)}
@@ -60,7 +61,7 @@ def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=
     p_idle, p_block = _STALL[mode]
     rng = random.Random(seed)
     outs, t_in, t_out = [], [], []
-    frame = [0, 0]      # frames received, index of the current frame's first beat
+    tracker = FrameTracker()
 
     async def bench(ctx):
         sent, holding = 0, False
@@ -83,16 +84,11 @@ def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=
                 t_out.append(cycle)
                 if frames_at is not None:
                     flags = outs[-1] >> frames_at
-                    if flags & 3 == 3:
-                        if voided is not None:
-                            voided.append(len(outs) - 1 - frame[1])
-                        del outs[frame[1]:-1]
-                        del t_out[frame[1]:-1]
-                    if flags & 4:
-                        frame[0] += 1
-                        frame[1] = len(outs)
+                    tracker.beat((outs, t_out), flags & 4, flags & 3 == 3)
             await ctx.tick()
-            if (len(outs) if frames_at is None else frame[0]) == n_out:
+            if (len(outs) if frames_at is None else tracker.frames) == n_out:
+                if voided is not None:
+                    voided.extend(tracker.void)
                 return
         raise AssertionError(f"timeout: {len(outs)} of {n_out} outputs")
 

@@ -80,27 +80,29 @@ def test_limits_become_clear_messages(tmp_path):
         "sort and merge the frame (golden.sparse.sort_frame, voxelize)"]
 
 
-def _frog_layer_frame(kind, coords, feats, rng):
-    from golden.sparse import downsample_map
+def _frog_down_up(tmp_path, kind, voxel_size, seed, max_voxels, stall_modes):
+    """The frog frame at ``voxel_size`` through a ``kind`` layer (sums out, one fold a pair) on
+    Verilator; returns the run after checking it bit-exact."""
+    from golden.frog import frog_layer_frame
 
-    if kind == "down":
-        return coords, feats
-    coarse = downsample_map(coords)[0]
-    return coarse, rng.integers(0, 2, (len(coarse), feats.shape[1])), coords
+    coords, feats, bits = frog_frame(voxel_size, channels=16)
+    rng = np.random.default_rng(seed)
+    frame = frog_layer_frame(kind, coords, feats, rng)
+    w = rng.integers(0, 2, (8, 16, 16))
+    generate_sparse(w, None, max_voxels, bits, Folding(16, 16), tmp_path / kind, kind=kind,
+                    output="sums")
+    result = simulate_sparse(tmp_path / kind, [frame], w, None, "verilator",
+                             stall_modes=stall_modes)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    return result
 
 
 @pytest.mark.parametrize("kind", ["down", "up"])
 def test_down_up_frog_frame_cycles(tmp_path, kind):
-    """Down- and up-sampling of the 5,130-site frog frame on Verilator, one fold a pair: the search overlaps the store, so the frame takes at most 1.25x the
-    model (an up frame must at least read its coarse part first: 1,087 + 5,130 beats)."""
-    coords, feats, bits = frog_frame(9, channels=16)
-    rng = np.random.default_rng(24)
-    frame = _frog_layer_frame(kind, coords, feats, rng)
-    w = rng.integers(0, 2, (8, 16, 16))
-    generate_sparse(w, None, 8192, bits, Folding(16, 16), tmp_path / kind, kind=kind,
-                    output="sums")
-    result = simulate_sparse(tmp_path / kind, [frame], w, None, "verilator")
-    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    """Down- and up-sampling of the 5,130-site frog frame on Verilator, one fold a pair: the
+    search overlaps the store, so the frame takes at most 1.25x the model (an up frame must at
+    least read its coarse part first: 1,087 + 5,130 beats)."""
+    result = _frog_down_up(tmp_path, kind, 9, 24, 8192, ("none",))
     assert result["pairs"][0] == 5130
     assert result["frame_cycles"][0] <= 1.25 * 5130
 
@@ -109,15 +111,7 @@ def test_down_up_frog_frame_cycles(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["down", "up"])
 def test_down_up_frog_frame_35k(tmp_path, kind):
     """The 34,331-site frog frame down- and up-sampled on Verilator, four stall modes."""
-    coords, feats, bits = frog_frame(4, channels=16)
-    rng = np.random.default_rng(25)
-    frame = _frog_layer_frame(kind, coords, feats, rng)
-    w = rng.integers(0, 2, (8, 16, 16))
-    generate_sparse(w, None, 65536, bits, Folding(16, 16), tmp_path / kind, kind=kind,
-                    output="sums")
-    result = simulate_sparse(tmp_path / kind, [frame], w, None, "verilator",
-                             stall_modes=STALL_MODES)
-    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    result = _frog_down_up(tmp_path, kind, 4, 25, 65536, STALL_MODES)
     assert result["frame_cycles"][0] <= 1.25 * result["pairs"][0]
 
 
