@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/bnnforge demo
 
+# Simulators built by the tests are cached by content under build/sim-cache (a fresh clone
+# starts empty; `make clean` empties it).
 test: setup
-	$(VENV)/bin/python -m pytest -n auto
+	BNNFORGE_SIM_CACHE=$(CURDIR)/build/sim-cache $(VENV)/bin/python -m pytest -n auto
 
 clean:
 	rm -rf build .pytest_cache

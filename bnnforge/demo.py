@@ -133,7 +133,7 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
 
     from golden.digits import input_spec, load_digits_split, thermometer
     from golden.integer import IntegerNetwork, predict
-    from golden.mlp import BinaryMLP
+    from golden.mlp import TRAINING, BinaryMLP
     from golden.train import accuracy, seed_everything, train_classifier
     from sim.cycles import measure
 
@@ -154,7 +154,9 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     seed_everything(seed)
     model = BinaryMLP(sizes)
     bar = Progress("epoch")
-    train_classifier(model, x_train, data.y_train, epochs=epochs, seed=seed,
+    # One thread: the trained network does not depend on the machine's core count.
+    train_classifier(model, x_train, data.y_train, epochs=epochs, seed=seed, threads=1,
+                     **TRAINING,
                      progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
     acc_float = accuracy(model, x_test, y_test)
 

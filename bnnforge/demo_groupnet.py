@@ -5,7 +5,6 @@ cycles set beside software."""
 import time
 from pathlib import Path
 
-import numpy as np
 
 from quant import bitstream as bitstream_io
 from .demo import (SYNTH_TARGET, pick_simulator, seconds_per_item, synth_design,
@@ -14,10 +13,6 @@ from .flows import format_table, generate_groupnet, resolve_folding, simulate_gr
 from .progress import Progress, step
 
 __all__ = ["run_groupnet_demo"]
-
-
-def _images(x):
-    return (np.asarray(x, dtype=np.float32) / 16.0).reshape(-1, 1, 8, 8)
 
 
 def _software(host, images):
@@ -35,7 +30,7 @@ def _software(host, images):
 
 
 def _run_k(bases, data, out_dir, simulator, args, progress_label):
-    from golden.groupnet import GroupNet, HostParts
+    from golden.groupnet import TRAINING, GroupNet, HostParts
     from golden.train import accuracy, seed_everything, train_classifier
 
     k_dir = out_dir / f"k{bases}"
@@ -45,9 +40,9 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     model = GroupNet(channels=args["channels"], blocks=args["blocks"], bases=bases,
                      decomposition="groupnet")
     bar = Progress("epoch")
-    train_classifier(model, data["x_train"], data["y_train"], epochs=args["epochs"], lr=1e-2,
-                     seed=args["seed"], progress=lambda e, n, loss: bar.update(e, n,
-                                                                               f"loss {loss:.4f}"))
+    train_classifier(model, data["x_train"], data["y_train"], epochs=args["epochs"],
+                     seed=args["seed"], threads=1, **TRAINING,
+                     progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
     acc_float = accuracy(model, data["x_test"], data["y_test"])
     bs_path = k_dir / "groupnet.bnn"
     bitstream_io.write(model.to_bitstream(8, 8, meta={"network": "groupnet", "bases": bases,
@@ -106,15 +101,15 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
                       channels=16, blocks=2, synth=False):
     """Train, export, generate and simulate one Group-Net for each K in ``bases`` (and with
     ``synth``, synthesize each design: :func:`bnnforge.demo.synth_design`)."""
-    from golden.digits import load_digits_split
+    from golden.digits import as_images, load_digits_split
 
     started = time.monotonic()
     out_dir = Path(out_dir)
     simulator, note = pick_simulator(simulator, clock_mhz)
     step("loading the scikit-learn digits (1,797 real 8x8 images, shipped with scikit-learn)")
     split = load_digits_split(seed)
-    data = {"x_train": _images(split.x_train), "y_train": split.y_train,
-            "x_test": _images(split.x_test), "y_test": split.y_test}
+    data = {"x_train": as_images(split.x_train), "y_train": split.y_train,
+            "x_test": as_images(split.x_test), "y_test": split.y_test}
     if images is not None:
         data["x_test"], data["y_test"] = data["x_test"][:images], data["y_test"][:images]
     args = {"epochs": epochs, "seed": seed, "target_cycles": target_cycles,

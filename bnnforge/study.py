@@ -39,11 +39,10 @@ def _network(name, binarizer, seed, hidden):
     """``(model, x_train, y_train, x_test, y_test, integer_accuracy, epochs scale)``."""
     import torch
 
-    from golden.digits import input_spec, load_digits_split, thermometer
+    from golden.digits import as_images, input_spec, load_digits_split, thermometer
     from golden.groupnet import GroupNet, fixed_forward
     from golden.integer import IntegerNetwork, predict
     from golden.mlp import BinaryMLP
-    from .demo_groupnet import _images
 
     data = load_digits_split(seed)
     if name == "mlp":
@@ -55,7 +54,7 @@ def _network(name, binarizer, seed, hidden):
             scores = IntegerNetwork(m.to_bitstream(input_spec(levels)))(torch.from_numpy(xte))
             return float((predict(scores).numpy() == data.y_test).mean())
     else:
-        xtr, xte = _images(data.x_train), _images(data.x_test)
+        xtr, xte = as_images(data.x_train), as_images(data.x_test)
         model = GroupNet(channels=16, blocks=2, bases=1, decomposition="groupnet",
                          binarizer=binarizer)
 
@@ -66,7 +65,7 @@ def _network(name, binarizer, seed, hidden):
 
 
 def run_csign_study(out_dir="build/study-csign", seeds=(0, 1, 2), epochs=30, hidden=(256, 256),
-                    lr=1e-2, networks=("mlp", "groupnet"), groupnet_epochs=15):
+                    networks=("mlp", "groupnet"), groupnet_epochs=15):
     started = time.monotonic()
     out_dir = Path(out_dir)
     runs = []
@@ -74,12 +73,13 @@ def run_csign_study(out_dir="build/study-csign", seeds=(0, 1, 2), epochs=30, hid
         n_epochs = epochs if network == "mlp" else groupnet_epochs
         for binarizer in ("sign", "csign"):
             for seed in seeds:
-                runs.append(_one_run(network, binarizer, seed, n_epochs, hidden, lr))
+                runs.append(_one_run(network, binarizer, seed, n_epochs, hidden))
     summary = _summary(runs)
     report = {"study": "csign", "epochs": {"mlp": epochs, "groupnet": groupnet_epochs},
               "seeds": list(seeds), "mlp_sizes": [192, *hidden, 10],
               "groupnet": "16 channels, 2 blocks, K = 1, Group-Net decomposition",
-              "schedule": "Adam, cosine", "lr": lr, "runs": runs, "summary": summary,
+              "training": {"mlp": _recipe("mlp"), "groupnet": _recipe("groupnet")},
+              "schedule": "Adam, cosine", "runs": runs, "summary": summary,
               "wall_seconds": time.monotonic() - started}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "report.json",
@@ -89,7 +89,16 @@ def run_csign_study(out_dir="build/study-csign", seeds=(0, 1, 2), epochs=30, hid
     return report
 
 
-def _one_run(network, binarizer, seed, epochs, hidden, lr):
+def _recipe(network):
+    """The network's shared training recipe (golden.mlp.TRAINING, golden.groupnet.TRAINING)."""
+    if network == "mlp":
+        from golden.mlp import TRAINING
+    else:
+        from golden.groupnet import TRAINING
+    return dict(TRAINING)
+
+
+def _one_run(network, binarizer, seed, epochs, hidden):
     from golden.train import accuracy, seed_everything, train_classifier
 
     step(f"{network}, {binarizer}, seed {seed}: training on the digits for {epochs} epochs")
@@ -109,7 +118,8 @@ def _one_run(network, binarizer, seed, epochs, hidden, lr):
                      for name, layer in _layers(m).items()})
 
     bar = Progress("epoch")
-    train_classifier(model, xtr, ytr, epochs=epochs, lr=lr, seed=seed, on_epoch=on_epoch,
+    train_classifier(model, xtr, ytr, epochs=epochs, seed=seed, on_epoch=on_epoch,
+                     **_recipe(network), threads=1,
                      progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
     return {"binarizer": binarizer, "network": network, "seed": seed,
             "flip_rate_per_epoch": flips, "uncertainty_per_epoch": unc,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DigitsSplit", "load_digits_split", "thermometer", "input_spec"]
+__all__ = ["DigitsSplit", "load_digits_split", "thermometer", "input_spec", "as_images"]
 
 PIXELS = 64
 PIXEL_MAX = 16
@@ -20,6 +20,12 @@ def thermometer(images, levels):
     """``N x 64`` pixels (0..16) to ``N x (64 * len(levels))`` bits, level-major."""
     images = np.asarray(images)
     return np.concatenate([(images >= level) for level in levels], axis=1).astype(np.uint8)
+
+
+def as_images(pixels):
+    """``N x 64`` pixels (0..16) to ``N x 1 x 8 x 8`` float32 images on [0, 1] (the Group-Net's
+    real-valued stem input)."""
+    return (np.asarray(pixels, dtype=np.float32) / PIXEL_MAX).reshape(-1, 1, 8, 8)
 
 
 def input_spec(levels):

@@ -6,8 +6,9 @@ Structure (as the authors' public code builds it; see DESIGN.md):
 * A binary *unit* is ``u(x) = BN(ReLU(conv3x3(sign(x), sign(W) * mean|W|))) + x``: the input's
   sign (ApproxSign gradient), a binary convolution padded with +1, ReLU, batch-norm and a
   real-valued residual add. A ResNet basic block is two units.
-* The network is a full-precision stem (conv, batch-norm, ReLU), a sequence of units, global
-  average pooling and a full-precision linear classifier. Stem and classifier run on the host.
+* The network is a full-precision stem (conv, batch-norm; see ``stem_relu``), a sequence of
+  units, global average pooling and a full-precision linear classifier. Stem and classifier run
+  on the host.
 * The units are split into *groups*; each of the K bases runs its own copy of a group's units,
   and the group's output is ``Y = sum_k lambda_k * y_k`` with a learned scalar per base. How the
   units are grouped is the *decomposition*:
@@ -49,11 +50,15 @@ from quant.binarize import approx_sign
 from quant.csign import WeightBinarizer
 from .conv import binary_conv2d_popcount, weights_hwc
 
-__all__ = ["DECOMPOSITIONS", "FixedPoint", "BinaryUnit", "GroupNet", "round_shift",
+__all__ = ["DECOMPOSITIONS", "TRAINING", "FixedPoint", "BinaryUnit", "GroupNet", "round_shift",
            "saturate", "to_fixed", "unit_forward", "fixed_forward", "HostParts",
            "stem_codes", "head_logits", "torch_popcounts", "bitpacked_popcounts"]
 
 DECOMPOSITIONS = ("layer", "gbd1", "gbd2", "gbd3", "groupnet")
+
+#: The training recipe (keyword arguments of :func:`golden.train.train_classifier`) that the
+#: demo, the c-sign study and the tests share.
+TRAINING = {"lr": 1e-2}
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,13 @@ class BinaryUnit(nn.Module):
                 "shift": to_fixed(c.numpy(), fmt.frac), "dilation": self.dilation}
 
 
+def _stem(in_channels, channels, relu):
+    """The full-precision stem: 3x3 convolution and batch-norm, then ReLU when ``relu``."""
+    layers = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+              nn.BatchNorm2d(channels)]
+    return nn.Sequential(*layers, *([nn.ReLU()] if relu else []))
+
+
 class GroupNet(nn.Module):
     """A Group-Net CNN: stem, ``blocks`` binary blocks (two units each) of ``channels``
     channels decomposed into groups with ``bases`` bases, average pooling, classifier.
@@ -156,11 +168,18 @@ class GroupNet(nn.Module):
         K-bit activations instead of binary ones (golden only; see :class:`BinaryUnit`).
     binarizer : "sign" or "csign"
         Weight binarizer of every unit (the scale ``mean|W|`` multiplies either).
+    stem_relu : bool
+        End the stem with a ReLU, as the authors' ResNet stem does. Off by default: with
+        sign(0) = +1 every input bit of the first unit is then +1, its convolution is a
+        constant, and its batch-norm divides a drift of that constant by ``sqrt(eps)`` in
+        evaluation, which made training collapse on some seeds and thread counts (test
+        accuracy 0.1-0.44 while the training loss fell). Without it the first sign sees the
+        stem's batch-normalised, zero-centred output.
     """
 
     def __init__(self, in_channels=1, channels=16, blocks=2, bases=3, classes=10,
                  decomposition="groupnet", bpac_rates=None, bpac_blocks=1, act_bits=None,
-                 act_beta=1.0, binarizer="sign"):
+                 act_beta=1.0, binarizer="sign", stem_relu=False):
         super().__init__()
         if not 1 <= bases <= 8:
             raise ValueError(f"Group-Net bases must be between 1 and 8, not {bases}")
@@ -173,7 +192,8 @@ class GroupNet(nn.Module):
         self.config = dict(in_channels=in_channels, channels=channels, blocks=blocks,
                            bases=bases, classes=classes, decomposition=decomposition,
                            bpac_rates=list(bpac_rates) if bpac_rates else None,
-                           bpac_blocks=bpac_blocks, act_bits=act_bits, binarizer=binarizer)
+                           bpac_blocks=bpac_blocks, act_bits=act_bits, binarizer=binarizer,
+                           stem_relu=stem_relu)
         units = 2 * blocks
         size = {"layer": 1, "gbd1": 2, "groupnet": 2, "gbd2": 4, "gbd3": units}[decomposition]
         self.groups = [list(range(i, min(i + size, units))) for i in range(0, units, size)]
@@ -185,8 +205,7 @@ class GroupNet(nn.Module):
                 return bpac_rates[k]
             return 1
 
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels), nn.ReLU())
+        self.stem = _stem(in_channels, channels, stem_relu)
         self.units = nn.ModuleList(
             nn.ModuleList(nn.ModuleList(BinaryUnit(channels, rate(u, k), act_bits, act_beta,
                                                    binarizer)
@@ -294,9 +313,8 @@ class HostParts(nn.Module):
         self.fmt = FixedPoint(**{k: v for k, v in spec["format"].items()
                                  if k in FixedPoint.__dataclass_fields__})
         w = torch.from_numpy(host["stem.conv.weight"])
-        self.stem = nn.Sequential(nn.Conv2d(w.shape[1], w.shape[0], w.shape[2],
-                                            padding=w.shape[2] // 2, bias=False),
-                                  nn.BatchNorm2d(w.shape[0]), nn.ReLU())
+        # Bitstreams written before the option existed had the ReLU.
+        self.stem = _stem(w.shape[1], w.shape[0], spec["config"].get("stem_relu", True))
         hw = torch.from_numpy(host["head.weight"])
         self.head = nn.Linear(hw.shape[1], hw.shape[0])
         with torch.no_grad():

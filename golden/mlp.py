@@ -22,7 +22,11 @@ from quant.csign import BINARIZERS, WeightBinarizer
 from quant.bitstream import Bitstream, DenseLayer
 from quant.thresholds import fold_batchnorm
 
-__all__ = ["BINARIZERS", "BinaryLinear", "BinaryMLP"]
+__all__ = ["BINARIZERS", "TRAINING", "BinaryLinear", "BinaryMLP"]
+
+#: The training recipe (keyword arguments of :func:`golden.train.train_classifier`) that the
+#: demo, the c-sign study and the tests share.
+TRAINING = {"lr": 1e-2}
 
 
 class BinaryLinear(nn.Module):

@@ -1,14 +1,19 @@
 """Build and run the generated Verilog under cocotb on Icarus Verilog or Verilator.
 
-One build directory per design and simulator (``<design>/sim_build/<simulator>``), one run
-directory per run, so parallel test workers never share files. The simulators' own output goes
+A simulator is built once per content (the Verilog, its simulation models, the simulator's
+version and the build arguments) into a shared cache, under a file lock, so parallel test
+workers and repeated runs of one design reuse it; each run has its own run directory. The simulators' own output goes
 to a log file; a failure names the log.
 """
 
 import contextlib
+import fcntl
+import functools
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import uuid
@@ -21,6 +26,7 @@ __all__ = ["SIMULATORS", "check_simulator", "run_vectors", "available_simulators
 SIMULATORS = ("icarus", "verilator")
 STALL_MODES = ("none", "source", "sink", "both")
 TB_MODULE = "sim.tb_axis"
+TIMESCALE = ("1ns", "1ps")  # Amaranth writes no timescale; Icarus then rejects a 10 ns clock
 
 
 def _verilator_bin():
@@ -114,18 +120,83 @@ def _design(design_dir):
     return design_dir, info
 
 
+def _cache_root():
+    """Where built simulators are kept: ``$BNNFORGE_SIM_CACHE``, else
+    ``$XDG_CACHE_HOME/bnnforge/sim`` (``~/.cache/bnnforge/sim``)."""
+    if os.environ.get("BNNFORGE_SIM_CACHE"):
+        return Path(os.environ["BNNFORGE_SIM_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bnnforge" / "sim"
+
+
+@functools.lru_cache(maxsize=None)
+def _simulator_version(name):
+    """The simulator's own version line (part of a build's cache key)."""
+    cmd = ["iverilog", "-V"] if name == "icarus" else [str(_verilator_bin() / "verilator"),
+                                                          "--version"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"unknown ({type(e).__name__})"
+    return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else ""
+
+
+def build_key(name, sources, top, build_args):
+    """The content hash that names a built simulator: the simulator and its version, cocotb's
+    version, the top, the build arguments and every source's name and bytes."""
+    import cocotb
+
+    h = hashlib.sha256()
+    for part in (name, _simulator_version(name), cocotb.__version__, top, *build_args,
+                 *TIMESCALE):
+        h.update(part.encode() + b"\0")
+    for src in sources:
+        h.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
+    return h.hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive file lock (parallel test workers building the same design wait)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _runner(name, design_dir, info, waves, log):
+    """A runner and the directory of its built simulator. Without waves the build is taken
+    from the content-addressed cache (built once, under a lock, from copies of the sources so
+    that the simulator's own staleness checks see the same paths); with waves it is built in
+    the design's ``sim_build``."""
     from cocotb_tools.runner import get_runner
 
-    build_dir = design_dir / "sim_build" / (name + ("-waves" if waves else ""))
     runner = get_runner(name)
     args = ["-Wno-fatal", "-Wno-WIDTH"] if name == "verilator" else []
+    sources = [design_dir / f for f in [info["verilog"]] + info.get("sim_models", [])]
     try:
-        with _output_to(log):
-            sources = [design_dir / f for f in [info["verilog"]] + info.get("sim_models", [])]
-            runner.build(sources=sources, hdl_toplevel=info["top"],
-                         build_dir=build_dir, timescale=("1ns", "1ps"), waves=waves,
-                         build_args=args)
+        if waves:
+            build_dir = design_dir / "sim_build" / (name + "-waves")
+            with _output_to(log):
+                runner.build(sources=sources, hdl_toplevel=info["top"], build_dir=build_dir,
+                             timescale=TIMESCALE, waves=True, build_args=args)
+            return runner, build_dir
+        entry = _cache_root() / build_key(name, sources, info["top"], args)
+        build_dir = entry / "build"
+        with _locked(entry.with_suffix(".lock")):
+            if not (entry / "complete").exists():
+                shutil.rmtree(entry, ignore_errors=True)
+                (entry / "src").mkdir(parents=True)
+                copies = [entry / "src" / src.name for src in sources]
+                for src, dst in zip(sources, copies):
+                    shutil.copy(src, dst)
+                with _output_to(log):
+                    runner.build(sources=copies, hdl_toplevel=info["top"], build_dir=build_dir,
+                                 timescale=TIMESCALE, waves=False, build_args=args)
+                (entry / "complete").write_text(info["top"] + "\n")
     except (Exception, SystemExit) as e:
         raise SimulatorError(f"building the {name} simulation failed ({type(e).__name__}); "
                              f"see {log}")

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from bnnforge.demo_groupnet import _images, run_groupnet_demo
-from golden.digits import load_digits_split
-from golden.groupnet import FixedPoint, GroupNet, fixed_forward
-from golden.train import accuracy, seed_everything, train_classifier
+from bnnforge.demo_groupnet import run_groupnet_demo
+from golden.digits import as_images, load_digits_split
+from golden.groupnet import TRAINING, FixedPoint, GroupNet, fixed_forward
+from golden.train import accuracy, seed_everything, torch_threads, train_classifier
 
 
 def test_small_groupnet_demo(tmp_path):
@@ -27,19 +27,23 @@ def test_small_groupnet_demo(tmp_path):
 
 def test_fixed_point_loses_little_accuracy_on_the_demo_network():
     """The demo's architecture (16 channels, 2 blocks, Group-Net decomposition; two bases to
-    keep the test short), briefly trained: the declared fixed-point format changes the test
-    accuracy by at most one point."""
+    keep the test short), trained with the demo's recipe on one thread: the declared
+    fixed-point format changes the test accuracy by at most one point.
+
+    The float bound holds with a margin: `benchmarks/training_stability.py --bases 2` (15
+    epochs, seeds 0-4, 1 and 2 threads) gave 0.975-0.992 on every run."""
     seed_everything(0)
     data = load_digits_split(0)
-    x_train, x_test = _images(data.x_train), _images(data.x_test)
-    model = GroupNet(channels=16, blocks=2, bases=2, decomposition="groupnet")
-    train_classifier(model, x_train, data.y_train, epochs=15, lr=1e-2)
-    acc_float = accuracy(model, x_test, data.y_test)
-    fmt = FixedPoint()
-    codes = model.stem_codes(x_test, fmt)
-    pred = model.head_logits(fixed_forward(model.fixed_point(fmt), codes), fmt).argmax(1)
+    x_train, x_test = as_images(data.x_train), as_images(data.x_test)
+    with torch_threads(1):
+        model = GroupNet(channels=16, blocks=2, bases=2, decomposition="groupnet")
+        train_classifier(model, x_train, data.y_train, epochs=15, **TRAINING)
+        acc_float = accuracy(model, x_test, data.y_test)
+        fmt = FixedPoint()
+        codes = model.stem_codes(x_test, fmt)
+        pred = model.head_logits(fixed_forward(model.fixed_point(fmt), codes), fmt).argmax(1)
     acc_fixed = float((pred.numpy() == data.y_test).mean())
-    assert acc_float > 0.8
+    assert acc_float > 0.93
     assert abs(acc_fixed - acc_float) <= 0.01
 
 

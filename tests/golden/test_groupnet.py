@@ -65,21 +65,28 @@ def test_bad_configuration():
         GroupNet(decomposition="x")
 
 
-def test_bitstream_roundtrip_gives_the_same_predictions(tmp_path):
+@pytest.mark.parametrize("stem_relu", [False, True, "absent"])
+def test_bitstream_roundtrip_gives_the_same_predictions(tmp_path, stem_relu):
+    """Also for a stem with a ReLU, and for a bitstream written before ``stem_relu`` existed
+    (no key in its config: its stem had the ReLU)."""
     from golden.groupnet import HostParts
     from quant import bitstream as bio
 
     torch.manual_seed(1)
     model = GroupNet(channels=4, blocks=2, bases=3, decomposition="groupnet",
-                     bpac_rates=[1, 2, 1]).eval()
+                     bpac_rates=[1, 2, 1], stem_relu=bool(stem_relu)).eval()
     with torch.no_grad():
         model.gates.fill_(-0.4)
     bs = bio.read(bio.write(model.to_bitstream(8, 8), tmp_path / "g.bnn"))
+    if stem_relu == "absent":
+        del bs.groupnet["config"]["stem_relu"]
     host = HostParts(bs)
     images = torch.rand(20, 1, 8, 8)
     fmt = FixedPoint()
     codes = model.stem_codes(images, fmt)
     assert (host.stem_codes(images) == codes).all()
+    # Without the ReLU the first unit's signs carry information; with it every bit is +1.
+    assert (codes < 0).any() != bool(stem_relu)
     want = model.head_logits(fixed_forward(model.fixed_point(fmt), codes), fmt).argmax(1)
     assert torch.equal(host.predict(images), want)
     assert [g["gate"] for g in bs.groupnet["groups"]][1] == int(

@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 from golden.bitpacked import BitpackedNetwork
 from golden.digits import input_spec, load_digits_split, thermometer
 from golden.integer import IntegerNetwork, predict
-from golden.mlp import BinaryMLP
-from golden.train import accuracy, seed_everything, train_classifier
+from golden.mlp import TRAINING, BinaryMLP
+from golden.train import accuracy, seed_everything, torch_threads, train_classifier
 from quant.binarize import SignSTE, sign
 from tests.helpers import random_dense
 
@@ -64,17 +64,21 @@ def test_sign_ste_gradient_closed_form():
 
 
 def test_digits_training_reaches_useful_accuracy():
-    """A short run on the real digits: the integer model keeps the float accuracy."""
+    """A short run on the real digits, one thread: the integer model keeps the float accuracy.
+
+    The float bound holds with a margin: `benchmarks/training_stability.py --network mlp
+    --hidden 64 --epochs 8` (seeds 0-4, 1 and 2 threads) gave 0.942-0.958 on every run."""
     seed_everything(0)
     data = load_digits_split(0)
     levels = (4, 8, 12)
     xtr, xte = thermometer(data.x_train, levels), thermometer(data.x_test, levels)
     model = BinaryMLP([xtr.shape[1], 64, 10])
-    train_classifier(model, xtr, data.y_train, epochs=8, seed=0)
+    with torch_threads(1):
+        train_classifier(model, xtr, data.y_train, epochs=8, seed=0, **TRAINING)
     acc = accuracy(model, xte, data.y_test)
     bs = model.to_bitstream(input_spec(levels))
     golden = float((predict(IntegerNetwork(bs)(torch.from_numpy(xte))).numpy()
                     == data.y_test).mean())
     assert len(data.y_test) == 360
-    assert acc > 0.85
+    assert acc > 0.9
     assert abs(golden - acc) <= 0.01
