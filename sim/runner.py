@@ -167,6 +167,20 @@ def _locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _cached_build(entry, runner, sources, top, args, log):
+    """Build into the cache entry ``entry`` from copies of ``sources``; mark it complete last,
+    so that an interrupted build is redone."""
+    shutil.rmtree(entry, ignore_errors=True)
+    (entry / "src").mkdir(parents=True)
+    copies = [entry / "src" / src.name for src in sources]
+    for src, dst in zip(sources, copies):
+        shutil.copy(src, dst)
+    with _output_to(log):
+        runner.build(sources=copies, hdl_toplevel=top, build_dir=entry / "build",
+                     timescale=TIMESCALE, waves=False, build_args=args)
+    (entry / "complete").write_text(top + "\n")
+
+
 def _runner(name, design_dir, info, waves, log):
     """A runner and the directory of its built simulator. Without waves the build is taken
     from the content-addressed cache (built once, under a lock, from copies of the sources so
@@ -185,18 +199,10 @@ def _runner(name, design_dir, info, waves, log):
                              timescale=TIMESCALE, waves=True, build_args=args)
             return runner, build_dir
         entry = _cache_root() / build_key(name, sources, info["top"], args)
-        build_dir = entry / "build"
         with _locked(entry.with_suffix(".lock")):
             if not (entry / "complete").exists():
-                shutil.rmtree(entry, ignore_errors=True)
-                (entry / "src").mkdir(parents=True)
-                copies = [entry / "src" / src.name for src in sources]
-                for src, dst in zip(sources, copies):
-                    shutil.copy(src, dst)
-                with _output_to(log):
-                    runner.build(sources=copies, hdl_toplevel=info["top"], build_dir=build_dir,
-                                 timescale=TIMESCALE, waves=False, build_args=args)
-                (entry / "complete").write_text(info["top"] + "\n")
+                _cached_build(entry, runner, sources, info["top"], args, log)
+        build_dir = entry / "build"
     except (Exception, SystemExit) as e:
         raise SimulatorError(f"building the {name} simulation failed ({type(e).__name__}); "
                              f"see {log}")

@@ -24,3 +24,48 @@ def test_unknown_simulator_and_design(tmp_path):
         check_simulator("xsim")
     with pytest.raises(SimulatorError, match="is not a generated design \\(no design.json\\)"):
         run_vectors(tmp_path, [1], None, "icarus")
+
+
+def _popcount_design(path, n):
+    from hw.axis import AxisTop
+    from hw.generate import design_info, write_design
+    from hw.popcount import PopcountStream
+    from quant.bits import bits_for
+
+    top = AxisTop([PopcountStream(n)], element_width=bits_for(n))
+    info = design_info(top, "popcount_top", "popcount")
+    write_design(path, top, "popcount_top", {}, info)
+    return info
+
+
+def test_one_build_per_content(tmp_path, monkeypatch):
+    """Two directories holding the same design share one cached build (the second run builds
+    nothing); another design gets its own; each run is still checked against its expectation."""
+    monkeypatch.setenv("BNNFORGE_SIM_CACHE", str(tmp_path / "cache"))
+    builds = []
+    real_build = sim.runner._cached_build
+
+    def counting(*args, **kwargs):
+        builds.append(args[0])
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(sim.runner, "_cached_build", counting)
+    for name, n in (("a", 6), ("b", 6), ("c", 7)):
+        _popcount_design(tmp_path / name, n)
+        inputs = [0b111111_000111, (1 << 2 * n) - 1]
+        expected = [sum(((v >> i) & 1) == ((v >> (n + i)) & 1) for i in range(n))
+                    for v in inputs]
+        result = run_vectors(tmp_path / name, inputs, expected, "icarus", stall_modes=("none",))
+        assert result["passed"] and [int(o, 16) for o in result["runs"][0]["outputs"]] == expected
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir())
+    assert len(entries) == 2 and len(builds) == 2
+
+
+def test_build_key_follows_content(tmp_path):
+    (tmp_path / "top.v").write_text("module top; endmodule\n")
+    key = sim.runner.build_key("icarus", [tmp_path / "top.v"], "top", [])
+    assert key == sim.runner.build_key("icarus", [tmp_path / "top.v"], "top", [])
+    assert key != sim.runner.build_key("verilator", [tmp_path / "top.v"], "top", [])
+    assert key != sim.runner.build_key("icarus", [tmp_path / "top.v"], "top", ["-Wno-fatal"])
+    (tmp_path / "top.v").write_text("module top; wire a; endmodule\n")
+    assert key != sim.runner.build_key("icarus", [tmp_path / "top.v"], "top", [])
