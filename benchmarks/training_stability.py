@@ -85,7 +85,8 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"network": args.network, "binarizer": args.binarizer, "epochs": args.epochs,
-              "bases": args.bases, "hidden": args.hidden, "recipe": recipe, "runs": runs, "summary": summary}
+              "bases": args.bases, "hidden": args.hidden, "recipe": recipe, "runs": runs,
+              "summary": summary}
     name = f"{args.network}_k{args.bases}" if args.network == "groupnet" else "mlp"
     (out / f"training_stability_{name}_{args.binarizer}_{args.epochs}ep.json").write_text(
         json.dumps(report, indent=2) + "\n")

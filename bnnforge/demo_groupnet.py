@@ -80,7 +80,8 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     hw_clock = synth["fmax_mhz"] if synth and synth.get("fmax_mhz") else args["clock_mhz"]
     return {
         "bases": bases,
-        "accuracy": {"float": acc_float, "golden": float((result["golden_predictions"] == y).mean()),
+        "accuracy": {"float": acc_float,
+                     "golden": float((result["golden_predictions"] == y).mean()),
                      "hardware": float((result["predictions"] == y).mean())},
         "images": int(len(y)), "mismatches": int(result["mismatches"]),
         "layers": layers, "cycles_per_image": cycles_per_image,

@@ -1,6 +1,6 @@
 """AXI4-Stream top level around a chain of stream blocks."""
 
-from amaranth import C, Cat, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,6 +13,11 @@ __all__ = ["AxisTop", "byte_align"]
 def byte_align(width):
     """``width`` rounded up to whole bytes (AXI4-Stream ``tdata`` is a multiple of 8)."""
     return max(8, -(-width // 8) * 8)
+
+
+def _width(port):
+    """Bits of a stream port's payload (a plain value or a layout's view)."""
+    return len(Value.cast(port.payload))
 
 
 class AxisTop(wiring.Component):
@@ -49,8 +54,8 @@ class AxisTop(wiring.Component):
                     raise BnnforgeError(f"cannot chain a block of output {a.o.payload.shape()} "
                                         f"into a block of input {b.i.payload.shape()}")
             check_positive_int("frame_outputs", frame_outputs)
-            if len(blocks[-1].o.payload) % element_width:
-                raise BnnforgeError(f"output of {len(blocks[-1].o.payload)} bits is not a "
+            if _width(blocks[-1].o) % element_width:
+                raise BnnforgeError(f"output of {_width(blocks[-1].o)} bits is not a "
                                     f"whole number of {element_width}-bit elements")
         self.blocks = list(blocks)
         self.element_width = element_width
@@ -58,8 +63,8 @@ class AxisTop(wiring.Component):
         self.sparse = sparse
         # A sparse (voxel) stream's payload ends in its framing bits: the input's in
         # (marker, last), the output's in (marker, error, last); they travel as tuser/tlast.
-        self.in_width = len(blocks[0].i.payload) - (2 if sparse else 0)
-        self.out_width = len(blocks[-1].o.payload) - (3 if sparse else 0)
+        self.in_width = _width(blocks[0].i) - (2 if sparse else 0)
+        self.out_width = _width(blocks[-1].o) - (3 if sparse else 0)
         self.lanes = self.out_width // element_width
         self.lane_width = 1 if element_width == 1 else byte_align(element_width)
         super().__init__({
@@ -94,7 +99,7 @@ class AxisTop(wiring.Component):
             wiring.connect(m, a.o, b.i)
         first, last = self.blocks[0], self.blocks[-1]
         ew = self.element_width
-        out_payload = last.o.payload[:self.out_width]
+        out_payload = Value.cast(last.o.payload)[:self.out_width]
         lanes = [out_payload[r * ew:(r + 1) * ew] for r in range(self.lanes)]
         pad = self.lane_width - ew
         if ew > 1 and pad:
@@ -110,8 +115,8 @@ class AxisTop(wiring.Component):
             m.d.comb += [
                 first.i.payload.eq(Cat(self.s_axis_tdata[:self.in_width], self.s_axis_tuser,
                                        self.s_axis_tlast)),
-                self.m_axis_tuser.eq(last.o.payload[w:w + 2]),
-                self.m_axis_tlast.eq(last.o.payload[w + 2]),
+                self.m_axis_tuser.eq(Cat(last.o.payload.marker, last.o.payload.error)),
+                self.m_axis_tlast.eq(last.o.payload.last),
                 self.search_busy.eq(first.searching),
             ]
         else:

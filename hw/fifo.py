@@ -1,6 +1,6 @@
 """A stream FIFO block: decouples a producer that runs ahead from a slower consumer."""
 
-from amaranth import Module
+from amaranth import Module, Shape
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,23 +10,24 @@ __all__ = ["StreamFifo"]
 
 
 class StreamFifo(wiring.Component):
-    """``depth`` payloads of ``width`` bits between two streams (Amaranth's
+    """``depth`` payloads of ``shape`` (a width, or a layout) between two streams (Amaranth's
     ``SyncFIFOBuffered``: block RAM plus an output register).
 
     Members
     -------
-    i : In(stream.Signature(width))
-    o : Out(stream.Signature(width))
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
     busy : Out(1)
         High in each cycle in which a payload enters.
     """
 
-    def __init__(self, width, depth, name="fifo"):
+    def __init__(self, shape, depth, name="fifo"):
         with construction(self):
+            width = shape if isinstance(shape, int) else Shape.cast(shape).width
             check_positive_int("FIFO width", width)
             check_positive_int("FIFO depth", depth)
         self.width, self.depth, self.name = width, depth, name
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
                           "busy": Out(1)})
 
     cycles_per_vector = 1
@@ -39,7 +40,9 @@ class StreamFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.fifo = buf = fifo.SyncFIFOBuffered(width=self.width, depth=self.depth)
-        wiring.connect(m, wiring.flipped(self.i), buf.w_stream)
-        wiring.connect(m, buf.r_stream, wiring.flipped(self.o))
+        m.d.comb += [buf.w_data.eq(self.i.payload), buf.w_en.eq(self.i.valid),
+                     self.i.ready.eq(buf.w_rdy),
+                     self.o.payload.eq(buf.r_data), self.o.valid.eq(buf.r_rdy),
+                     buf.r_en.eq(self.o.ready)]
         m.d.comb += self.busy.eq(self.i.valid & self.i.ready)
         return m

@@ -2,8 +2,8 @@
 
 A simulator is built once per content (the Verilog, its simulation models, the simulator's
 version and the build arguments) into a shared cache, under a file lock, so parallel test
-workers and repeated runs of one design reuse it; each run has its own run directory. The simulators' own output goes
-to a log file; a failure names the log.
+workers and repeated runs of one design reuse it; each run has its own run directory. The
+simulators' own output goes to a log file; a failure names the log.
 """
 
 import contextlib

@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+from amaranth import Value
 from amaranth.sim import Simulator
 
 from quant.bitstream import Bitstream, DenseLayer
@@ -63,12 +64,15 @@ def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=
     outs, t_in, t_out = [], [], []
     tracker = FrameTracker()
 
+    # Payloads as plain bits (a layout's view casts to its signal).
+    i_payload, o_payload = Value.cast(dut.i.payload), Value.cast(dut.o.payload)
+
     async def bench(ctx):
         sent, holding = 0, False
         for cycle in range(max_cycles):
             if not holding:
                 if cycle >= delay and sent < len(inputs) and rng.random() >= p_idle:
-                    ctx.set(dut.i.payload, inputs[sent])
+                    ctx.set(i_payload, inputs[sent])
                     ctx.set(dut.i.valid, 1)
                     holding = True
                 else:
@@ -80,7 +84,7 @@ def run_stream(dut, inputs, n_out, mode="none", seed=0, max_cycles=100_000, vcd=
                 sent += 1
                 holding = False
             if ready and ctx.get(dut.o.valid):
-                outs.append(ctx.get(dut.o.payload))
+                outs.append(ctx.get(o_payload))
                 t_out.append(cycle)
                 if frames_at is not None:
                     flags = outs[-1] >> frames_at

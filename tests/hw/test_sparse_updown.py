@@ -3,6 +3,7 @@ against golden on edge cases and random frames, four stall modes, bits and sums 
 
 import numpy as np
 import pytest
+from amaranth import Value
 from amaranth.sim import Simulator
 
 from golden.sparse import downsample_map, sort_frame
@@ -201,7 +202,7 @@ def test_offsets_divide_the_compute_cycles():
             ctx.set(dut.o.ready, 1)
             for _ in range(5000):
                 if sent < len(inputs):
-                    ctx.set(dut.i.payload, inputs[sent])
+                    ctx.set(Value.cast(dut.i.payload), inputs[sent])
                     ctx.set(dut.i.valid, 1)
                 else:
                     ctx.set(dut.i.valid, 0)

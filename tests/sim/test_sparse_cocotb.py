@@ -22,8 +22,11 @@ def test_edge_cases(tmp_path, simulator):
     assert result["passed"] and result["mismatches"] == 0, result["log"]
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", [pytest.param("icarus", marks=pytest.mark.slow),
+                                       "verilator"])
 def test_frog_frame(tmp_path, simulator):
+    """The real-data frame of 5,130 sites; on Icarus (100 s) only with the slow marker: the
+    edge cases and the frog levels after reset cover the SSC engine on Icarus in CI."""
     coords, feats, bits = frog_frame(9, channels=16)
     assert len(coords) == 5130
     rng = np.random.default_rng(2)

@@ -1,0 +1,169 @@
+"""The sparse layer: frame store, site search, record FIFO and compute wired together."""
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from quant.errors import BnnforgeError
+from ..fifo import StreamFifo
+from ..params import check_family, check_positive_int, construction
+from .compute import SparseCompute
+from .layouts import KINDS, record_layout, sum_width, voxel_in_layout, voxel_out_layout
+from .search_resample import DownSearch, UpSearch
+from .search_ssc import SscSearch
+from .store import FrameStore
+
+__all__ = ["SparseLayer", "SparseConv"]
+
+
+class SparseLayer(wiring.Component):
+    """A binary sparse convolution with its search in hardware (see :mod:`hw.sparse`).
+
+    Parameters
+    ----------
+    kind : "ssc", "down" or "up"
+    weights : array (slots, Cout, Cin) of 0/1
+        ``W_k``; ssc offsets ``k = (dx+1) + 3(dy+1) + 9(dz+1)``, down/up slots
+        ``px + 2 py + 4 pz``. For ``output="bits"`` the rows of channels with a negative
+        batch-norm scale are already flipped.
+    thresholds : array (Cout,) of int, or None
+        ``output="bits"``: output bit = ``y >= T``. Must be None for ``output="sums"``.
+    max_voxels, coord_bits : int
+        Frame (and part) limit and coordinate width ``B``.
+    folding : Folding
+        PE divides Cout, SIMD divides Cin.
+    output : "bits" or "sums"
+        Sums are ``sum_width(kind, Cin)``-bit two's complement, channel 0 lowest.
+    offsets : int
+        Kernel offsets computed in parallel (``offsets x PE`` trees of SIMD lanes, ``offsets``
+        read ports on the feature memory and on each weight memory).
+    family : None, "ecp5" or "ice40"
+        Target family: ECP5 gets the carry-save popcount where it wins.
+
+    Members
+    -------
+    i : In(stream.Signature(voxel_in_layout(Cin, B)))
+        Features, x, y, z, marker, last.
+    o : Out(stream.Signature(voxel_out_layout(out_width, B)))
+        Bits or sums, x, y, z, marker, error, last.
+    busy : Out(1)
+        High in each cycle in which a (pair, fold) enters the XNOR-popcount pipeline.
+    searching : Out(1)
+        High in each cycle in which the search works (not waiting for the record FIFO): the
+        search's own cycles.
+    """
+
+    def __init__(self, kind, weights, thresholds, max_voxels, coord_bits, folding,
+                 output="bits", reg_every=1, record_depth=8, offsets=1, family=None):
+        import numpy as np
+
+        with construction(self):
+            if kind not in KINDS:
+                raise BnnforgeError(f"unknown sparse layer kind {kind!r}; choose one of "
+                                    f"{', '.join(KINDS)}")
+            slots = KINDS[kind]
+            w = np.asarray(weights)
+            if w.ndim != 3 or w.shape[0] != slots:
+                raise BnnforgeError(f"{kind} weights must be {slots} x Cout x Cin, not "
+                                    f"{w.shape}")
+            check_positive_int("max voxels", max_voxels)
+            check_positive_int("coordinate bits", coord_bits)
+            if kind != "ssc" and coord_bits < 2:
+                raise BnnforgeError(f"a {kind}-sampling layer needs at least 2 coordinate "
+                                    f"bits, not {coord_bits}")
+            _, cout, cin = w.shape
+            if cout % folding.pe:
+                raise BnnforgeError(f"PE={folding.pe} does not divide the {cout} output channels")
+            if cin % folding.simd:
+                raise BnnforgeError(f"SIMD={folding.simd} does not divide the {cin} input "
+                                    f"channels")
+            check_positive_int("offsets per cycle", offsets)
+            check_family(family)
+            if offsets > slots:
+                raise BnnforgeError(f"{offsets} offsets per cycle, but a {kind} layer has "
+                                    f"{slots} kernel slots")
+            if output not in ("bits", "sums"):
+                raise BnnforgeError(f"output must be 'bits' or 'sums', not {output!r}")
+            if output == "sums":
+                if thresholds is not None:
+                    raise BnnforgeError("a layer that outputs sums takes no thresholds")
+                t = None
+            else:
+                t = np.asarray(thresholds, dtype=np.int64)
+                if t.shape != (cout,):
+                    raise BnnforgeError(f"{t.size} thresholds for {cout} output channels")
+        self.kind, self.slots, self.output = kind, slots, output
+        self.weights, self.thresholds = w.astype(np.uint8), t
+        self.cin, self.cout = cin, cout
+        self.max_voxels, self.coord_bits = max_voxels, coord_bits
+        self.pe, self.simd, self.reg_every = folding.pe, folding.simd, reg_every
+        self.family = family
+        self.record_depth, self.offsets = record_depth, offsets
+        self.sum_width = sum_width(kind, cin)
+        self.out_width = cout if output == "bits" else cout * self.sum_width
+        super().__init__({"i": In(stream.Signature(voxel_in_layout(cin, coord_bits))),
+                          "o": Out(stream.Signature(voxel_out_layout(self.out_width,
+                                                                     coord_bits))),
+                          "busy": Out(1), "searching": Out(1)})
+
+    @property
+    def folds(self):
+        """Cycles of XNOR-popcount work a pair: ``(Cout/PE)(Cin/SIMD)``."""
+        return (self.cout // self.pe) * (self.cin // self.simd)
+
+    def cycles_model(self, pairs):
+        """DESIGN.md's model: ``pairs * ceil(Cin/SIMD) * ceil(Cout/PE) / offsets``."""
+        return pairs * self.folds / self.offsets
+
+    @property
+    def cycles_per_vector(self):
+        """A bound on the cycles per input voxel the testbench's timeout uses."""
+        return 27 if self.kind == "ssc" else 8
+
+    latency = None
+
+    def elaborate(self, platform):
+        m = Module()
+        B, N = self.coord_bits, self.max_voxels
+        m.submodules.store = store = FrameStore(self.kind, self.cin, B, N, self.offsets)
+        search = {"ssc": SscSearch, "down": DownSearch, "up": UpSearch}[self.kind](B, N)
+        m.submodules.search = search
+        m.submodules.records = records = StreamFifo(
+            record_layout(self.slots, B, N), self.record_depth, name="records")
+        m.submodules.compute = compute = SparseCompute(
+            self.weights, self.thresholds, B, N, self.pe, self.simd, self.offsets,
+            self.out_width, self.sum_width, self.reg_every, self.family)
+        wiring.connect(m, wiring.flipped(self.i), store.i)
+        wiring.connect(m, search.records, records.i)
+        wiring.connect(m, records.o, compute.records)
+        wiring.connect(m, compute.o, wiring.flipped(self.o))
+        wiring.connect(m, store.end, compute.end)
+        for u in range(self.offsets):
+            wiring.connect(m, compute.feats[u], store.feats[u])
+        m.d.comb += [store.frame_end.eq(compute.frame_end), compute.reset.eq(store.frame_done),
+                     compute.bad.eq(store.bad), compute.error_code.eq(store.error_code),
+                     search.complete.eq(store.complete), search.reset.eq(store.frame_done),
+                     self.busy.eq(compute.busy), self.searching.eq(search.searching)]
+        if self.kind == "ssc":
+            for r in range(10):
+                wiring.connect(m, search.keys[r], store.keys0[r])
+            m.d.comb += search.count.eq(store.counts[0])
+        else:
+            for e in range(4):
+                wiring.connect(m, search.parity[e], store.parity[e])
+                m.d.comb += search.parity_counts[e].eq(store.parity_counts[e])
+        if self.kind == "down":
+            m.d.comb += search.count.eq(store.counts[0])
+        if self.kind == "up":
+            for e in range(4):
+                wiring.connect(m, search.coarse[e], store.keys0[e])
+            wiring.connect(m, search.fine, store.keys1[0])
+            m.d.comb += [search.n_coarse.eq(store.counts[0]), search.n_fine.eq(store.counts[1])]
+        return m
+
+
+class SparseConv(SparseLayer):
+    """The binary SSC 3x3x3 layer (``SparseLayer("ssc", ...)``)."""
+
+    def __init__(self, weights, thresholds, max_voxels, coord_bits, folding, **kwargs):
+        super().__init__("ssc", weights, thresholds, max_voxels, coord_bits, folding, **kwargs)
