@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnforge.flows import format_table, generate_dense, simulate_dense
+from bnnforge.flows import format_table
+from bnnforge.kinds.mlp import generate_dense, simulate_dense
 from hw.folding import choose_for_target
 from hw.network import layer_shapes
 from quant.bitstream import Bitstream, DenseLayer

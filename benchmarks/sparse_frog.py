@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnforge.flows import format_table, generate_sparse, simulate_sparse
+from bnnforge.flows import format_table
+from bnnforge.sparse_flows import generate_sparse, simulate_sparse
 from golden.frog import frog_frame, frog_layer_frame, frog_volume
 from golden.sparse import binary_ssc_dot, sparse_layer_rows
 from hw.sparse import KINDS

@@ -23,8 +23,10 @@ def _positive_int(text):
     return value
 
 
-def _family(args):
-    return None if args.family == "generic" else args.family
+def _kind_names():
+    from .kinds import KINDS
+
+    return tuple(KINDS)
 
 
 def _add_folding(p):
@@ -44,37 +46,9 @@ def _add_folding(p):
 
 
 def _cmd_demo(args):
-    if args.network == "bscnet":
-        from .demo_bscnet import run_bscnet_demo
+    from .kinds import kind_named
 
-        if args.synth:
-            raise BnnforgeError("--synth applies to the mlp and groupnet demos; synthesize a "
-                                "BSC-Net layer with `bnnforge verilog BITSTREAM -o DIR "
-                                "--family ecp5` and `bnnforge synth DIR/LAYER`")
-
-        out = args.out or "build/demo-bscnet"
-        report = run_bscnet_demo(out_dir=out, simulator=args.simulator,
-                                 voxel_size=args.voxel_size, epochs=args.epochs or 40,
-                                 seed=args.seed, clock_mhz=args.clock_mhz)
-        bad = report["mismatches"]
-    elif args.network == "groupnet":
-        from .demo_groupnet import run_groupnet_demo
-
-        out = args.out or "build/demo-groupnet"
-        report = run_groupnet_demo(
-            out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
-            epochs=args.epochs or 30, seed=args.seed,
-            target_cycles=args.target_cycles or 1024, images=args.images, synth=args.synth)
-        bad = sum(r["mismatches"] for r in report["runs"])
-    else:
-        from .demo import run_demo
-
-        out = args.out or "build/demo"
-        report = run_demo(out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
-                          epochs=args.epochs or 40, seed=args.seed,
-                          target_cycles=args.target_cycles or 64, images=args.images,
-                          synth=args.synth)
-        bad = report["mismatches"]
+    _report, bad, out = kind_named(args.network).demo(args)
     print(f"reports: {Path(out) / 'report.json'}, {Path(out) / 'report.md'}")
     return 0 if bad == 0 else 1
 
@@ -85,179 +59,27 @@ def _load(path):
     return read(path)
 
 
-def _print_folding(info):
-    from .flows import format_table
-
-    print(format_table(info["folding"], [("name", "layer", "{}"), ("rows", "rows", "{}"),
-                                         ("cols", "cols", "{}"), ("pe", "PE", "{}"),
-                                         ("simd", "SIMD", "{}"), ("lanes", "lanes", "{}"),
-                                         ("cycles", "cycles/vector", "{}")]))
-
-
 def _cmd_verilog(args):
-    from .flows import generate, resolve_folding
+    from .kinds import kind_of
 
     bs = _load(args.bitstream)
-    if bs.kind == "bscnet":
-        return _verilog_bscnet(args, bs)
-    folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
-    info = generate(bs, folding, args.output, args.reg_every, family=_family(args))
-    _print_folding(info)
-    print(f"wrote {args.output / info['verilog']}, {len(info['memory_files'])} memory files, "
-          f"{args.output / 'folding.json'} and {args.output / 'design.json'}")
-    if info["kind"] == "groupnet":
-        print(f"cycles per image (model): {info['cycles_per_frame']}")
-    else:
-        print(f"cycles per vector (model): {info['cycles_per_vector']}; latency: "
-              f"{info['latency']}")
-    return 0
-
-
-def _verilog_bscnet(args, bs):
-    """One design directory per binary SSC / down / up layer (sums out; batch-norm, residuals
-    and the real-valued layers run on the host)."""
-    from golden.bscnet import from_bitstream
-    from .demo_bscnet import _layer_level, layer_design
-    from .flows import format_table
-
-    if args.folding or args.target_cycles or args.max_lanes:
-        print("note: BSC-Net layers use PE = min(Cout, 16), SIMD = Cin; folding options are "
-              "ignored")
-    net = from_bitstream(bs)
-    rows = []
-    for name, conv in net.binary_layers():
-        level = _layer_level(name)
-        if conv.kind == "pointwise":
-            rows.append({"name": name, "kind": conv.kind, "where": "host (1x1, no search)"})
-            continue
-        bits = max(2, args.coord_bits - level)
-        design, folding = layer_design(conv, name, level, bits, args.max_voxels, args.output,
-                                       _family(args))
-        rows.append({"name": name, "kind": conv.kind, "cin": conv.cin, "cout": conv.cout,
-                     "pe": folding.pe, "simd": folding.simd, "bits": bits,
-                     "where": str(design)})
-    print(format_table(rows, [("name", "layer", "{}"), ("kind", "kind", "{}"),
-                              ("cin", "Cin", "{}"), ("cout", "Cout", "{}"), ("pe", "PE", "{}"),
-                              ("simd", "SIMD", "{}"), ("bits", "coord bits", "{}"),
-                              ("where", "design", "{}")]))
-    print(f"wrote {sum(1 for r in rows if 'pe' in r)} layer designs under {args.output} "
-          f"(max {args.max_voxels} voxels a frame)")
-    return 0
-
-
-def _sim_bscnet(args, bs):
-    """The frog frame through the network, binary encoder layers in hardware."""
-    from golden.bscnet import from_bitstream
-    from .demo_bscnet import _frame, hardware_layer_names, simulate_bscnet, _summary_table
-    from .progress import step
-
-    net = from_bitstream(bs)
-    size = int(bs.input.get("voxel_size", 9))
-    frame, feats, labels = _frame(size, (0, 0, 0), net.cfg["levels"])
-    out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
-    names = hardware_layer_names(net)
-    step(f"frog frame at voxel size {size} ({frame.size(0)} sites): {len(names)} binary layers "
-         f"on {args.simulator}, the others on the host")
-    rows, bad, acc, seconds = simulate_bscnet(net, frame, feats, labels, out, args.simulator,
-                                              200.0, names)
-    print(_summary_table(rows))
-    ok = bad == 0
-    print(f"{'PASS' if ok else 'FAIL'}: {len(rows)} layers, {bad} mismatches with the golden "
-          f"model; accuracy with the hardware's sums {acc:.4f}; simulation {seconds:.0f} s")
-    return 0 if ok else 1
+    return kind_of(bs).verilog_command(args, bs)
 
 
 def _cmd_sim(args):
-    import numpy as np
-
-    from sim.cycles import measure
-    from .flows import format_table, generate, resolve_folding, simulate_dense
-    from .progress import Progress, step
+    from .kinds import kind_of
 
     bs = _load(args.bitstream)
-    if bs.kind == "bscnet":
-        return _sim_bscnet(args, bs)
-    folding = resolve_folding(bs, args.folding, args.target_cycles, args.max_lanes)
-    out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
-    step(f"generating {out}")
-    info = generate(bs, folding, out, args.reg_every, family=_family(args))
-    _print_folding(info)
-    if bs.kind == "groupnet":
-        return _sim_groupnet(args, bs, info, out)
-    rng = np.random.default_rng(args.seed)
-    x = rng.integers(0, 2, size=(args.vectors, info["in_width"]), dtype=np.uint8)
-    step(f"simulating {args.vectors} random vectors on {args.simulator}, stall modes "
-         f"{', '.join(args.stall)}")
-    bar = Progress("vectors")
-    result = simulate_dense(bs, out, x, args.simulator, stall_modes=args.stall,
-                            waves=args.waves, progress=lambda d, n: bar.update(d, n),
-                            seed=args.seed)
-    rows = []
-    for run in result["runs"]:
-        c = measure(run, info)
-        rows.append({"mode": run["mode"], "latency": c["latency"], "interval": c["interval"],
-                     "model": c["model_interval"], "cycles": c["total_cycles"]})
-    print(format_table(rows, [("mode", "stall mode", "{}"), ("latency", "latency", "{}"),
-                              ("interval", "cycles/vector", "{:.2f}"),
-                              ("model", "model", "{}"), ("cycles", "total cycles", "{}")]))
-    c = measure(result["runs"][0], info)
-    print(format_table(c["blocks"], [("name", "layer", "{}"),
-                                     ("cycles_simulated", "busy cycles/vector", "{:.2f}"),
-                                     ("cycles_model", "model", "{}")]))
-    return _verdict(result, f"{args.vectors} vectors", args.stall)
-
-
-def _sim_groupnet(args, bs, info, out):
-    import numpy as np
-
-    from sim.cycles import interval
-    from .flows import format_table, simulate_groupnet
-    from .progress import Progress, step
-
-    spec = bs.groupnet
-    shape = (args.vectors, bs.input["images"]["channels"], spec["height"], spec["width"])
-    images = np.random.default_rng(args.seed).random(shape, dtype=np.float32)
-    pixels = spec["height"] * spec["width"]
-    step(f"simulating {args.vectors} random images on {args.simulator}, stall modes "
-         f"{', '.join(args.stall)} (stem and classifier on the host)")
-    bar = Progress("pixels")
-    result = simulate_groupnet(bs, out, images, args.simulator, stall_modes=args.stall,
-                               waves=args.waves, progress=lambda d, n: bar.update(d, n),
-                               seed=args.seed)
-    rows = []
-    for run in result["runs"]:
-        rows.append({"mode": run["mode"], "frame": interval(run["t_out"][::pixels]),
-                     "model": info["cycles_per_frame"], "cycles": run["cycles"]})
-    print(format_table(rows, [("mode", "stall mode", "{}"),
-                              ("frame", "cycles/image", "{:.1f}"),
-                              ("model", "model", "{}"), ("cycles", "total cycles", "{}")]))
-    return _verdict(result, f"{args.vectors} images", args.stall)
-
-
-def _verdict(result, what, stall):
-    """Print the waveform's place and PASS/FAIL; the exit status."""
-    if "waves" in result:
-        print(f"waveform: {result['waves']}")
-    ok = result["passed"] and result["mismatches"] == 0
-    print(f"{'PASS' if ok else 'FAIL'}: {what} x {len(stall)} stall modes, "
-          f"{result['mismatches']} mismatches with the golden model "
-          f"(simulator log: {result['log']})")
-    return 0 if ok else 1
+    return kind_of(bs).sim_command(args, bs)
 
 
 def _cmd_quantize(args):
-    from golden.bscnet import BSCNet, to_bitstream
     from golden.checkpoint import load_checkpoint
-    from golden.groupnet import GroupNet
     from quant.bitstream import write
+    from .kinds import kind_of_model
 
     model, spec, meta = load_checkpoint(args.checkpoint)
-    if isinstance(model, BSCNet):
-        bs = to_bitstream(model, spec, meta)
-    elif isinstance(model, GroupNet):
-        bs = model.to_bitstream(spec["height"], spec["width"], meta=meta)
-    else:
-        bs = model.to_bitstream(spec, meta)
+    bs = kind_of_model(model).export(model, spec, meta)
     write(bs, args.output)
     print(f"wrote {args.output} ({bs.kind}, {args.output.stat().st_size} bytes)")
     return 0
@@ -265,48 +87,17 @@ def _cmd_quantize(args):
 
 def _cmd_inspect(args):
     import json
-    import struct
 
-    import numpy as np
-
-    from quant.bitstream import read
     from .flows import format_table
+    from .kinds import kind_of
 
-    bs = read(args.bitstream)
-    raw = args.bitstream.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    checksum = json.loads(raw[8:8 + n])["__metadata__"]["checksum"]
-    if bs.kind == "dense":
-        layers = [{"name": l.name, "kind": "dense", "shape": f"{l.rows}x{l.cols}",
-                   "output": l.output, "weight_bits": l.rows * l.cols,
-                   "encoding": "packed bits, LSB first",
-                   "threshold_width": l.threshold_width if l.output == "bits" else None}
-                  for l in bs.layers]
-    elif bs.kind == "bscnet":
-        layers = [{"name": l["name"], "kind": l["kind"],
-                   "shape": "x".join(map(str, np.asarray(l["weights"]).shape)),
-                   "output": "signed sums", "weight_bits": int(np.asarray(l["weights"]).size),
-                   "encoding": "packed bits, slots*Cout rows", "threshold_width": None}
-                  for l in bs.bscnet["layers"]]
-    else:
-        spec = bs.groupnet
-        c = spec["channels"]
-        layers = [{"name": f"g{g}.b{k}.u{j}", "kind": "binary unit",
-                   "shape": f"{c}x{9 * c}", "output": f"{spec['format']['width']}-bit codes",
-                   "weight_bits": 9 * c * c, "encoding": f"dilation {u['dilation']}",
-                   "threshold_width": None}
-                  for g, group in enumerate(spec["groups"])
-                  for k, base in enumerate(group["units"]) for j, u in enumerate(base)]
-    info = {"file": str(args.bitstream), "bytes": len(raw), "kind": bs.kind,
-            "checksum": checksum, "input": bs.input, "meta": bs.meta, "layers": layers,
-            "weight_bits": sum(l["weight_bits"] for l in layers)}
-    if bs.kind == "bscnet":
-        info["config"] = bs.bscnet["config"]
-        info["host_tensors"] = len(bs.host)
-    if bs.kind == "groupnet":
-        info["format"] = bs.groupnet["format"]
-        info["gates"] = [g["gate"] for g in bs.groupnet["groups"]]
-        info["lambdas"] = [np.asarray(g["lambdas"]).tolist() for g in bs.groupnet["groups"]]
+    bs = _load(args.bitstream)
+    kind = kind_of(bs)
+    layers, extra = kind.describe(bs)
+    info = {"file": str(args.bitstream), "bytes": args.bitstream.stat().st_size,
+            "kind": bs.kind, "network": kind.name, "checksum": bs.checksum, "input": bs.input,
+            "meta": bs.meta, "layers": layers,
+            "weight_bits": sum(l["weight_bits"] for l in layers), **extra}
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -365,7 +156,7 @@ def build_parser():
                                    "bitstream, generate Verilog, simulate the test split "
                                    "through it and report accuracy and cycles beside "
                                    "software.")
-    p.add_argument("--network", choices=("mlp", "groupnet", "bscnet"), default="mlp",
+    p.add_argument("--network", choices=_kind_names(), default="mlp",
                    help="mlp: binary MLP (default); groupnet: Group-Net CNN with K = 1, 3, 5; "
                         "bscnet: BSC-Net UNET-S on the frog CT volume (sparse voxels)")
     p.add_argument("--out", help="output directory (default build/demo, build/demo-groupnet "

@@ -10,7 +10,8 @@ import numpy as np
 
 from quant import bitstream as bitstream_io
 from quant.bitstream import atomic_write
-from .flows import format_table, generate_dense, resolve_folding, simulate_dense
+from .flows import format_table, resolve_folding
+from .kinds.mlp import generate_dense, simulate_dense
 from .progress import Progress, step
 
 __all__ = ["run_demo", "software_timing", "seconds_per_item", "write_reports", "pick_simulator",
@@ -133,8 +134,9 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
 
     from golden.digits import input_spec, load_digits_split, thermometer
     from golden.integer import IntegerNetwork, predict
-    from golden.mlp import TRAINING, BinaryMLP
-    from golden.train import accuracy, seed_everything, train_classifier
+    from golden.mlp import BinaryMLP
+    from golden.train import accuracy, seed_everything
+    from .kinds import kind_named
     from sim.cycles import measure
 
     started = time.monotonic()
@@ -154,10 +156,9 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     seed_everything(seed)
     model = BinaryMLP(sizes)
     bar = Progress("epoch")
-    # One thread: the trained network does not depend on the machine's core count.
-    train_classifier(model, x_train, data.y_train, epochs=epochs, seed=seed, threads=1,
-                     **TRAINING,
-                     progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
+    # The kind's recipe, on one thread: the trained network does not depend on the core count.
+    kind_named("mlp").train(model, x_train, data.y_train, epochs, seed,
+                            progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
     acc_float = accuracy(model, x_test, y_test)
 
     step("exporting the weight bitstream")
@@ -173,7 +174,7 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     family = SYNTH_TARGET[0] if synth else None
     step(f"generating Verilog (folding chosen for at most {target_cycles} cycles a layer"
          + (f", for {family}" if family else "") + ")")
-    info = generate_dense(bs, folding, out_dir / "verilog", family=family)
+    info = generate_dense(bs, folding, out_dir / "verilog", family=family, checksum=bs.checksum)
     print(format_table(info["folding"], [("name", "layer", "{}"), ("pe", "PE", "{}"),
                                          ("simd", "SIMD", "{}"), ("lanes", "lanes", "{}"),
                                          ("cycles", "cycles/image", "{}")]))

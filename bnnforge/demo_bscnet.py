@@ -16,7 +16,8 @@ from .demo import pick_simulator, write_reports
 from .flows import format_table
 from .progress import Progress, step
 
-__all__ = ["run_bscnet_demo", "hardware_layer_names"]
+__all__ = ["run_bscnet_demo", "hardware_layer_names", "simulate_bscnet", "train_bscnet",
+           "segmentation_frame", "layer_design", "layer_level", "LAYER_COLUMNS"]
 
 
 def hardware_layer_names(net):
@@ -28,7 +29,8 @@ def hardware_layer_names(net):
     return names + [f"up.{levels - 2}.conv"]
 
 
-def _train(net, frames, epochs, lr, seed):
+def train_bscnet(net, frames, epochs, lr, seed):
+    """Adam with the supplement's step schedule, one frame a step in turn."""
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(epochs * 60 / 128),
@@ -51,7 +53,8 @@ def _accuracy(net, frame, feats, labels, **kw):
         return float((net(feats, frame, **kw).argmax(1) == labels).float().mean())
 
 
-def _frame(voxel_size, origin, levels):
+def segmentation_frame(voxel_size, origin, levels):
+    """``(frame, feats, labels)``: the frog's tissue segmentation at ``voxel_size``."""
     from golden.bscnet import SparseFrame
     from golden.frog import frog_segmentation
 
@@ -64,7 +67,7 @@ def _max_voxels(n):
     return max(16, 1 << max(0, int(n - 1).bit_length()))
 
 
-def _layer_level(name):
+def layer_level(name):
     """A binary layer's level from its module path (``enc.3.0.a.conv`` -> 3)."""
     return int(name.split(".")[1])
 
@@ -73,7 +76,7 @@ def layer_design(conv, name, level, frame_bits, max_voxels, out_dir, family=None
     """Generate one binary layer (sums out) with the demo's folding: PE = min(Cout, 16),
     SIMD = Cin, for the FPGA ``family`` (None: generic). Returns ``(design dir, folding)``."""
     from quant.layout import Folding
-    from .flows import generate_sparse
+    from .sparse_flows import generate_sparse
 
     folding = Folding(min(conv.cout, 16), conv.cin)
     design = Path(out_dir) / name.replace(".", "_")
@@ -88,7 +91,7 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
     golden's and the host goes on with the hardware's. Returns ``(rows, mismatches,
     accuracy, simulation seconds)``."""
     from golden.sparse import sparse_layer_sums
-    from .flows import simulate_sparse
+    from .sparse_flows import simulate_sparse
 
     wanted = hardware_layer_names(net) if names is None else names
     rows, mismatches, sim_seconds = [], 0, 0.0
@@ -155,13 +158,13 @@ def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, e
          f"train on 7 shifted voxel grids, test on the unshifted grid")
     rng = np.random.default_rng(seed)
     shifts = [tuple(int(v) for v in rng.integers(1, voxel_size, 3)) for _ in range(7)]
-    train = [_frame(voxel_size, o, levels) for o in shifts]
-    test = _frame(voxel_size, (0, 0, 0), levels)
+    train = [segmentation_frame(voxel_size, o, levels) for o in shifts]
+    test = segmentation_frame(voxel_size, (0, 0, 0), levels)
     step(f"training BSC-Net {arch.upper()} (binary SSC, sign weights, ApproxSign activations) "
          f"for {epochs} steps, Adam with the supplement's step schedule")
     torch.manual_seed(seed)
     net = BSCNet(arch, in_channels=1, classes=FROG_CLASSES, sfsc=False)
-    _train(net, train, epochs, 1e-3, seed)
+    train_bscnet(net, train, epochs, 1e-3, seed)
     acc_float = _accuracy(net, *test)
     bs_path = out_dir / "bscnet.bnn"
     write(to_bitstream(net, {"channels": 1, "voxel_size": voxel_size},
@@ -191,18 +194,17 @@ def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, e
     return report
 
 
-def _summary_table(layers):
-    return format_table(layers, [
-        ("name", "layer", "{}"), ("kind", "kind", "{}"), ("voxels", "voxels", "{}"),
-        ("pairs", "pairs", "{}"), ("cin", "Cin", "{}"), ("cout", "Cout", "{}"),
-        ("cycles_simulated", "cycles", "{}"), ("cycles_model", "model", "{}"),
-        ("ratio", "ratio", "{:.2f}"), ("search_cycles", "search", "{}"),
-        ("software_seconds", "software s", "{:.4f}"), ("speedup", "speed-up", "{:.0f}x"),
-        ("mismatches", "mismatches", "{}")])
+LAYER_COLUMNS = [
+    ("name", "layer", "{}"), ("kind", "kind", "{}"), ("voxels", "voxels", "{}"),
+    ("pairs", "pairs", "{}"), ("cin", "Cin", "{}"), ("cout", "Cout", "{}"),
+    ("cycles_simulated", "cycles", "{}"), ("cycles_model", "model", "{}"),
+    ("ratio", "ratio", "{:.2f}"), ("search_cycles", "search", "{}"),
+    ("software_seconds", "software s", "{:.4f}"), ("speedup", "speed-up", "{:.0f}x"),
+    ("mismatches", "mismatches", "{}")]
 
 
 def _summary(r):
-    table = _summary_table(r["layers"])
+    table = format_table(r["layers"], LAYER_COLUMNS)
     a = r["accuracy"]
     return (f"# BSC-Net demo ({r['arch'].upper()}, frog tissues, voxel size {r['voxel_size']}, "
             f"{r['sites']} sites)\n\n"

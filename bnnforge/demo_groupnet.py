@@ -9,13 +9,14 @@ from pathlib import Path
 from quant import bitstream as bitstream_io
 from .demo import (SYNTH_TARGET, pick_simulator, seconds_per_item, synth_design,
                    synth_markdown, write_reports)
-from .flows import format_table, generate_groupnet, resolve_folding, simulate_groupnet
+from .flows import format_table, resolve_folding
+from .kinds.groupnet import generate_groupnet, simulate_groupnet
 from .progress import Progress, step
 
 __all__ = ["run_groupnet_demo"]
 
 
-def _software(host, images):
+def software_timing(host, images):
     from golden.groupnet import bitpacked_popcounts, fixed_forward, torch_popcounts
 
     codes = host.stem_codes(images)
@@ -30,8 +31,9 @@ def _software(host, images):
 
 
 def _run_k(bases, data, out_dir, simulator, args, progress_label):
-    from golden.groupnet import TRAINING, GroupNet, HostParts
-    from golden.train import accuracy, seed_everything, train_classifier
+    from golden.groupnet import GroupNet, HostParts
+    from golden.train import accuracy, seed_everything
+    from .kinds import kind_named
 
     k_dir = out_dir / f"k{bases}"
     step(f"K = {bases}: training a Group-Net ({args['channels']} channels, "
@@ -40,9 +42,9 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     model = GroupNet(channels=args["channels"], blocks=args["blocks"], bases=bases,
                      decomposition="groupnet")
     bar = Progress("epoch")
-    train_classifier(model, data["x_train"], data["y_train"], epochs=args["epochs"],
-                     seed=args["seed"], threads=1, **TRAINING,
-                     progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
+    kind_named("groupnet").train(model, data["x_train"], data["y_train"], args["epochs"],
+                                 args["seed"],
+                                 progress=lambda e, n, loss: bar.update(e, n, f"loss {loss:.4f}"))
     acc_float = accuracy(model, data["x_test"], data["y_test"])
     bs_path = k_dir / "groupnet.bnn"
     bitstream_io.write(model.to_bitstream(8, 8, meta={"network": "groupnet", "bases": bases,
@@ -51,7 +53,8 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     host = HostParts(bs)
     folding = resolve_folding(bs, target_cycles=args["target_cycles"])
     family = SYNTH_TARGET[0] if args["synth"] else None
-    info = generate_groupnet(bs, folding, k_dir / "verilog", family=family)
+    info = generate_groupnet(bs, folding, k_dir / "verilog", family=family,
+                             checksum=bs.checksum)
     step(f"K = {bases}: simulating {len(data['x_test'])} test images on {simulator}")
     bar = Progress(progress_label)
     t0 = time.monotonic()
@@ -89,7 +92,7 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
         "hw_seconds_per_image": cycles_per_image / (hw_clock * 1e6),
         "hw_clock_mhz": hw_clock,
         "family": family, "synth": synth,
-        "software": _software(host, data["x_test"]),
+        "software": software_timing(host, data["x_test"]),
         "weight_bits": units * c * 9 * c, "lanes": lanes,
         "folding": info["folding"], "simulation_wall_seconds": wall,
         "files": {"bitstream": str(bs_path), "verilog": str(k_dir / "verilog"),

@@ -320,6 +320,8 @@ class DeConvLayer(_Resample):
 
 
 class BSCNet(nn.Module):
+    KIND = "bscnet"  # the network kind's name (checkpoints, bnnforge.kinds)
+
     """A BSC-Net FCN or UNET (``arch`` one of :data:`ARCHS`) for per-voxel classification.
 
     ``forward(feats, frame)``: ``feats`` N x ``in_channels`` float at level 0 of ``frame``

@@ -13,7 +13,7 @@ import torch
 
 from quant.errors import BnnforgeError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "model_classes", "CheckpointError"]
 
 FORMAT = "bnnforge-checkpoint"
 
@@ -22,24 +22,21 @@ class CheckpointError(BnnforgeError):
     """A file that is not a checkpoint of ours, or one that is corrupt."""
 
 
-def _config(model):
+def model_classes():
+    """``{kind: class}`` of the golden networks a checkpoint can hold; each class has ``KIND``
+    and a ``config`` dict that rebuilds it as ``cls(**config)``."""
+    from .bscnet import BSCNet
     from .groupnet import GroupNet
     from .mlp import BinaryMLP
 
-    if isinstance(model, BinaryMLP):
-        return "mlp", {"sizes": model.sizes, "binarizer": model.binarizer}
-    if isinstance(model, GroupNet):
-        return "groupnet", dict(model.config)
-    from .bscnet import BSCNet
-    if isinstance(model, BSCNet):
-        return "bscnet", dict(model.config)
-    raise BnnforgeError(f"cannot checkpoint a {type(model).__name__}")
+    return {cls.KIND: cls for cls in (BinaryMLP, GroupNet, BSCNet)}
 
 
 def save_checkpoint(path, model, input_spec, meta=None):
     """Write ``model`` (a BinaryMLP or GroupNet) with its input description; atomic."""
-    kind, config = _config(model)
-    data = {"format": FORMAT, "version": 1, "kind": kind, "config": config,
+    if type(model) not in model_classes().values():
+        raise BnnforgeError(f"cannot checkpoint a {type(model).__name__}")
+    data = {"format": FORMAT, "version": 1, "kind": model.KIND, "config": dict(model.config),
             "input": dict(input_spec), "meta": dict(meta or {}),
             "state_dict": model.state_dict()}
     path = Path(path)
@@ -58,9 +55,6 @@ def save_checkpoint(path, model, input_spec, meta=None):
 def load_checkpoint(path):
     """``(model, input_spec, meta)`` from a checkpoint; :class:`CheckpointError` names what is
     wrong with a file that is not ours or is corrupt."""
-    from .groupnet import GroupNet
-    from .mlp import BinaryMLP
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -76,15 +70,11 @@ def load_checkpoint(path):
                               f"supported; this bnnforge reads version 1")
     try:
         kind, config = data["kind"], data["config"]
-        if kind == "mlp":
-            model = BinaryMLP(config["sizes"], config.get("binarizer", "sign"))
-        elif kind == "groupnet":
-            model = GroupNet(**config)
-        elif kind == "bscnet":
-            from .bscnet import BSCNet
-            model = BSCNet(**config)
-        else:
-            raise CheckpointError(f"{path}: unknown model kind {kind!r}")
+        classes = model_classes()
+        if kind not in classes:
+            raise CheckpointError(f"{path}: unknown model kind {kind!r}; this bnnforge reads "
+                                  f"{', '.join(classes)}")
+        model = classes[kind](**config)
         model.load_state_dict(data["state_dict"])
     except CheckpointError:
         raise

@@ -153,6 +153,8 @@ def _stem(in_channels, channels, relu):
 
 
 class GroupNet(nn.Module):
+    KIND = "groupnet"  # the network kind's name (checkpoints, bnnforge.kinds)
+
     """A Group-Net CNN: stem, ``blocks`` binary blocks (two units each) of ``channels``
     channels decomposed into groups with ``bases`` bases, average pooling, classifier.
 

@@ -63,6 +63,8 @@ class BinaryLinear(nn.Module):
 
 
 class BinaryMLP(nn.Module):
+    KIND = "mlp"  # the network kind's name (checkpoints, bnnforge.kinds)
+
     """Binary MLP ``sizes[0] -> ... -> sizes[-1]``; inputs are bits (0/1), outputs logits.
 
     Parameters
@@ -77,6 +79,7 @@ class BinaryMLP(nn.Module):
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"BinaryMLP sizes must be at least two positive integers, not {sizes}")
         self.sizes, self.binarizer = sizes, binarizer
+        self.config = {"sizes": list(sizes), "binarizer": binarizer}
         self.fcs = nn.ModuleList(BinaryLinear(a, b, binarizer)
                                  for a, b in zip(sizes[:-1], sizes[1:]))
         self.bns = nn.ModuleList(nn.BatchNorm1d(s) for s in sizes[1:-1])

@@ -88,6 +88,7 @@ class Bitstream:
     groupnet: dict = None
     host: dict = field(default_factory=dict)
     bscnet: dict = None
+    checksum: str = None    # the file's checksum when read from one (see docs/bitstream.md)
 
     @property
     def kind(self):
@@ -270,7 +271,7 @@ def read(path):
             else:
                 raise BitstreamError(f"{path}: unknown network kind {kind!r}")
         bs = Bitstream(layers=layers, input=manifest["input"], meta=manifest.get("meta", {}),
-                       groupnet=groupnet, host=host, bscnet=bscnet)
+                       groupnet=groupnet, host=host, bscnet=bscnet, checksum=meta["checksum"])
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, BitstreamError):
             raise

@@ -1,8 +1,14 @@
-"""The command line: help, the generate and simulate commands, one-line user errors."""
+"""The command line: help, the generate and simulate commands, one-line user errors. Most
+commands run in-process through ``main(argv)``; ``test_help`` and ``test_sim_command_with_waves``
+run the real ``python -m bnnforge``."""
 
+import contextlib
+import io
 import json
+import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,9 +17,30 @@ from quant import bitstream as bio
 from tests.helpers import random_dense
 
 
-def bnnforge(*args, cwd=None):
+def bnnforge_process(*args, cwd=None):
+    """``python -m bnnforge ARGS`` in a new process."""
     return subprocess.run([sys.executable, "-m", "bnnforge", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
+
+
+def bnnforge(*args, cwd=None):
+    """``bnnforge ARGS`` in this process (``main(argv)``): exit status, stdout and stderr as a
+    subprocess would give them."""
+    from bnnforge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:     # argparse: --help, usage errors
+                code = e.code
+    finally:
+        os.chdir(saved)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +51,7 @@ def bitstream(tmp_path_factory):
 
 
 def test_help():
-    r = bnnforge("--help")
+    r = bnnforge_process("--help")
     assert r.returncode == 0
     for command in ("demo", "verilog", "sim"):
         assert command in r.stdout
@@ -73,6 +100,7 @@ def test_verilog_command(tmp_path, bitstream):
     assert all((tmp_path / "v" / f).exists() for f in info["memory_files"])
     assert all(row["lanes"] <= 64 for row in info["folding"])
     assert f"cycles per vector (model): {info['cycles_per_vector']}" in r.stdout
+    assert info["bitstream_checksum"] == bio.read(bitstream).checksum
 
 
 def test_ecp5_verilog_and_sim(tmp_path, bitstream):
@@ -96,8 +124,8 @@ def test_ecp5_verilog_and_sim(tmp_path, bitstream):
 def test_sim_command_with_waves(tmp_path, bitstream):
     """Relative paths too: the simulator itself runs in another directory."""
     waves = tmp_path / "w" / "run.fst"
-    r = bnnforge("sim", bitstream, "--target-cycles", 8, "--vectors", 12, "--waves", "w/run.fst",
-                 "-o", "d", cwd=tmp_path)
+    r = bnnforge_process("sim", bitstream, "--target-cycles", 8, "--vectors", 12, "--waves",
+                         "w/run.fst", "-o", "d", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS: 12 vectors x 4 stall modes, 0 mismatches" in r.stdout
     assert waves.stat().st_size > 1000

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnnforge.demo_bscnet import _frame, run_bscnet_demo, simulate_bscnet
+from bnnforge.demo_bscnet import run_bscnet_demo, segmentation_frame, simulate_bscnet
 
 
 def test_three_kinds_in_the_loop(tmp_path):
@@ -17,7 +17,7 @@ def test_three_kinds_in_the_loop(tmp_path):
 
     torch.manual_seed(1)
     net = BSCNet("unet-s", classes=16, sfsc=False).eval()
-    frame, feats, labels = _frame(24, (0, 0, 0), 7)
+    frame, feats, labels = segmentation_frame(24, (0, 0, 0), 7)
     names = ["enc.1.0.a.conv", "down.1.conv", "up.5.conv"]
     rows, bad, acc, _ = simulate_bscnet(net, frame, feats, labels, tmp_path, "icarus", 200.0,
                                         names)

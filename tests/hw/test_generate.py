@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from bnnforge.flows import generate_dense
+from bnnforge.kinds.mlp import generate_dense
 from hw.folding import choose_for_target
 from hw.network import layer_shapes
 from quant.errors import BnnforgeError

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnnforge.flows import generate_dense
+from bnnforge.kinds.mlp import generate_dense
 from golden.integer import IntegerNetwork
 from hw.axis import AxisTop
 from hw.generate import design_info, write_design

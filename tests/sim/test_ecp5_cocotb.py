@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnnforge.flows import generate_dense, generate_sparse, simulate_sparse
+from bnnforge.kinds.mlp import generate_dense
+from bnnforge.sparse_flows import generate_sparse, simulate_sparse
 from golden.integer import IntegerNetwork
 from golden.sparse import sort_frame
 from hw.popcount import CARRY_SAVE_MIN_WIDTH, popcount_latency

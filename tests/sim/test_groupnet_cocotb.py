@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnnforge.flows import generate_groupnet, resolve_folding, simulate_groupnet
+from bnnforge.flows import resolve_folding
+from bnnforge.kinds.groupnet import generate_groupnet, simulate_groupnet
 from golden.groupnet import GroupNet
 from hw.axis import AxisTop
 from hw.generate import design_info, write_design

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from bnnforge.flows import generate_sparse, simulate_sparse
+from bnnforge.sparse_flows import generate_sparse, simulate_sparse
 from golden.frog import frog_frame
 from quant.layout import Folding
 from sim.runner import STALL_MODES
@@ -65,7 +65,7 @@ def test_limits_become_clear_messages(tmp_path):
     too_many = (np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0, 0]]),
                 rng.integers(0, 2, (5, CIN)))
     unsorted = (np.array([[2, 0, 0], [1, 0, 0]]), rng.integers(0, 2, (2, CIN)))
-    from bnnforge.flows import sparse_error_messages
+    from bnnforge.sparse_flows import sparse_error_messages
     from sim.runner import run_vectors
     from sim.voxels import error_beats, frame_beats
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnnforge.flows import generate_dense
+from bnnforge.kinds.mlp import generate_dense
 from golden.integer import IntegerNetwork
 from hw.folding import choose_for_target
 from hw.network import layer_shapes

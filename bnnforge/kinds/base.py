@@ -1,0 +1,125 @@
+"""The steps every network kind implements; the command line, the flows, checkpoints and the
+demos reach a kind only through them."""
+
+import json
+
+from quant.errors import FoldingError
+
+__all__ = ["NetworkKind", "STEPS", "folding_json"]
+
+STEPS = ("train", "export", "load", "shapes", "fold", "generate", "random_inputs", "simulate",
+         "software", "report_rows", "describe", "verilog_command", "sim_command", "demo")
+"""What a kind implements (see :class:`NetworkKind`); the registry checks every kind has them."""
+
+
+def folding_json(table):
+    """``folding.json`` of a design: the PE and SIMD of every folded matrix."""
+    return json.dumps({"layers": [{k: r[k] for k in ("name", "pe", "simd")}
+                                  for r in table]}, indent=2) + "\n"
+
+
+class NetworkKind:
+    """One network kind (``name`` in the one vocabulary: ``mlp``, ``groupnet``, ``bscnet``).
+
+    Steps
+    -----
+    train(model, x, y, epochs, seed, progress)
+        Train with the kind's recipe on one thread; returns the model.
+    export(model, input_spec, meta)
+        The trained model as a :class:`quant.bitstream.Bitstream`.
+    load(bitstream)
+        The golden model of a bitstream (what the hardware must match bit for bit).
+    shapes(bitstream)
+        ``{name: (rows, cols)}`` of every folded matrix.
+    fold(bitstream, folding_file, target_cycles, max_lanes)
+        The folding from exactly one of the three (never the slowest one silently).
+    generate(bitstream, folding, out_dir, reg_every, family, checksum)
+        Verilog, memory files, ``folding.json`` and ``design.json``; returns ``design.json``.
+    random_inputs(bitstream, n, rng)
+        ``n`` random inputs of the kind's input type (vectors, images, frames).
+    simulate(bitstream, design_dir, inputs, simulator, stall_modes, waves, progress, seed)
+        Run the inputs through the generated design and compare with the golden model; the
+        result has ``mismatches`` and the runner's ``runs``.
+    software(bitstream, inputs)
+        Seconds per input of the same work on the CPU (PyTorch golden and bit-packed NumPy).
+    report_rows(result, info)
+        Rows of the cycle table of a simulation: measured at handshakes beside the model.
+    describe(bitstream)
+        ``(layers, extra)`` for ``bnnforge inspect``.
+    verilog_command(args, bitstream), sim_command(args, bitstream)
+        ``bnnforge verilog`` and ``bnnforge sim``; return the exit status.
+    demo(args)
+        ``bnnforge demo --network NAME``: ``(report, mismatches, out_dir)``.
+
+    A new kind is one module with a subclass that implements these, registered in
+    :mod:`bnnforge.kinds`.
+    """
+
+    name = None
+    bitstream_kind = None   # what Bitstream.kind says for this kind
+    model_kind = None       # KIND of the golden model class (checkpoints)
+    target_unit = "vector"  # what a cycle target counts cycles of
+
+    def target_per_matrix(self, bitstream, target_cycles):
+        """A cycle target (per :attr:`target_unit`) as cycles per vector of each matrix."""
+        return target_cycles
+
+    def fold(self, bitstream, folding_file=None, target_cycles=None, max_lanes=None):
+        from hw.folding import choose_for_lanes, choose_for_target, load_folding
+
+        given = [x is not None for x in (folding_file, target_cycles, max_lanes)]
+        if sum(given) != 1:
+            raise FoldingError("give exactly one of --folding FILE, --target-cycles N or "
+                               "--max-lanes N (bnnforge never picks the slowest folding "
+                               "silently)")
+        shapes = self.shapes(bitstream)
+        if folding_file is not None:
+            return load_folding(folding_file, shapes)
+        if target_cycles is not None:
+            return choose_for_target(shapes, self.target_per_matrix(bitstream, target_cycles))
+        return choose_for_lanes(shapes, max_lanes)
+
+    def verilog_command(self, args, bitstream):
+        """Fold, generate, print the folding and the model's cycles."""
+        from .. import flows
+
+        folding = self.fold(bitstream, args.folding, args.target_cycles, args.max_lanes)
+        info = self.generate(bitstream, folding, args.output, args.reg_every,
+                             family=flows.family(args), checksum=bitstream.checksum)
+        flows.print_folding(info)
+        print(f"wrote {args.output / info['verilog']}, {len(info['memory_files'])} memory "
+              f"files, {args.output / 'folding.json'} and {args.output / 'design.json'}")
+        print(self.cycles_line(info))
+        return 0
+
+    def cycles_line(self, info):
+        return (f"cycles per vector (model): {info['cycles_per_vector']}; latency: "
+                f"{info['latency']}")
+
+    def sim_command(self, args, bitstream):
+        """Fold, generate, simulate random inputs in the stall modes, print the cycle table
+        and the verdict."""
+        from pathlib import Path
+
+        import numpy as np
+
+        from .. import flows
+        from ..progress import Progress, step
+
+        folding = self.fold(bitstream, args.folding, args.target_cycles, args.max_lanes)
+        out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
+        step(f"generating {out}")
+        info = self.generate(bitstream, folding, out, args.reg_every, family=flows.family(args),
+                             checksum=bitstream.checksum)
+        flows.print_folding(info)
+        inputs = self.random_inputs(bitstream, args.vectors, np.random.default_rng(args.seed))
+        what = f"{args.vectors} {self.target_unit}s"
+        step(f"simulating {args.vectors} random {self.target_unit}s on {args.simulator}, stall "
+             f"modes {', '.join(args.stall)}")
+        bar = Progress(self.target_unit + "s")
+        result = self.simulate(bitstream, out, inputs, args.simulator, stall_modes=args.stall,
+                               waves=args.waves, progress=lambda d, n: bar.update(d, n),
+                               seed=args.seed)
+        for rows, columns in self.report_rows(result, info):
+            print(flows.format_table(rows, columns))
+        return flows.verdict(result, what, args.stall)

@@ -1,0 +1,157 @@
+"""BSC-Net: binarized sparse convolution on voxels; each binary SSC, down- and up-sampling layer
+is its own design with the site search in hardware (sums out), the rest runs on the host."""
+
+from pathlib import Path
+
+from .base import NetworkKind
+
+__all__ = ["BscNetKind"]
+
+DEFAULT_MAX_VOXELS = 65536
+DEFAULT_COORD_BITS = 16
+
+
+class BscNetKind(NetworkKind):
+    name, bitstream_kind, model_kind = "bscnet", "bscnet", "bscnet"
+    target_unit = "frame"
+
+    def train(self, model, frames, labels=None, epochs=40, seed=0, progress=None):
+        """``frames``: ``[(frame, feats, labels), ...]``, one a step in turn (``labels`` is
+        unused: each frame carries its own)."""
+        from ..demo_bscnet import train_bscnet
+
+        return train_bscnet(model, frames, epochs, 1e-3, seed)
+
+    def export(self, model, input_spec, meta=None):
+        from golden.bscnet import to_bitstream
+
+        return to_bitstream(model, input_spec, meta)
+
+    def load(self, bitstream):
+        from golden.bscnet import from_bitstream
+
+        return from_bitstream(bitstream)
+
+    def shapes(self, bitstream):
+        """Each binary layer with a search: ``Cout x (slots * Cin)``."""
+        from hw.sparse import KINDS
+
+        net = self.load(bitstream)
+        return {name: (conv.cout, KINDS[conv.kind] * conv.cin)
+                for name, conv in net.binary_layers() if conv.kind != "pointwise"}
+
+    def fold(self, bitstream, folding_file=None, target_cycles=None, max_lanes=None):
+        """The layers' folding is fixed: PE = min(Cout, 16), SIMD = Cin."""
+        from quant.layout import Folding
+
+        net = self.load(bitstream)
+        return {name: Folding(min(conv.cout, 16), conv.cin)
+                for name, conv in net.binary_layers() if conv.kind != "pointwise"}
+
+    def generate(self, bitstream, folding, out_dir, reg_every=1, family=None, checksum=None,
+                 max_voxels=DEFAULT_MAX_VOXELS, coord_bits=DEFAULT_COORD_BITS):
+        """One design directory per binary layer with a search (level ``l`` gets
+        ``coord_bits - l`` coordinate bits, at least 2); returns one row per binary layer."""
+        from ..demo_bscnet import layer_design, layer_level
+
+        net = self.load(bitstream)
+        rows = []
+        for name, conv in net.binary_layers():
+            if conv.kind == "pointwise":
+                rows.append({"name": name, "kind": conv.kind, "where": "host (1x1, no search)"})
+                continue
+            level = layer_level(name)
+            bits = max(2, coord_bits - level)
+            design, f = layer_design(conv, name, level, bits, max_voxels, out_dir, family)
+            rows.append({"name": name, "kind": conv.kind, "cin": conv.cin, "cout": conv.cout,
+                         "pe": f.pe, "simd": f.simd, "bits": bits, "where": str(design)})
+        return rows
+
+    def random_inputs(self, bitstream, n, rng):
+        """The frog frame at the bitstream's voxel size (real data; ``n`` is unused)."""
+        from ..demo_bscnet import segmentation_frame
+
+        net = self.load(bitstream)
+        return segmentation_frame(int(bitstream.input.get("voxel_size", 9)), (0, 0, 0),
+                                  net.cfg["levels"])
+
+    def simulate(self, bitstream, design_dir, inputs, simulator, **kwargs):
+        """The frame through the network, its hardware layers simulated; ``{rows,
+        mismatches, accuracy, seconds}``."""
+        from ..demo_bscnet import hardware_layer_names, simulate_bscnet
+
+        net = self.load(bitstream)
+        frame, feats, labels = inputs
+        rows, bad, acc, seconds = simulate_bscnet(net, frame, feats, labels, design_dir,
+                                                  simulator, 200.0, hardware_layer_names(net))
+        return {"rows": rows, "mismatches": bad, "accuracy": acc, "seconds": seconds}
+
+    def software(self, bitstream, inputs):
+        raise NotImplementedError("BSC-Net layers report their software time per layer "
+                                  "(simulate: software_seconds of each row)")
+
+    def report_rows(self, result, info=None):
+        from ..demo_bscnet import LAYER_COLUMNS
+
+        return [(result["rows"], LAYER_COLUMNS)]
+
+    def describe(self, bitstream):
+        import numpy as np
+
+        layers = [{"name": l["name"], "kind": l["kind"],
+                   "shape": "x".join(map(str, np.asarray(l["weights"]).shape)),
+                   "output": "signed sums", "weight_bits": int(np.asarray(l["weights"]).size),
+                   "encoding": "packed bits, slots*Cout rows", "threshold_width": None}
+                  for l in bitstream.bscnet["layers"]]
+        return layers, {"config": bitstream.bscnet["config"], "host_tensors": len(bitstream.host)}
+
+    def verilog_command(self, args, bitstream):
+        from .. import flows
+
+        if args.folding or args.target_cycles or args.max_lanes:
+            print("note: BSC-Net layers use PE = min(Cout, 16), SIMD = Cin; folding options "
+                  "are ignored")
+        rows = self.generate(bitstream, None, args.output, family=flows.family(args),
+                             max_voxels=args.max_voxels, coord_bits=args.coord_bits)
+        print(flows.format_table(rows, [
+            ("name", "layer", "{}"), ("kind", "kind", "{}"), ("cin", "Cin", "{}"),
+            ("cout", "Cout", "{}"), ("pe", "PE", "{}"), ("simd", "SIMD", "{}"),
+            ("bits", "coord bits", "{}"), ("where", "design", "{}")]))
+        print(f"wrote {sum(1 for r in rows if 'pe' in r)} layer designs under {args.output} "
+              f"(max {args.max_voxels} voxels a frame)")
+        return 0
+
+    def sim_command(self, args, bitstream):
+        """The frog frame through the network, binary encoder layers in hardware."""
+        from .. import flows
+        from ..demo_bscnet import hardware_layer_names
+        from ..progress import step
+
+        inputs = self.random_inputs(bitstream, 1, None)
+        out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
+        names = hardware_layer_names(self.load(bitstream))
+        step(f"frog frame at voxel size {int(bitstream.input.get('voxel_size', 9))} "
+             f"({inputs[0].size(0)} sites): {len(names)} binary layers on {args.simulator}, "
+             f"the others on the host")
+        result = self.simulate(bitstream, out, inputs, args.simulator)
+        for rows, columns in self.report_rows(result):
+            print(flows.format_table(rows, columns))
+        ok = result["mismatches"] == 0
+        print(f"{'PASS' if ok else 'FAIL'}: {len(result['rows'])} layers, "
+              f"{result['mismatches']} mismatches with the golden model; accuracy with the "
+              f"hardware's sums {result['accuracy']:.4f}; simulation {result['seconds']:.0f} s")
+        return 0 if ok else 1
+
+    def demo(self, args):
+        from quant.errors import BnnforgeError
+        from ..demo_bscnet import run_bscnet_demo
+
+        if args.synth:
+            raise BnnforgeError("--synth applies to the mlp and groupnet demos; synthesize a "
+                                "BSC-Net layer with `bnnforge verilog BITSTREAM -o DIR "
+                                "--family ecp5` and `bnnforge synth DIR/LAYER`")
+        out = args.out or "build/demo-bscnet"
+        report = run_bscnet_demo(out_dir=out, simulator=args.simulator,
+                                 voxel_size=args.voxel_size, epochs=args.epochs or 40,
+                                 seed=args.seed, clock_mhz=args.clock_mhz)
+        return report, report["mismatches"], out

@@ -1,0 +1,122 @@
+"""Flows of one binary sparse layer (SSC, down- or up-sampling with its search in hardware):
+generate its design, run voxel frames through it against golden, turn error beats into
+messages. A BSC-Net's layers (:mod:`bnnforge.kinds.bscnet`) and the benchmarks use them."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hw.generate import check_output_dir, design_info, write_design
+from .flows import TOP_NAME
+
+__all__ = ["generate_sparse", "simulate_sparse", "sparse_error_messages"]
+
+
+def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
+                    kind="ssc", output="bits", offsets=1, family=None):
+    """Write one binary sparse layer (``kind`` ssc, down or up; search in hardware) as Verilog
+    with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums; ``offsets``
+    kernel offsets a cycle; ``family`` the target FPGA family (None: generic)."""
+    from hw.axis import AxisTop
+    from hw.sparse import SparseLayer
+
+    check_output_dir(out_dir)
+    conv = SparseLayer(kind, weights, thresholds, max_voxels, coord_bits, folding, output=output,
+                       offsets=offsets, family=family)
+    conv.name = name
+    top = AxisTop([conv], sparse=True)
+    info = design_info(top, TOP_NAME, f"sparse-{kind}", {
+        "layer_kind": kind, "output": output, "out_width": conv.out_width,
+        "sum_width": conv.sum_width, "max_voxels": max_voxels, "coord_bits": coord_bits,
+        "cin": conv.cin, "cout": conv.cout, "pe": folding.pe, "simd": folding.simd,
+        "folds_per_pair": conv.folds, "offsets": offsets, "family": family})
+    write_design(out_dir, top, TOP_NAME, {}, info)
+    return json.loads((Path(out_dir) / "design.json").read_text())
+
+
+def sparse_error_messages(run, frames, info):
+    """The hardware's error beats (tuser = marker | error) as messages naming the frame and the
+    limit it broke."""
+    from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED
+
+    messages, frame = [], 0
+    for word, (last, user) in zip(run["outputs"], run["framing"]):
+        if user == 3:
+            code = (int(word, 16) >> info.get("out_width", info["cout"])) & (
+                (1 << info["coord_bits"]) - 1)
+            n = len(frames[frame][0]) if frame < len(frames) else "?"
+            if code == ERROR_TOO_MANY:
+                messages.append(f"frame {frame}: {n} voxels exceed the design's limit of "
+                                f"{info['max_voxels']}; generate it with a larger max_voxels "
+                                f"or split the frame")
+            elif code == ERROR_UNSORTED:
+                messages.append(f"frame {frame}: voxel keys are not strictly increasing "
+                                f"(unsorted or duplicate voxels); sort and merge the frame "
+                                f"(golden.sparse.sort_frame, voxelize)")
+            else:
+                messages.append(f"frame {frame}: hardware error code {code}")
+        frame += int(last)
+    return messages
+
+
+def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_modes=("none",),
+                    waves=None, progress=None, seed=0):
+    """Run voxel frames through a sparse layer design and compare every output beat (vector,
+    coordinates, framing) with golden. ``frames``: ``(coords, feature bits)`` for ssc/down,
+    ``(coarse coords, coarse feature bits, fine coords)`` for up; ``thresholds`` None for a
+    design that outputs sums. Returns the runner's result with ``mismatches`` (frames with any
+    difference), ``pairs`` per frame, ``frame_cycles`` per frame (first input beat to last
+    output beat, stall mode none), ``search_cycles`` and ``outputs`` (per frame, the
+    hardware's bits or sums, N x Cout)."""
+    from golden.sparse import sparse_layer_rows, sparse_layer_sums
+    from sim.runner import run_vectors
+    from sim.voxels import layer_beats, unpack_sums
+
+    info = json.loads((Path(design_dir) / "design.json").read_text())
+    kind = info.get("layer_kind", "ssc")
+    bits, cin, cout = info["coord_bits"], info["cin"], info["cout"]
+    sw = info.get("sum_width") if thresholds is None else None
+    maps = [sparse_layer_rows(kind, f, bits) for f in frames]
+    golden = [sparse_layer_sums(kind, f, weights, bits, rows) for f, rows in zip(frames, maps)]
+    data, framing, want, want_framing = layer_beats(kind, frames, weights, thresholds, bits,
+                                                    cin, sw, golden)
+    per_site = 28 * info["folds_per_pair"] + 8
+    result = run_vectors(design_dir, data, want, simulator=simulator, stall_modes=stall_modes,
+                         waves=waves, progress=progress, seed=seed, framing=framing,
+                         expected_framing=want_framing,
+                         max_cycles=10_000 + 4 * sum(len(f[0]) + len(f[-1]) for f in frames)
+                         * per_site)
+    sizes = [max(1, len(c)) for c, _ in golden]
+    ends = np.cumsum(sizes)
+    bad = set()
+    for run in result["runs"]:
+        got = [int(v, 16) for v in run["outputs"]]
+        for i, (g, e, gf, ef) in enumerate(zip(got, want, run["framing"], want_framing)):
+            if g != e or list(gf) != list(ef):
+                bad.add(int(np.searchsorted(ends, i, side="right")))
+        bad.update(int(np.searchsorted(ends, i, side="right"))
+                   for i in range(len(got), len(want)))
+    quiet = result["runs"][0]
+    in_sizes = [sum(max(1, len(p)) for p in ((f[0], f[2]) if kind == "up" else (f[0],)))
+                for f in frames]
+    in_ends = np.cumsum(in_sizes)
+    in_starts = np.concatenate([[0], in_ends[:-1]])
+    words = [int(v, 16) for v in quiet["outputs"]]
+    mask = (1 << info["out_width"]) - 1
+    outputs, start = [], 0
+    for (coords, _), n in zip(golden, sizes):
+        vec = [w & mask for w in words[start:start + len(coords)]]
+        start += n
+        if thresholds is None:
+            outputs.append(unpack_sums(vec, sw, cout))
+        else:
+            outputs.append(np.array([[(v >> j) & 1 for j in range(cout)] for v in vec],
+                                    dtype=np.uint8).reshape(len(vec), cout))
+    result["errors"] = sparse_error_messages(quiet, frames, info)
+    result.update(info=info, mismatches=len(bad), pairs=[len(rows) for _, rows in maps],
+                  outputs=outputs,
+                  frame_cycles=[quiet["t_out"][e - 1] - quiet["t_in"][s] + 1
+                                for s, e in zip(in_starts, ends) if e <= len(quiet["t_out"])],
+                  search_cycles=quiet.get("search_cycles"))
+    return result
