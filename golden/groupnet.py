@@ -48,6 +48,7 @@ from torch.nn import functional as F
 from quant.activation import ActivationQuant
 from quant.binarize import approx_sign
 from quant.csign import WeightBinarizer
+from quant.fixed import round_shift, saturate, to_fixed
 from .conv import binary_conv2d_popcount, weights_hwc
 
 __all__ = ["DECOMPOSITIONS", "TRAINING", "FixedPoint", "BinaryUnit", "GroupNet", "round_shift",
@@ -75,26 +76,6 @@ class FixedPoint:
 
     def to_dict(self):
         return asdict(self)
-
-
-def round_shift(v, shift):
-    """``floor((v + 2^(shift-1)) / 2^shift)`` on int64 arrays (``v`` itself when shift is 0)."""
-    v = np.asarray(v, dtype=np.int64)
-    if shift == 0:
-        return v
-    return (v + (1 << (shift - 1))) >> shift
-
-
-def saturate(v, width):
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    return np.clip(np.asarray(v, dtype=np.int64), lo, hi)
-
-
-def to_fixed(x, frac, width=None):
-    """Real values to integers with ``frac`` fractional bits, rounded half up (saturated to
-    ``width`` bits when given)."""
-    v = np.floor(np.asarray(x, dtype=np.float64) * (1 << frac) + 0.5).astype(np.int64)
-    return v if width is None else saturate(v, width)
 
 
 class BinaryUnit(nn.Module):

@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from quant.bits import bits_for
 from quant.bitstream import DenseLayer
 from quant.errors import BnnforgeError
+from quant.fixed import round_shift, saturate
 from quant.layout import Folding
 from .conv import conv_cycles_model
 from .fifo import StreamFifo
@@ -31,14 +32,9 @@ from .window import SlidingWindow
 __all__ = ["BinaryUnitHW", "GroupHW", "groupnet_top", "groupnet_memory_files"]
 
 
-def _round_shift(value, shift):
-    return value if shift == 0 else (value + (1 << (shift - 1))) >> shift
-
-
 def _saturate(m, value, width, name):
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
     out = Signal(signed(width), name=name)
-    m.d.comb += out.eq(Mux(value > hi, hi, Mux(value < lo, lo, value)))
+    m.d.comb += out.eq(saturate(value, width))
     return out
 
 
@@ -153,7 +149,7 @@ class BinaryUnitHW(wiring.Component):
                 a = int(unit["scale"][k])
                 scale = Const(a, signed(bits_for(abs(a)) + 1))
                 total = (residual[k] + int(unit["shift"][k])
-                         + _round_shift(scale * relu, fmt.scale_frac - fmt.frac))
+                         + round_shift(scale * relu, fmt.scale_frac - fmt.frac))
                 outs.append(_saturate(m, total, fmt.width, f"out{b}_{k}"))
 
         out_free = ~self.o.valid | self.o.ready
@@ -262,7 +258,7 @@ class GroupHW(wiring.Component):
             if self.gated:
                 own = _codes(self.i.payload[(k + 1) * w:(k + 2) * w], c, fmt.width)
                 g = int(self.group["gate"])
-                mixed = [_saturate(m, _round_shift(g * a + ((1 << fmt.gate_frac) - g) * b,
+                mixed = [_saturate(m, round_shift(g * a + ((1 << fmt.gate_frac) - g) * b,
                                                    fmt.gate_frac), fmt.width, f"mix{k}_{ch}")
                          for ch, (a, b) in enumerate(zip(own, y_prev))]
                 m.d.comb += first.i.payload.eq(Cat(*mixed))
@@ -300,7 +296,7 @@ class GroupHW(wiring.Component):
         total = []
         for ch in range(c):
             acc = sum(int(self.group["lambdas"][k]) * ys[k][ch] for k in range(k_count))
-            total.append(_saturate(m, _round_shift(acc, fmt.lambda_frac), fmt.width, f"y{ch}"))
+            total.append(_saturate(m, round_shift(acc, fmt.lambda_frac), fmt.width, f"y{ch}"))
         out_free = ~self.o.valid | self.o.ready
         all_valid = sources[0].valid
         for src in sources[1:]:
