@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.errors import BnnforgeError
+from .block import StreamBlock
 from .params import check_positive_int, construction
 
 __all__ = ["AxisTop", "byte_align"]
@@ -49,6 +50,10 @@ class AxisTop(wiring.Component):
         with construction(self):
             if not blocks:
                 raise BnnforgeError("an AXI4-Stream top needs at least one block")
+            for k, block in enumerate(blocks):
+                if not isinstance(block, StreamBlock):
+                    raise BnnforgeError(f"block {k} is a {type(block).__name__}, not a "
+                                        f"StreamBlock (i, o, busy, name, latency, cycle model)")
             for a, b in zip(blocks[:-1], blocks[1:]):
                 if a.o.payload.shape() != b.i.payload.shape():
                     raise BnnforgeError(f"cannot chain a block of output {a.o.payload.shape()} "
@@ -94,7 +99,7 @@ class AxisTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for k, block in enumerate(self.blocks):
-            m.submodules[getattr(block, "name", None) or f"block{k}"] = block
+            m.submodules[block.name or f"block{k}"] = block
         for a, b in zip(self.blocks[:-1], self.blocks[1:]):
             wiring.connect(m, a.o, b.i)
         first, last = self.blocks[0], self.blocks[-1]

@@ -5,11 +5,12 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import check_positive_int, construction
+from .block import StreamBlock
 
 __all__ = ["StreamFifo"]
 
 
-class StreamFifo(wiring.Component):
+class StreamFifo(StreamBlock):
     """``depth`` payloads of ``shape`` (a width, or a layout) between two streams (Amaranth's
     ``SyncFIFOBuffered``: block RAM plus an output register).
 

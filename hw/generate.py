@@ -81,11 +81,7 @@ def link_memory_files(verilog, files):
 
 def design_info(top, name, kind, extra=None):
     """The ``design.json`` description of an :class:`~hw.axis.AxisTop`."""
-    blocks = []
-    for k, b in enumerate(top.blocks):
-        blocks.append({"name": getattr(b, "name", f"block{k}"), "pe": getattr(b, "pe", None),
-                       "simd": getattr(b, "simd", None), "cycles_model": b.cycles_per_vector,
-                       "latency": b.latency})
+    blocks = [b.describe(k) for k, b in enumerate(top.blocks)]
     info = {"top": name, "kind": kind, "in_width": top.in_width,
             "tdata_in": len(top.s_axis_tdata), "tdata_out": len(top.m_axis_tdata),
             "element_width": top.element_width, "lane_width": top.lane_width,

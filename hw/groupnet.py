@@ -28,6 +28,7 @@ from .mvtu import MVTU
 from .params import construction
 from .streamops import fork, join_ready
 from .window import SlidingWindow
+from .block import StreamBlock
 
 __all__ = ["BinaryUnitHW", "GroupHW", "groupnet_top", "groupnet_memory_files"]
 
@@ -162,7 +163,7 @@ class BinaryUnitHW(wiring.Component):
         return m
 
 
-class GroupHW(wiring.Component):
+class GroupHW(StreamBlock):
     """The K bases of one Group-Net group and their lambda-weighted sum.
 
     Input: ``Y`` codes, or with a soft connection (``group["gate"]`` set) ``Cat(Y, y_1..y_K)``

@@ -8,6 +8,7 @@ from quant.bits import bits_for
 from quant.layout import FoldedLayout, Folding, threshold_file, weight_file
 from .params import check_family, check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
+from .block import StreamBlock
 
 __all__ = ["MVTU", "BLOCK_RAM_BITS"]
 
@@ -20,7 +21,7 @@ BLOCK_RAM_BITS = 4096
 """Weight memories of at least this many bits go to block RAM in designs for a family."""
 
 
-class MVTU(wiring.Component):
+class MVTU(StreamBlock):
     """A binary fully connected layer: ``rows`` outputs of ``popcount(XNOR(x, W_r))`` compared
     with per-row thresholds (or, for a scores layer, the popcounts themselves).
 

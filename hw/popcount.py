@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for
 from .params import check_family, check_positive_int, construction
+from .block import StreamBlock
 
 __all__ = ["XnorPopcount", "PopcountStream", "popcount_latency", "uses_carry_save",
            "CARRY_SAVE_MIN_WIDTH"]
@@ -116,7 +117,7 @@ class XnorPopcount(wiring.Component):
         return reg
 
 
-class PopcountStream(wiring.Component):
+class PopcountStream(StreamBlock):
     """:class:`XnorPopcount` behind streams: payload ``Cat(a, w)`` in, the count out.
 
     Initiation interval 1; the whole pipeline stalls while the output is valid and not ready.

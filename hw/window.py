@@ -6,11 +6,12 @@ from amaranth.lib.wiring import In, Out
 
 from quant.errors import BnnforgeError
 from .params import check_positive_int, construction
+from .block import StreamBlock
 
 __all__ = ["SlidingWindow"]
 
 
-class SlidingWindow(wiring.Component):
+class SlidingWindow(StreamBlock):
     """Convolution windows of a binary feature map, one window a transfer.
 
     Pixels arrive in raster order (row by row, left to right), one pixel of ``channels`` bits a

@@ -12,11 +12,12 @@ from .layouts import KINDS, record_layout, sum_width, voxel_in_layout, voxel_out
 from .search_resample import DownSearch, UpSearch
 from .search_ssc import SscSearch
 from .store import FrameStore
+from ..block import StreamBlock
 
 __all__ = ["SparseLayer", "SparseConv"]
 
 
-class SparseLayer(wiring.Component):
+class SparseLayer(StreamBlock):
     """A binary sparse convolution with its search in hardware (see :mod:`hw.sparse`).
 
     Parameters

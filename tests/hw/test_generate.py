@@ -69,3 +69,32 @@ def test_refuses_to_replace_a_foreign_directory(tmp_path, net):
     with pytest.raises(BnnforgeError, match="exists and is not a bnnforge design directory"):
         generate_dense(net, choose_for_target(layer_shapes(net), 8), tmp_path / "d")
     assert (tmp_path / "d" / "notes.txt").read_text() == "mine"
+
+
+def test_axis_top_takes_only_stream_blocks():
+    """Every block of a pipeline declares the same interface; anything else is refused with
+    a message naming it."""
+    from amaranth.hdl import Fragment
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hw.axis import AxisTop
+    from hw.popcount import PopcountStream
+    from quant.errors import BnnforgeError
+
+    class Loose(wiring.Component):
+        i: In(stream.Signature(8))
+        o: Out(stream.Signature(8))
+
+        def elaborate(self, platform):
+            raise AssertionError("never elaborated")
+
+    loose, first, block = Loose(), PopcountStream(4), PopcountStream(4)
+    loose._MustUse__silence = True
+    for used in (first, block):     # elaborated, so that no sub-block is left unused
+        Fragment.get(used, None)
+    with pytest.raises(BnnforgeError, match="^block 1 is a Loose, not a StreamBlock \\(i, o, "
+                                            "busy, name, latency, cycle model\\)$"):
+        AxisTop([first, loose])
+    assert block.describe(2) == {"name": "block2", "pe": None, "simd": None,
+                                 "cycles_model": 1, "latency": block.latency}
