@@ -39,12 +39,13 @@ def sparse_error_messages(run, frames, info):
     """The hardware's error beats (tuser = marker | error) as messages naming the frame and the
     limit it broke."""
     from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED
+    from sim.voxels import error_code
 
     messages, frame = [], 0
     for word, (last, user) in zip(run["outputs"], run["framing"]):
         if user == 3:
-            code = (int(word, 16) >> info.get("out_width", info["cout"])) & (
-                (1 << info["coord_bits"]) - 1)
+            code = error_code(int(word, 16), info.get("out_width", info["cout"]),
+                              info["coord_bits"])
             n = len(frames[frame][0]) if frame < len(frames) else "?"
             if code == ERROR_TOO_MANY:
                 messages.append(f"frame {frame}: {n} voxels exceed the design's limit of "

@@ -14,7 +14,7 @@ Streams carry one pixel a transfer in raster order; a pixel of a real-valued fea
 
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for
@@ -30,7 +30,7 @@ from .streamops import fork, join_ready
 from .window import SlidingWindow
 from .block import StreamBlock
 
-__all__ = ["BinaryUnitHW", "GroupHW", "groupnet_top", "groupnet_memory_files"]
+__all__ = ["BinaryUnitHW", "GroupHW", "groupnet_top", "groupnet_memory_files", "pixel_layout"]
 
 
 def _saturate(m, value, width, name):
@@ -39,8 +39,16 @@ def _saturate(m, value, width, name):
     return out
 
 
+def pixel_layout(channels, width):
+    """A pixel of fixed-point codes on a Group-Net stream: channel ``k`` is element ``k``, a
+    signed ``width``-bit code, channel 0 lowest (:func:`sim.vectors.pack_pixels` packs it)."""
+    return data.ArrayLayout(signed(width), channels)
+
+
 def _codes(payload, count, width):
-    return [payload[k * width:(k + 1) * width].as_signed() for k in range(count)]
+    """The signed codes of a pixel payload, through :func:`pixel_layout`."""
+    view = pixel_layout(count, width)(payload)
+    return [view[k] for k in range(count)]
 
 
 class BinaryUnitHW(wiring.Component):

@@ -4,8 +4,8 @@ import numpy as np
 
 from quant.bits import bits_to_int
 
-__all__ = ["pack_inputs", "pack_outputs", "unpack_outputs", "pack_pixels", "pack_signed_lanes", "pixels",
-           "unpack_signed_lanes"]
+__all__ = ["pack_inputs", "pack_outputs", "unpack_outputs", "pack_pixels", "pack_signed_lanes",
+           "pixels", "unpack_signed_lanes"]
 
 
 def pack_inputs(bits):

@@ -11,14 +11,47 @@ testbench drops them): after that, an error frame is that one beat.
 
 import numpy as np
 
+from hw.sparse.layouts import voxel_in_layout, voxel_out_layout
 from quant.bits import bits_to_int
 
 __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_sums",
-           "layer_beats", "FrameTracker"]
+           "layer_beats", "FrameTracker", "in_payloads", "out_payloads", "out_flags_at",
+           "error_code"]
 
 
 def _key(c, bits):
-    return int(c[0]) | int(c[1]) << bits | int(c[2]) << (2 * bits)
+    """``Cat(x, y, z)`` as an integer, placed as the voxel layouts place the coordinates."""
+    layout = voxel_in_layout(0, bits)
+    return sum(int(v) << layout[axis].offset for v, axis in zip(c, "xyz"))
+
+
+def in_payloads(data, framing, features, bits):
+    """Whole input payloads of a sparse layer (:func:`hw.sparse.voxel_in_layout`): the bus
+    words ``data`` (features and coordinates) with each beat's ``(tlast, tuser)`` placed at
+    the layout's ``last`` and ``marker`` fields."""
+    layout = voxel_in_layout(features, bits)
+    marker, last = layout["marker"].offset, layout["last"].offset
+    return [d | u << marker | t << last for d, (t, u) in zip(data, framing)]
+
+
+def out_flags_at(width, bits):
+    """Bit of ``marker`` in an output payload (``error`` and ``last`` follow it)."""
+    return voxel_out_layout(width, bits)["marker"].offset
+
+
+def out_payloads(data, framing, width, bits):
+    """Whole output payloads (:func:`hw.sparse.voxel_out_layout`) of bus words and
+    ``(tlast, tuser)``, ``tuser`` being ``Cat(marker, error)``."""
+    layout = voxel_out_layout(width, bits)
+    user, last = layout["marker"].offset, layout["last"].offset
+    assert layout["error"].offset == user + 1
+    return [d | u << user | t << last for d, (t, u) in zip(data, framing)]
+
+
+def error_code(word, width, bits):
+    """The error code of an output beat (its ``x`` field)."""
+    field = voxel_out_layout(width, bits)["x"]
+    return (word >> field.offset) & ((1 << bits) - 1)
 
 
 def frame_beats(frames, width, bits):
@@ -44,7 +77,7 @@ result_beats = frame_beats
 
 def error_beats(code, width):
     """The single output beat of a frame rejected with ``code`` (``width``: output vector)."""
-    return [code << width], [(1, 3)]
+    return [code << voxel_out_layout(width, 1)["x"].offset], [(1, 3)]
 
 
 class FrameTracker:

@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+import pytest
 from amaranth import Value
 from amaranth.sim import Simulator
 
@@ -10,6 +11,10 @@ from quant.bitstream import Bitstream, DenseLayer
 from sim.voxels import FrameTracker
 
 STALL_MODES = ("none", "source", "sink", "both")
+
+#: Verilator runs only with the slow marker: CI runs one Verilator test per top kind (dense
+#: network, Group-Net, convolution, sparse layer) and Icarus for the rest.
+VERILATOR_SLOW = pytest.param("verilator", marks=pytest.mark.slow)
 _STALL = {"none": (0.0, 0.0), "source": (0.35, 0.0), "sink": (0.0, 0.35), "both": (0.35, 0.35)}
 
 

@@ -87,3 +87,20 @@ def test_unit_latency(dilation):
     got = unpack_lanes(outs, 4, fmt.width, fmt.width)
     assert (got == want).all()
     assert t_out[0] - t_in[0] == hw_unit.latency
+
+
+def test_pixel_packing_follows_the_pixel_layout():
+    """The simulation's pixel packing (sim.vectors.pack_pixels) and the hardware's pixel layout
+    place every code at the same bits: a round trip through the layout's own constants."""
+    from hw.groupnet import pixel_layout
+    from sim.vectors import pack_pixels, unpack_signed_lanes
+
+    rng = np.random.default_rng(9)
+    width, channels = 12, 5
+    codes = rng.integers(-(1 << 11), 1 << 11, (2, channels, 3, 2))
+    codes[0, :, 0, 0] = [-(1 << 11), (1 << 11) - 1, -1, 0, 1]   # the extremes of a code
+    words = pack_pixels(codes, width)
+    layout = pixel_layout(channels, width)
+    flat = codes.transpose(0, 2, 3, 1).reshape(-1, channels)
+    assert words == [layout.const(row.tolist()).as_value().value for row in flat]
+    assert (unpack_signed_lanes(words, channels, width, width) == flat).all()

@@ -8,7 +8,8 @@ from golden.sparse import binary_ssc_bits, sort_frame
 from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED, SparseConv
 from quant.errors import BnnforgeError
 from quant.layout import Folding
-from sim.voxels import error_beats, frame_beats, result_beats
+from sim.voxels import (error_beats, frame_beats, in_payloads, out_flags_at, out_payloads,
+                        result_beats)
 from tests.golden.test_sparse import random_frame
 from tests.helpers import STALL_MODES, run_stream
 
@@ -33,9 +34,8 @@ def _run(dut, frames, w, t, mode, extra_in=(), extra_out=()):
     data, framing = frame_beats(frames, CIN, B)
     want, want_framing = result_beats(
         [(c, binary_ssc_bits(c, f, w, t, B) if len(c) else f) for c, f in frames], COUT, B)
-    inputs = [d | l << (CIN + 3 * B + 1) | u << (CIN + 3 * B) for d, (l, u) in zip(data, framing)]
-    expected = [d | u << (COUT + 3 * B) | l << (COUT + 3 * B + 2)
-                for d, (l, u) in zip(want, want_framing)]
+    inputs = in_payloads(data, framing, CIN, B)
+    expected = out_payloads(want, want_framing, COUT, B)
     outs, t_in, t_out = run_stream(dut, inputs + list(extra_in), len(expected) + len(extra_out),
                                    mode, seed=3, max_cycles=200_000)
     return outs, expected + list(extra_out)
@@ -63,15 +63,15 @@ def test_limits_give_error_beats_and_the_next_frame_is_fine():
     good = sort_frame(np.array([[1, 2, 3], [1, 2, 4]]), rng.integers(0, 2, (2, CIN)), B)
     frames_in = [(big, big_f), (unsorted, rng.integers(0, 2, (3, CIN))), good]
     data, framing = frame_beats(frames_in, CIN, B)
-    inputs = [d | l << (CIN + 3 * B + 1) | u << (CIN + 3 * B) for d, (l, u) in zip(data, framing)]
+    inputs = in_payloads(data, framing, CIN, B)
     outs, _, _ = run_stream(dut, inputs, 3, "both", seed=4, max_cycles=50_000,
-                            frames_at=COUT + 3 * B)
+                            frames_at=out_flags_at(COUT, B))
     err1, err2 = error_beats(ERROR_TOO_MANY, COUT)[0][0], error_beats(ERROR_UNSORTED, COUT)[0][0]
-    marker_error_last = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
+    marker_error_last = out_payloads([0], [(1, 3)], COUT, B)[0]
     assert outs[0] == err1 | marker_error_last
     assert outs[1] == err2 | marker_error_last
     want, _ = result_beats([(good[0], binary_ssc_bits(*good, w, t, B))], COUT, B)
-    assert [o & ((1 << (COUT + 3 * B)) - 1) for o in outs[2:]] == want
+    assert [o & ((1 << out_flags_at(COUT, B)) - 1) for o in outs[2:]] == want
 
 
 def test_parameter_errors():

@@ -10,7 +10,8 @@ from golden.sparse import downsample_map, sort_frame
 from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED, SparseLayer, sum_width
 from quant.errors import BnnforgeError
 from quant.layout import Folding
-from sim.voxels import error_beats, frame_beats, layer_beats
+from sim.voxels import (error_beats, frame_beats, in_payloads, layer_beats, out_flags_at,
+                        out_payloads)
 from tests.golden.test_sparse import random_frame
 from tests.helpers import STALL_MODES, run_stream
 
@@ -51,9 +52,8 @@ def _run(dut, kind, frames, w, t, mode, cin=CIN):
     sw = None if t is not None else dut.sum_width
     data, framing, want, want_framing = layer_beats(kind, frames, w, t, B, cin, sw)
     ow = dut.out_width
-    inputs = [d | u << (cin + 3 * B) | l << (cin + 3 * B + 1) for d, (l, u) in zip(data, framing)]
-    expected = [d | u << (ow + 3 * B) | l << (ow + 3 * B + 2)
-                for d, (l, u) in zip(want, want_framing)]
+    inputs = in_payloads(data, framing, cin, B)
+    expected = out_payloads(want, want_framing, ow, B)
     outs, _, _ = run_stream(dut, inputs, len(expected), mode, seed=3, max_cycles=100_000)
     return outs, expected
 
@@ -92,7 +92,7 @@ def test_down_search_keeps_pace():
     frame = _sorted(rng, random_frame(rng, NMAX, 9, bits=B))
     dut = SparseLayer("down", w, None, NMAX, B, Folding(COUT, CIN), output="sums")
     data, framing, want, _ = layer_beats("down", [frame], w, None, B, CIN, dut.sum_width)
-    inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1) for d, (l, u) in zip(data, framing)]
+    inputs = in_payloads(data, framing, CIN, B)
     _, t_in, t_out = run_stream(dut, inputs, len(want), "none")
     first_planes = int((frame[0][:, 2] < 2).sum())
     assert 0 < first_planes < NMAX
@@ -114,9 +114,9 @@ def test_up_limits_error_beats():
     for c, f, fine in frames_in:
         parts += [(c, f), (fine, np.zeros((len(fine), CIN), np.uint8))]
     data, framing = frame_beats(parts, CIN, B)
-    inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1) for d, (l, u) in zip(data, framing)]
-    outs, _, _ = run_stream(dut, inputs, 2, "both", seed=5, frames_at=COUT + 3 * B)
-    flags = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
+    inputs = in_payloads(data, framing, CIN, B)
+    outs, _, _ = run_stream(dut, inputs, 2, "both", seed=5, frames_at=out_flags_at(COUT, B))
+    flags = out_payloads([0], [(1, 3)], COUT, B)[0]
     assert outs == [error_beats(ERROR_TOO_MANY, COUT)[0][0] | flags,
                     error_beats(ERROR_UNSORTED, COUT)[0][0] | flags]
 
@@ -135,15 +135,13 @@ def test_error_found_late_voids_the_outputs_already_sent(kind):
     bad = (np.concatenate([good[0], good[0][:1]]), np.concatenate([good[1], good[1][:1]]))
     data, framing, want, want_framing = layer_beats(kind, [good], w, t, B, CIN)
     bad_data, bad_framing = frame_beats([bad], CIN, B)
-    inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1)
-              for d, (l, u) in zip(bad_data + data, bad_framing + framing)]
+    inputs = in_payloads(bad_data + data, bad_framing + framing, CIN, B)
     voided = []
-    outs, _, _ = run_stream(dut, inputs, 2, "none", frames_at=COUT + 3 * B, voided=voided)
-    flags = (3 << (COUT + 3 * B)) | (1 << (COUT + 3 * B + 2))
+    outs, _, _ = run_stream(dut, inputs, 2, "none", frames_at=out_flags_at(COUT, B), voided=voided)
+    flags = out_payloads([0], [(1, 3)], COUT, B)[0]
     assert voided[0] > 0
     assert outs[0] == error_beats(ERROR_UNSORTED, COUT)[0][0] | flags
-    assert outs[1:] == [d | u << (COUT + 3 * B) | l << (COUT + 3 * B + 2)
-                        for d, (l, u) in zip(want, want_framing)]
+    assert outs[1:] == out_payloads(want, want_framing, COUT, B)
 
 
 def test_parameter_errors():
@@ -191,8 +189,7 @@ def test_offsets_divide_the_compute_cycles():
         dut = SparseLayer("ssc", w, None, NMAX, B, Folding(COUT, CIN), output="sums",
                           offsets=offsets)
         data, framing, want, _ = layer_beats("ssc", [frame], w, None, B, CIN, dut.sum_width)
-        inputs = [d | u << (CIN + 3 * B) | l << (CIN + 3 * B + 1)
-                  for d, (l, u) in zip(data, framing)]
+        inputs = in_payloads(data, framing, CIN, B)
         busy = []
         sim = Simulator(dut)
         sim.add_clock(1e-6)

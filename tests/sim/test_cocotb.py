@@ -16,7 +16,7 @@ from quant.layout import Folding, memory_files
 from sim.cycles import measure
 from sim.runner import STALL_MODES, run_vectors
 from sim.vectors import pack_inputs, pack_outputs
-from tests.helpers import edge_vectors, random_dense
+from tests.helpers import VERILATOR_SLOW, edge_vectors, random_dense
 
 SIMULATORS = ["icarus", "verilator"]
 
@@ -32,7 +32,7 @@ def _check(result, info, n):
     return quiet
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("simulator", ["icarus", VERILATOR_SLOW])
 def test_popcount_unit(tmp_path, simulator):
     n = 100
     rng = np.random.default_rng(11)
@@ -49,7 +49,7 @@ def test_popcount_unit(tmp_path, simulator):
     _check(run_vectors(tmp_path / "pc", inputs, expected, simulator), info, len(a))
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("simulator", ["icarus", VERILATOR_SLOW])
 def test_mvtu(tmp_path, simulator):
     rng = np.random.default_rng(12)
     layer = random_dense(rng, [40, 12], scores_last=False).layers[0]

@@ -14,9 +14,9 @@ from hw.window import SlidingWindow
 from quant.bits import bits_to_int
 from sim.cycles import interval
 from sim.runner import STALL_MODES, run_vectors
+from tests.helpers import VERILATOR_SLOW
 from tests.hw.test_window import golden_windows
 
-SIMULATORS = ["icarus", "verilator"]
 
 
 def _model(bases, decomposition="groupnet", bpac=None, seed=0):
@@ -34,7 +34,7 @@ def _model(bases, decomposition="groupnet", bpac=None, seed=0):
     return model
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("simulator", ["icarus", VERILATOR_SLOW])
 def test_sliding_window_unit(tmp_path, simulator):
     h, w, c, k, s, d, p, pb = 6, 7, 3, 3, 1, 2, 2, 1
     swu = SlidingWindow(h, w, c, k, s, d, p, pb)
@@ -55,7 +55,8 @@ def test_sliding_window_unit(tmp_path, simulator):
     ("icarus", "groupnet", [1, 2, 1]),   # soft connections, BPAC: every base its own units
     ("verilator", "groupnet", [1, 2, 1]),
     ("icarus", "gbd1", None),            # hard connections: shared first units
-    ("verilator", "layer", None),
+    ("icarus", "layer", None),
+    pytest.param("verilator", "layer", None, marks=pytest.mark.slow),
 ])
 def test_groupnet_blocks(tmp_path, simulator, decomposition, bpac):
     model = _model(3, decomposition, bpac)

@@ -8,10 +8,11 @@ from bnnforge.sparse_flows import generate_sparse, simulate_sparse
 from golden.frog import frog_frame
 from quant.layout import Folding
 from sim.runner import STALL_MODES
+from tests.helpers import VERILATOR_SLOW
 from tests.hw.test_sparse import CIN, COUT, NMAX, B, edge_frames
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", VERILATOR_SLOW])
 def test_edge_cases(tmp_path, simulator):
     rng = np.random.default_rng(1)
     w = rng.integers(0, 2, (27, COUT, CIN))
@@ -164,7 +165,7 @@ def test_point_clouds_from_meshes(tmp_path, mesh):
     assert result["passed"] and result["mismatches"] == 0, result["log"]
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", VERILATOR_SLOW])
 @pytest.mark.parametrize("kind", ["down", "up"])
 def test_down_up_edge_cases(tmp_path, simulator, kind):
     """Down- and up-sampling layers (sums out) on the edge-case frames, four stall modes."""
@@ -182,7 +183,7 @@ def test_down_up_edge_cases(tmp_path, simulator, kind):
         assert np.array_equal(got, sparse_layer_sums(kind, f, w, B2)[1])
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", VERILATOR_SLOW])
 def test_up_frog_levels_first_frame_after_reset(tmp_path, simulator):
     """The frog's level 5 sites up-sampled from level 6, as the first frame after reset (a
     selection that Icarus left undefined when it was a case in an always block)."""
