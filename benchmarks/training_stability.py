@@ -5,7 +5,7 @@ build/bench/training_stability.json.
 
     .venv/bin/python benchmarks/training_stability.py [--network groupnet|mlp]
         [--seeds 0 1 2 3 4] [--threads 1 2] [--epochs 15] [--bases 2] [--hidden 256 256]
-        [--binarizer sign|csign]
+        [--binarizer sign|csign] [--stem-relu]
         [--lr LR] [--warmup-epochs E] [--clip-grad-norm G]
 
 Without --lr/--warmup-epochs/--clip-grad-norm the network's own recipe is used
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 
-def one_run(network, seed, threads, epochs, bases, binarizer, recipe, hidden=(256, 256)):
+def one_run(network, seed, threads, epochs, bases, binarizer, recipe, hidden=(256, 256),
+            stem_relu=False):
     from golden.digits import load_digits_split
     from golden.train import accuracy, seed_everything, torch_threads, train_classifier
 
@@ -33,7 +34,7 @@ def one_run(network, seed, threads, epochs, bases, binarizer, recipe, hidden=(25
 
             xtr, xte = as_images(data.x_train), as_images(data.x_test)
             model = GroupNet(channels=16, blocks=2, bases=bases, decomposition="groupnet",
-                             binarizer=binarizer)
+                             binarizer=binarizer, stem_relu=stem_relu)
         else:
             from golden.digits import thermometer
             from golden.mlp import BinaryMLP
@@ -57,6 +58,8 @@ def main():
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256],
                    help="the MLP's hidden layer sizes")
     p.add_argument("--binarizer", default="sign", choices=("sign", "csign"))
+    p.add_argument("--stem-relu", action="store_true",
+                   help="Group-Net: the stem with a ReLU, as before (collapses on some runs)")
     p.add_argument("--lr", type=float)
     p.add_argument("--warmup-epochs", type=float)
     p.add_argument("--clip-grad-norm", type=float)
@@ -74,7 +77,7 @@ def main():
     for seed in args.seeds:
         for threads in args.threads:
             r = one_run(args.network, seed, threads, args.epochs, args.bases, args.binarizer,
-                        recipe, args.hidden)
+                        recipe, args.hidden, args.stem_relu)
             runs.append(r)
             print(f"seed {seed}  threads {threads}  accuracy {r['accuracy']:.4f}  "
                   f"({r['seconds']:.0f} s)", flush=True)
@@ -85,9 +88,11 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"network": args.network, "binarizer": args.binarizer, "epochs": args.epochs,
-              "bases": args.bases, "hidden": args.hidden, "recipe": recipe, "runs": runs,
+              "bases": args.bases, "hidden": args.hidden, "stem_relu": args.stem_relu,
+              "recipe": recipe, "runs": runs,
               "summary": summary}
     name = f"{args.network}_k{args.bases}" if args.network == "groupnet" else "mlp"
+    name += "_stemrelu" if args.stem_relu else ""
     (out / f"training_stability_{name}_{args.binarizer}_{args.epochs}ep.json").write_text(
         json.dumps(report, indent=2) + "\n")
 

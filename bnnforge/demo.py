@@ -1,71 +1,22 @@
 """``bnnforge demo``: train a binary MLP on the scikit-learn digits, export, generate Verilog,
 simulate the whole test split through the network top and report cycles beside software."""
 
-import json
 import time
-import timeit
 from pathlib import Path
 
 import numpy as np
 
 from quant import bitstream as bitstream_io
-from quant.bitstream import atomic_write
 from .flows import format_table, resolve_folding
 from .kinds.mlp import generate_dense, simulate_dense
 from .progress import Progress, step
+from .reports import (SYNTH_TARGET, pick_simulator, seconds_per_item, synth_design,
+                      synth_markdown, write_reports)
 
-__all__ = ["run_demo", "software_timing", "seconds_per_item", "write_reports", "pick_simulator",
-           "synth_design", "synth_markdown", "SYNTH_TARGET"]
+__all__ = ["run_demo", "software_timing"]
 
 DEFAULT_LEVELS = (4, 8, 12)
 DEFAULT_HIDDEN = (256, 256)
-
-SYNTH_TARGET = ("ecp5", "85k")
-"""Family and device of the demos' ``--synth`` runs (the designs are then generated for it)."""
-
-
-def synth_design(design_dir, clock_mhz, cycles_per_image):
-    """Synthesize and place-and-route a demo design on :data:`SYNTH_TARGET` (target clock
-    ``clock_mhz``, seed 1): the report's ``synth`` entry with resources, the achieved Fmax and
-    the hardware time per image at that Fmax. A failed run is recorded as ``{"error": ...}``
-    (logs kept), so that the simulation results are not lost."""
-    from hw.synth import synthesize
-    from quant.errors import BnnforgeError
-
-    family, device = SYNTH_TARGET
-    step(f"synthesizing {design_dir} for {family} {device} (Yosys + nextpnr, YoWASP; the "
-         f"router takes minutes)")
-    try:
-        r = synthesize(design_dir, family, device, clock_mhz, seed=1,
-                       say=lambda text: print(text, flush=True))
-    except BnnforgeError as e:
-        print(f"synthesis failed: {e}")
-        return {"error": str(e)}
-    fmax = min(r["fmax_mhz"].values()) if r["fmax_mhz"] else None
-    comb = r["utilization"].get("TRELLIS_COMB", {})
-    return {"part": r["part"], "lut4": r["lut4"], "ccu2c": r["carry"], "ff": r["ff"],
-            "comb": r["comb"], "comb_percent": comb.get("percent"), "bram": r["bram"],
-            "dsp": r["dsp"], "fmax_mhz": fmax, "freq_target_mhz": clock_mhz,
-            "hw_seconds_per_image_at_fmax": (cycles_per_image / (fmax * 1e6)
-                                             if fmax else None),
-            "tools": r["tools"], "seconds": r["seconds"], "logs": r["logs"]}
-
-
-def synth_markdown(rows):
-    """Markdown lines of the resources table: ``rows`` are ``(label, synth entry)``."""
-    lines = ["| design | part | LUT4 | CCU2C | FF | logic slots (% of device) | block RAM | "
-             "Fmax MHz (target) | hw s/image at Fmax |", "|---|---|---|---|---|---|---|---|---|"]
-    for label, s in rows:
-        if "error" in s:
-            lines.append(f"| {label} | synthesis failed: {s['error']} | | | | | | | |")
-            continue
-        fmax = "-" if s["fmax_mhz"] is None else f"{s['fmax_mhz']:.1f}"
-        t = s["hw_seconds_per_image_at_fmax"]
-        lines.append(f"| {label} | {s['part']} | {s['lut4']} | {s['ccu2c']} | {s['ff']} | "
-                     f"{s['comb']} ({s['comb_percent'] or 0:.1f} %) | {s['bram']} | {fmax} "
-                     f"({s['freq_target_mhz']:g}) | {'-' if t is None else f'{t:.3e}'} |")
-    return lines
-
 
 def software_timing(bitstream, input_bits, repeats=5):
     """Seconds per image of the PyTorch integer golden model and of the bit-packed NumPy
@@ -85,43 +36,10 @@ def software_timing(bitstream, input_bits, repeats=5):
             "torch_threads": torch.get_num_threads(), "batch": n}
 
 
-def seconds_per_item(fn, items, repeats=5):
-    """Seconds per item of ``fn`` (which processes ``items`` at once): the best of ``repeats``
-    timings, each over as many calls as ``timeit`` needs for a stable reading."""
-    loops, _ = timeit.Timer(fn).autorange()
-    return min(timeit.repeat(fn, number=loops, repeat=repeats)) / loops / items
-
-
-def write_reports(out_dir, report, markdown):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / "report.json",
-                 lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
-    atomic_write(out_dir / "report.md", lambda tmp: Path(tmp).write_text(markdown))
-
-
 LAYER_COLUMNS = [("name", "layer", "{}"), ("rows", "rows", "{}"), ("cols", "cols", "{}"),
                  ("pe", "PE", "{}"), ("simd", "SIMD", "{}"),
                  ("cycles_simulated", "cycles sim", "{:.1f}"),
                  ("cycles_model", "cycles model", "{}"), ("ratio", "sim/model", "{:.3f}")]
-
-
-def pick_simulator(simulator, clock_mhz):
-    """``(simulator, note)``: the one asked for (checked), or Verilator, or Icarus when
-    Verilator is unavailable (the note says so)."""
-    from quant.errors import SimulatorError
-    from sim.runner import available_simulators, check_simulator
-
-    if clock_mhz <= 0:
-        raise SimulatorError(f"--clock-mhz must be positive, not {clock_mhz}")
-    if simulator is not None:
-        check_simulator(simulator)
-        return simulator, None
-    sims = available_simulators()
-    if not sims:
-        check_simulator("verilator")
-    if "verilator" in sims:
-        return "verilator", None
-    return sims[0], "Verilator is unavailable; simulated on Icarus Verilog instead"
 
 
 def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, seed=0,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .demo import pick_simulator, write_reports
+from .reports import pick_simulator, write_reports
 from .flows import format_table
 from .progress import Progress, step
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 from quant import bitstream as bitstream_io
-from .demo import (SYNTH_TARGET, pick_simulator, seconds_per_item, synth_design,
-                   synth_markdown, write_reports)
+from .reports import (SYNTH_TARGET, pick_simulator, seconds_per_item, synth_design,
+                      synth_markdown, write_reports)
 from .flows import format_table, resolve_folding
 from .kinds.groupnet import generate_groupnet, simulate_groupnet
 from .progress import Progress, step

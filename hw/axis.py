@@ -116,7 +116,6 @@ class AxisTop(wiring.Component):
             with m.If(self.m_axis_tvalid & self.m_axis_tready):
                 m.d.sync += count.eq(Mux(count == self.frame_outputs - 1, 0, count + 1))
         if self.sparse:
-            w = self.out_width
             m.d.comb += [
                 first.i.payload.eq(Cat(self.s_axis_tdata[:self.in_width], self.s_axis_tuser,
                                        self.s_axis_tlast)),

@@ -1,7 +1,7 @@
 """A stream FIFO block: decouples a producer that runs ahead from a slower consumer."""
 
 from amaranth import Module, Shape
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import fifo, stream
 from amaranth.lib.wiring import In, Out
 
 from .params import check_positive_int, construction

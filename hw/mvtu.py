@@ -1,7 +1,7 @@
 """Matrix-vector-threshold unit: a binary fully connected layer folded over PE x SIMD."""
 
 from amaranth import Module, Signal, Cat, Mux
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
 from quant.bits import bits_for

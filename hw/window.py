@@ -1,7 +1,7 @@
 """Sliding-window unit: a stream of feature-map pixels in, a stream of convolution windows out."""
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
 from quant.errors import BnnforgeError
