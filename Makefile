@@ -26,7 +26,7 @@ demo: setup
 # Simulators built by the tests are cached by content under build/sim-cache (a fresh clone
 # starts empty; `make clean` empties it).
 test: setup
-	BNNFORGE_SIM_CACHE=$(CURDIR)/build/sim-cache $(VENV)/bin/python -m pytest -n auto
+	BNNFORGE_SIM_CACHE=$(CURDIR)/build/sim-cache $(VENV)/bin/python -m pytest -n auto --durations=25
 
 clean:
 	rm -rf build .pytest_cache
