@@ -59,6 +59,7 @@ class NetworkKind:
     bitstream_kind = None   # what Bitstream.kind says for this kind
     model_kind = None       # KIND of the golden model class (checkpoints)
     target_unit = "vector"  # what a cycle target counts cycles of
+    output_unit = "vector"  # what one output transfer of the design carries (progress bars)
 
     def target_per_matrix(self, bitstream, target_cycles):
         """A cycle target (per :attr:`target_unit`) as cycles per vector of each matrix."""
@@ -116,7 +117,7 @@ class NetworkKind:
         what = f"{args.vectors} {self.target_unit}s"
         step(f"simulating {args.vectors} random {self.target_unit}s on {args.simulator}, stall "
              f"modes {', '.join(args.stall)}")
-        bar = Progress(self.target_unit + "s")
+        bar = Progress(self.output_unit + "s")
         result = self.simulate(bitstream, out, inputs, args.simulator, stall_modes=args.stall,
                                waves=args.waves, progress=lambda d, n: bar.update(d, n),
                                seed=args.seed)

@@ -82,6 +82,7 @@ def simulate_groupnet(bitstream, design_dir, images, simulator, stall_modes=("no
 class GroupNetKind(NetworkKind):
     name, bitstream_kind, model_kind = "groupnet", "groupnet", "groupnet"
     target_unit = "image"
+    output_unit = "pixel"
 
     def target_per_matrix(self, bitstream, target_cycles):
         """Units take ``height x width`` windows an image."""
