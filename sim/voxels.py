@@ -9,6 +9,8 @@ both set and the error code in the ``x`` field, which voids the frame's earlier 
 testbench drops them): after that, an error frame is that one beat.
 """
 
+import functools
+
 import numpy as np
 
 from hw.sparse.layouts import voxel_in_layout, voxel_out_layout
@@ -19,10 +21,15 @@ __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_su
            "error_code"]
 
 
+@functools.lru_cache(maxsize=None)
+def _coordinate_offsets(bits):
+    layout = voxel_in_layout(0, bits)
+    return tuple(layout[axis].offset for axis in "xyz")
+
+
 def _key(c, bits):
     """``Cat(x, y, z)`` as an integer, placed as the voxel layouts place the coordinates."""
-    layout = voxel_in_layout(0, bits)
-    return sum(int(v) << layout[axis].offset for v, axis in zip(c, "xyz"))
+    return sum(int(v) << offset for v, offset in zip(c, _coordinate_offsets(bits)))
 
 
 def in_payloads(data, framing, features, bits):
