@@ -22,9 +22,12 @@ def seed_everything(seed):
 
 @contextlib.contextmanager
 def torch_threads(n):
-    """Run the body with ``n`` intra-op threads (restored afterwards). A binary network's
-    training can take another path with another thread count (reductions add in another
-    order and a sign flips), so reproducible runs fix it."""
+    """Run the body with ``n`` intra-op threads (restored afterwards; None changes nothing). A
+    binary network's training can take another path with another thread count (reductions add
+    in another order and a sign flips), so reproducible runs fix it."""
+    if n is None:
+        yield
+        return
     saved = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -65,11 +68,6 @@ def train_classifier(model, x, y, epochs=60, lr=1e-2, batch=64, seed=0, progress
     step. ``threads``: train with that many intra-op threads (:func:`torch_threads`; None
     keeps the current count).
     """
-    if threads is not None:
-        with torch_threads(threads):
-            return train_classifier(model, x, y, epochs, lr, batch, seed, progress, optimizer,
-                                    schedule, milestones, gamma, on_epoch, momentum,
-                                    warmup_epochs, clip_grad_norm)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if schedule not in SCHEDULES:
@@ -85,27 +83,28 @@ def train_classifier(model, x, y, epochs=60, lr=1e-2, batch=64, seed=0, progress
     step_milestones = [m * steps_per_epoch for m in milestones]
     total, warmup = epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     sched = _schedule(opt, schedule, total, step_milestones, gamma, warmup)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch):
-            idx = order[i:i + batch]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            if clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            opt.step()
-            sched.step()
-            if hasattr(model, "clip_"):
-                model.clip_()
-            total += loss.item() * len(idx)
-        model.eval()
-        if on_epoch:
-            on_epoch(model, epoch + 1)
-        if progress:
-            progress(epoch + 1, epochs, total / len(x))
+    with torch_threads(threads):
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(x), generator=gen)
+            loss_sum = 0.0
+            for i in range(0, len(x), batch):
+                idx = order[i:i + batch]
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                if clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+                opt.step()
+                sched.step()
+                if hasattr(model, "clip_"):
+                    model.clip_()
+                loss_sum += loss.item() * len(idx)
+            model.eval()
+            if on_epoch:
+                on_epoch(model, epoch + 1)
+            if progress:
+                progress(epoch + 1, epochs, loss_sum / len(x))
     model.eval()
     return model
 

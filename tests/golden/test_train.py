@@ -60,3 +60,5 @@ def test_torch_threads_sets_and_restores():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
