@@ -30,6 +30,11 @@ class StreamBlock(wiring.Component):
     pe = None
     simd = None
 
+    def block_ram_memories(self):
+        """Memory files whose words sit in block-RAM cell parameters (``INITVAL``) instead of
+        being read by ``$readmemh``; the files are still written, for reference."""
+        return []
+
     def describe(self, index):
         """The block's entry in ``design.json`` (``index``: its place in the pipeline)."""
         return {"name": self.name or f"block{index}", "pe": self.pe, "simd": self.simd,

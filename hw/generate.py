@@ -4,7 +4,9 @@ A generated design directory holds ``<top>.v``, one ``.mem`` file per weight and
 memory (see :mod:`quant.layout`), ``folding.json`` where a folding applies, and ``design.json``
 (ports, widths, per-block folding, latency, cycles). A design that instantiates FPGA primitives
 (ECP5's CCU2C carry cells, with ``--family ecp5``) also gets the simulation models of those
-primitives (``design.json``'s ``sim_models``: read by the simulators, never by synthesis). It is
+primitives (``design.json``'s ``sim_models``: read by the simulators, never by synthesis); the
+words of memories built from ECP5 block RAM cells sit in the cells' ``INITVAL`` parameters
+(``block_ram_files``: their memory files are written for reference, not read). It is
 written to a temporary directory first and moved into place only when complete.
 """
 
@@ -22,7 +24,7 @@ __all__ = ["to_verilog", "link_memory_files", "design_info", "check_output_dir",
 _LITERAL = re.compile(r"(\d+)'([bhd])([0-9a-fA-F_]+)")
 
 # Primitives a generated design may instantiate, and the file of each one's simulation model.
-_SIM_MODELS = {"CCU2C": "ccu2c_sim.v"}
+_SIM_MODELS = {"CCU2C": "ccu2c_sim.v", "DP16KD": "dp16kd_sim.v"}
 
 
 def to_verilog(top, name):
@@ -111,7 +113,9 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
     is a bnnforge design directory.
     """
     out_dir = check_output_dir(out_dir)
-    verilog = link_memory_files(to_verilog(top, name), memory_files)
+    in_cells = sorted({f for b in getattr(top, "blocks", []) for f in b.block_ram_memories()})
+    verilog = link_memory_files(to_verilog(top, name),
+                                {f: t for f, t in memory_files.items() if f not in in_cells})
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
@@ -125,7 +129,7 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
         for fname in models:
             shutil.copy(Path(__file__).parent / "verilog" / fname, tmp / fname)
         info = dict(info, verilog=f"{name}.v", memory_files=sorted(memory_files),
-                    sim_models=models)
+                    block_ram_files=in_cells, sim_models=models)
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         if out_dir.exists():
             old = out_dir.with_name(out_dir.name + ".old")

@@ -237,6 +237,9 @@ class GroupHW(StreamBlock):
     def hardware_units(self):
         return self.head + [u for base in self.rest for u in base]
 
+    def block_ram_memories(self):
+        return [f for u in self.hardware_units for f in u.mvtu.block_ram_memories()]
+
     @property
     def cycles_per_frame(self):
         """The bases run in parallel: the slowest unit of any base sets the pace."""

@@ -9,6 +9,7 @@ from quant.layout import FoldedLayout, Folding, threshold_file, weight_file
 from .params import check_family, check_positive_int, construction
 from .popcount import XnorPopcount, popcount_latency
 from .block import StreamBlock
+from .bram_ecp5 import MAX_DEPTH, BlockRom
 
 __all__ = ["MVTU", "BLOCK_RAM_BITS"]
 
@@ -95,11 +96,35 @@ class MVTU(StreamBlock):
         return popcount_latency(self.simd, self.reg_every, self.family)
 
     @property
+    def weight_latency(self):
+        """Cycles of a weight read: 2 in ECP5 designs (the block RAM's output register, or a
+        register after a small memory), 1 otherwise."""
+        return 2 if self.family == "ecp5" else 1
+
+    def _weight_cells(self, bits, depth):
+        """How a PE's weight memory is built: "bram" (DP16KD cells with their output register,
+        :class:`hw.bram_ecp5.BlockRom`), "logic+reg" (a memory Yosys maps as it likes, then a
+        register), or "memory" (an Amaranth memory with a hint, read in one cycle)."""
+        if self.family == "ecp5":
+            if bits >= BLOCK_RAM_BITS and depth <= MAX_DEPTH:
+                return "bram"
+            return "logic+reg"
+        return "memory"
+
+    def block_ram_memories(self):
+        """Memory files whose contents sit in DP16KD ``INITVAL`` parameters (not read by
+        ``$readmemh``)."""
+        depth = self.layout.neuron_folds * self.layout.synapse_folds
+        if self._weight_cells(self.simd * depth, depth) != "bram":
+            return []
+        return [weight_file(self.layer.name, p) for p in range(self.pe)]
+
+    @property
     def latency(self):
         """Cycles from an input transfer into an idle unit to its output being valid:
-        ``(rows / PE) * (cols / SIMD) + tree_latency + 4`` (input buffer, weight read,
-        accumulate and threshold, fold register, output register)."""
-        return self.cycles_per_vector + self.tree_latency + 4
+        ``(rows / PE) * (cols / SIMD) + tree_latency + weight_latency + 4`` (input buffer,
+        weight read, accumulate, threshold, fold register, output register)."""
+        return self.cycles_per_vector + self.tree_latency + self.weight_latency + 4
 
     def _weight_ram_attrs(self, bits):
         """Weight memories of a design for a family go to block RAM from BLOCK_RAM_BITS on
@@ -141,10 +166,21 @@ class MVTU(StreamBlock):
             last_issue.eq(active & (nf == NF - 1) & (sf == SF - 1)),
             load.eq(en & inbuf_full & (~active | last_issue)),
         ]
+        # `cur` turns by SIMD bits a fold, so the fold's slice is always its low SIMD bits (no
+        # SF-to-1 multiplexer); after SF folds it is back where it started for the next
+        # neuron fold.
         with m.If(load):
             m.d.sync += [cur.eq(inbuf), inbuf_full.eq(0), active.eq(1)]
-        # The buffer takes a new vector in the cycle it hands its vector on.
-        m.d.comb += self.i.ready.eq(~inbuf_full | load)
+        if SF > 1:
+            with m.Elif(en & active):
+                m.d.sync += cur.eq(Cat(cur[SIMD:], cur[:SIMD]))
+        # With two cycles or more a vector, `ready` is the buffer's own flag (a register: no
+        # path from this unit's issue logic back into the unit before it); a unit that takes a
+        # vector every cycle takes the next one in the cycle it hands its vector on.
+        if self.cycles_per_vector >= 2:
+            m.d.comb += self.i.ready.eq(~inbuf_full)
+        else:
+            m.d.comb += self.i.ready.eq(~inbuf_full | load)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [inbuf.eq(self.i.payload), inbuf_full.eq(1)]
         with m.If(en & active):
@@ -166,15 +202,28 @@ class MVTU(StreamBlock):
         with m.If(en):
             m.d.sync += [
                 s1.eq(Cat(active, sf == 0, sf == SF - 1, last_issue, nf)),
-                slice_.eq(cur.word_select(sf, SIMD) if SF > 1 else cur),
+                slice_.eq(cur[:SIMD]),
             ]
+        # A weight read of two cycles: the input slice and the control wait one more cycle.
+        for k in range(self.weight_latency - 1):
+            s1_d, slice_d = Signal.like(s1, name=f"s1_d{k}"), Signal.like(slice_, name=f"slice_d{k}")
+            with m.If(en):
+                m.d.sync += [s1_d.eq(s1), slice_d.eq(slice_)]
+            s1, slice_ = s1_d, slice_d
+        depth = NF * SF
+        cells = self._weight_cells(SIMD * depth, depth)
         trees = []
         for p, words_p in enumerate(lay.weight_words(layer.weights)):
             name = _mem_name(weight_file(layer.name, p))
-            mem = memory.Memory(shape=SIMD, depth=NF * SF, init=words_p,
-                                attrs=self._weight_ram_attrs(SIMD * NF * SF))
-            m.submodules[name] = mem
-            rp = mem.read_port()
+            if cells == "memory":
+                mem = memory.Memory(shape=SIMD, depth=depth, init=words_p,
+                                    attrs=self._weight_ram_attrs(SIMD * depth))
+                m.submodules[name] = mem
+                rp = mem.read_port()
+            else:
+                rp = BlockRom(SIMD, depth, words_p, "ecp5" if cells == "bram" else "logic",
+                              name=name)
+                m.submodules[name] = rp
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
             tree = XnorPopcount(SIMD, self.reg_every, self.family)
             m.submodules[f"tree{p}"] = tree
@@ -192,15 +241,26 @@ class MVTU(StreamBlock):
         c = chain[-1]
         c_valid, c_first, c_last, c_final, c_nf = c[0], c[1], c[2], c[3], c[4:]
 
-        # Accumulate, then threshold.
+        # Accumulate; the totals of a neuron fold are registered, then compared with the
+        # thresholds in the next cycle (an adder and a comparator in series do not fit one
+        # 200 MHz cycle on ECP5).
         acc_w = bits_for(layer.cols)
-        results = []
+        totals = []
         for p, tree in enumerate(trees):
             acc = Signal(acc_w, name=f"acc{p}")
             total = Signal(acc_w, name=f"total{p}")
             m.d.comb += total.eq(Mux(c_first, 0, acc) + tree.count)
             with m.If(en & c_valid):
                 m.d.sync += acc.eq(total)
+            totals.append(total)
+        t_reg = Signal(PE * acc_w)
+        t_valid, t_final, t_nf = Signal(), Signal(), Signal.like(c_nf)
+        with m.If(en):
+            m.d.sync += [t_reg.eq(Cat(*totals)), t_valid.eq(c_valid & c_last),
+                         t_final.eq(c_final), t_nf.eq(c_nf)]
+        results = []
+        for p in range(PE):
+            total = t_reg.word_select(p, acc_w)
             if scores:
                 results.append(total)
             else:
@@ -209,15 +269,15 @@ class MVTU(StreamBlock):
                                      init=lay.threshold_words(layer.thresholds)[p])
                 m.submodules[name] = tmem
                 trp = tmem.read_port()
-                m.d.comb += [trp.addr.eq(chain[-2][4:]), trp.en.eq(en)]
+                m.d.comb += [trp.addr.eq(c_nf), trp.en.eq(en)]
                 results.append(total >= trp.data)
         # A register between the thresholds and the collection of the folds: the compare ends
         # one path, the wide multiplexer into `collect` (and the next unit) starts the next.
         r_out = Signal(len(Cat(*results)))
         r_valid, r_final, r_nf = Signal(), Signal(), Signal.like(c_nf)
         with m.If(en):
-            m.d.sync += [r_out.eq(Cat(*results)), r_valid.eq(c_valid & c_last),
-                         r_final.eq(c_final), r_nf.eq(c_nf)]
+            m.d.sync += [r_out.eq(Cat(*results)), r_valid.eq(t_valid),
+                         r_final.eq(t_final), r_nf.eq(t_nf)]
 
         # Collect the folds of a vector; hand it to the output register.
         width = layer.rows * ew

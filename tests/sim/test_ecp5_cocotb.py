@@ -1,5 +1,5 @@
-"""Designs generated for ECP5 (carry-save popcount trees of CCU2C cells) on Icarus and
-Verilator with bnnforge's CCU2C model: bit-exact against golden in four stall modes, latency and
+"""Designs generated for ECP5 (carry-save popcount trees of CCU2C cells, weights in DP16KD block
+RAM with its output register) on Icarus and Verilator with bnnforge's CCU2C and DP16KD models: bit-exact against golden in four stall modes, latency and
 interval as the design says; the generic design of the same network has no primitive."""
 
 import json
@@ -25,18 +25,27 @@ from tests.helpers import edge_vectors, random_dense
                                        pytest.param("verilator", marks=pytest.mark.slow)])
 def test_ecp5_network_bit_exact(tmp_path, simulator):
     rng = np.random.default_rng(21)
-    net = random_dense(rng, [96, 32, 10])
-    # fc0 counts 48 bits a cycle (carry-save tree), fc1 4 bits (below the threshold: plain).
-    folding = {"fc0": Folding(4, 48), "fc1": Folding(2, 4)}
-    assert 4 < CARRY_SAVE_MIN_WIDTH <= 48
+    net = random_dense(rng, [192, 64, 10])
+    # fc0 counts 96 bits a cycle (carry-save tree) from 64 x 96 = 6,144 weight bits a PE: block
+    # RAM with its output register; fc1 counts 4 bits (below the threshold: plain) from a
+    # small memory read into a register.
+    folding = {"fc0": Folding(2, 96), "fc1": Folding(5, 4)}
+    assert 4 < CARRY_SAVE_MIN_WIDTH <= 96
     info = generate_dense(net, folding, tmp_path / "net", family="ecp5")
     verilog = (tmp_path / "net" / info["verilog"]).read_text()
-    assert info["family"] == "ecp5" and info["sim_models"] == ["ccu2c_sim.v"]
-    # A chain of k cells takes 3k - 1 pairs: 48 = 17 + 17 + 14, so 6 + 6 + 5 cells a PE.
-    assert verilog.count("CCU2C #(") == 4 * 17
-    assert info["blocks"][0]["latency"] - (96 // 48) * (32 // 4) - 4 == \
-        popcount_latency(48, 1, "ecp5") > popcount_latency(48)
-    x = edge_vectors(96, rng, 35)
+    assert info["family"] == "ecp5"
+    assert info["sim_models"] == ["ccu2c_sim.v", "dp16kd_sim.v"]
+    assert info["block_ram_files"] == ["fc0_w0.mem", "fc0_w1.mem"]
+    # Chains of k cells take 3k - 1 pairs: 96 = 5 x 17 + 11, so 5 x 6 + 4 cells a PE; each
+    # PE's 96-bit words take three 36-bit block RAM cells.
+    assert verilog.count("CCU2C #(") == 2 * 34
+    assert verilog.count("DP16KD #(") == 2 * 3
+    assert '$readmemh("fc0_w0.mem"' not in verilog and '$readmemh("fc1_w0.mem"' in verilog
+    # Input buffer, two cycles of weight read, the tree, accumulate, threshold, fold register,
+    # output register.
+    assert info["blocks"][0]["latency"] - (64 // 2) * (192 // 96) - 6 == \
+        popcount_latency(96, 1, "ecp5") > popcount_latency(96)
+    x = edge_vectors(192, rng, 15)
     scores = IntegerNetwork(net)(torch.from_numpy(x)).numpy()
     result = run_vectors(tmp_path / "net", pack_inputs(x), pack_outputs(scores, info), simulator)
     assert result["passed"], result["log"]
