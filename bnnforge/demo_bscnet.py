@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .reports import pick_simulator, write_reports
+from .reports import clock_entry, clock_words, pick_simulator, write_reports
 from .flows import format_table
 from .progress import Progress, step
 
@@ -195,7 +195,7 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
               "voxel_size": voxel_size, "sites": frame.size(0),
               "sites_per_level": [frame.size(l) for l in range(levels)],
               "simulator": simulator, "simulator_note": note, "clock_mhz": clock_mhz,
-              "epochs": epochs, "seed": seed, "mismatches": mismatches,
+              "clock": clock_entry(clock_mhz), "epochs": epochs, "seed": seed, "mismatches": mismatches,
               "accuracy": {"float": acc_float, "golden": acc_golden, "hardware": acc_hw},
               "layers": rows, "simulation_seconds": sim_seconds,
               "demo_wall_seconds": time.monotonic() - started}
@@ -226,7 +226,6 @@ def _summary(r):
             f"```\n{table}\n```\n\n"
             f"Mismatches: {r['mismatches']}. Cycles: first input beat to last output beat "
             f"(the search overlaps the store); model: pairs x (Cout/PE)(Cin/SIMD). Hardware "
-            f"time "
-            f"at {r['clock_mhz']:.0f} MHz vs the golden sparse convolution (NumPy) on this "
-            f"CPU. Simulation {r['simulation_seconds']:.0f} s, demo "
+            f"time {clock_words(r['clock'])} vs the golden sparse convolution (NumPy) on "
+            f"this CPU. Simulation {r['simulation_seconds']:.0f} s, demo "
             f"{r['demo_wall_seconds']:.0f} s.\n")

@@ -9,7 +9,7 @@ from quant.bitstream import atomic_write
 from .progress import step
 
 __all__ = ["pick_simulator", "synth_design", "synth_markdown", "seconds_per_item",
-           "write_reports", "SYNTH_TARGET"]
+           "write_reports", "clock_entry", "clock_words", "SYNTH_TARGET"]
 
 SYNTH_TARGET = ("ecp5", "85k")
 """Family and device of the demos' ``--synth`` runs (the designs are then generated for it)."""
@@ -40,6 +40,26 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
             "hw_seconds_per_image_at_fmax": (cycles_per_image / (fmax * 1e6)
                                              if fmax else None),
             "tools": r["tools"], "seconds": r["seconds"], "logs": r["logs"]}
+
+
+def clock_entry(target_mhz, synth=None):
+    """The clock a report's hardware times use, and where it comes from: the Fmax that the
+    design reached when placed and routed (``source: "placed"``), or else the target clock,
+    which no placed design has shown to be reachable (``source: "target"``)."""
+    if synth and synth.get("fmax_mhz"):
+        return {"mhz": synth["fmax_mhz"], "source": "placed", "part": synth["part"],
+                "target_mhz": target_mhz,
+                "note": f"Fmax of the design placed and routed on the {synth['part']} "
+                        f"(nextpnr {synth['tools']['nextpnr']}, out of context, seed 1)"}
+    why = ("synthesis failed" if synth and "error" in synth
+           else "no design was placed and routed; --synth measures the Fmax")
+    return {"mhz": target_mhz, "source": "target", "part": None, "target_mhz": target_mhz,
+            "note": f"a target clock, not achieved: {why}"}
+
+
+def clock_words(clock):
+    """``"at 200 MHz (a target clock, not achieved: ...)"`` for a report's text."""
+    return f"at {clock['mhz']:.4g} MHz ({clock['note']})"
 
 
 def synth_markdown(rows):

@@ -35,6 +35,7 @@ def test_three_kinds_in_the_loop(tmp_path):
 def test_bscnet_demo_small(tmp_path):
     report = run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24, epochs=3)
     assert report["mismatches"] == 0
+    assert report["clock"]["source"] == "target"
     assert report["sites"] == 579
     # The hardware's sums equal golden's, so the host's predictions are the golden ones.
     assert report["accuracy"]["hardware"] == report["accuracy"]["golden"]

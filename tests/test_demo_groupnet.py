@@ -22,6 +22,9 @@ def test_small_groupnet_demo(tmp_path):
                             "cycles_per_image", "software", "weight_bits", "lanes"}
         assert run["cycles_per_image"] == run["cycles_per_image_model"] == 256
         assert run["weight_bits"] == run["bases"] * 4 * 4 * 36
+        assert run["clock"]["source"] == "target" and run["clock"]["mhz"] == 200.0
+    md = (tmp_path / "d" / "report.md").read_text()
+    assert "200 (target)" in md and "a target clock, not achieved" in md
     assert report["runs"][0]["cycles_per_image"] == report["runs"][1]["cycles_per_image"]
 
 
@@ -61,6 +64,7 @@ def test_small_groupnet_demo_with_synthesis(tmp_path):
     assert "error" not in s, s
     assert s["part"] == "LFE5U-85F" and s["lut4"] > 0 and s["ff"] > 0
     assert run["hw_clock_mhz"] == s["fmax_mhz"] and 20 < s["fmax_mhz"] < 1000
+    assert run["clock"]["source"] == "placed" and run["clock"]["mhz"] == s["fmax_mhz"]
     assert run["hw_seconds_per_image"] == run["cycles_per_image"] / (s["fmax_mhz"] * 1e6)
     md = (tmp_path / "d" / "report.md").read_text()
     assert f"| K = 2 | LFE5U-85F | {s['lut4']} | {s['ccu2c']} | {s['ff']} |" in md
