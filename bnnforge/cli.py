@@ -43,6 +43,10 @@ def _add_folding(p):
                    help="target FPGA family: ecp5 counts with carry-cell popcount trees where "
                         "they win (simulation models are written beside the Verilog); generic "
                         "designs suit any family and simulator (default generic)")
+    p.add_argument("--beat-width", metavar="BITS", type=_positive_int,
+                   help="dense networks: narrow AXI4-Stream ports of BITS bits (a multiple of "
+                        "8), each vector in several beats, lowest bits first (default: one "
+                        "whole vector a transfer)")
 
 
 def _cmd_demo(args):

@@ -44,10 +44,16 @@ class AxisTop(wiring.Component):
         port for measuring each block's throughput; leave it unconnected in a product.
     layer_busy : Out(len(blocks))
         Bit ``k`` is block ``k``'s ``busy``: the cycles in which it does work.
+
+    With ``beat_width`` (a multiple of 8; dense vectors only) the ports are that narrow: an
+    input vector arrives as ``beats_in`` beats, lowest bits first (beat ``b`` holds bits
+    ``[b * beat_width, (b + 1) * beat_width)``, the last beat padded with zeros), and an output
+    vector leaves as ``beats_out`` beats the same way, ``m_axis_tlast`` on its last beat. Input
+    ``tlast`` is ignored (beats are counted).
     """
 
-    def __init__(self, blocks, element_width=1, frame_outputs=1, sparse=False):
-        with construction(self):
+    def __init__(self, blocks, element_width=1, frame_outputs=1, sparse=False, beat_width=None):
+        with construction(self, *[b for b in blocks if isinstance(b, StreamBlock)]):
             if not blocks:
                 raise BnnforgeError("an AXI4-Stream top needs at least one block")
             for k, block in enumerate(blocks):
@@ -59,6 +65,14 @@ class AxisTop(wiring.Component):
                     raise BnnforgeError(f"cannot chain a block of output {a.o.payload.shape()} "
                                         f"into a block of input {b.i.payload.shape()}")
             check_positive_int("frame_outputs", frame_outputs)
+            if beat_width is not None:
+                check_positive_int("beat width", beat_width)
+                if beat_width % 8:
+                    raise BnnforgeError(f"the beat width must be a multiple of 8 bits (AXI4-"
+                                        f"Stream tdata is whole bytes), not {beat_width}")
+                if sparse or frame_outputs != 1:
+                    raise BnnforgeError("a narrow stream (beat width) is for dense networks: "
+                                        "one vector in, one vector out")
             if _width(blocks[-1].o) % element_width:
                 raise BnnforgeError(f"output of {_width(blocks[-1].o)} bits is not a "
                                     f"whole number of {element_width}-bit elements")
@@ -72,10 +86,15 @@ class AxisTop(wiring.Component):
         self.out_width = _width(blocks[-1].o) - (3 if sparse else 0)
         self.lanes = self.out_width // element_width
         self.lane_width = 1 if element_width == 1 else byte_align(element_width)
+        self.beat_width = beat_width
+        self.vector_out_width = byte_align(self.lanes * self.lane_width)
+        bw = beat_width
+        self.beats_in = 1 if bw is None else -(-self.in_width // bw)
+        self.beats_out = 1 if bw is None else -(-self.vector_out_width // bw)
         super().__init__({
-            "s_axis_tdata": In(byte_align(self.in_width)), "s_axis_tvalid": In(1),
+            "s_axis_tdata": In(bw or byte_align(self.in_width)), "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1), "s_axis_tlast": In(1),
-            "m_axis_tdata": Out(byte_align(self.lanes * self.lane_width)),
+            "m_axis_tdata": Out(bw or self.vector_out_width),
             "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
             "layer_fire": Out(len(blocks)), "layer_busy": Out(len(blocks)),
             **({"s_axis_tuser": In(1), "m_axis_tuser": Out(2), "search_busy": Out(1)}
@@ -84,17 +103,24 @@ class AxisTop(wiring.Component):
 
     @property
     def cycles_per_vector(self):
-        """Initiation interval of the chain: that of its slowest block."""
-        return max(b.cycles_per_vector for b in self.blocks)
+        """Initiation interval of the chain: that of its slowest block (or, with narrow
+        ports, of the width converters: ``beats + 1`` cycles a vector each way)."""
+        chain = max(b.cycles_per_vector for b in self.blocks)
+        if self.beat_width is None:
+            return chain
+        return max(chain, self.beats_in + 1, self.beats_out + 1)
 
     @property
     def latency(self):
         """Cycles from an input transfer into the idle chain to its output being valid: the
-        sum of the blocks' latencies (every block is ready when idle); None when a block does
-        not model its latency."""
+        sum of the blocks' latencies (every block is ready when idle); with narrow ports, from
+        the first input beat to the first output beat (``beats_in`` cycles to collect the
+        vector, one to hand the result to the output converter). None when a block does not
+        model its latency."""
         if any(b.latency is None for b in self.blocks):
             return None
-        return sum(b.latency for b in self.blocks)
+        chain = sum(b.latency for b in self.blocks)
+        return chain if self.beat_width is None else chain + self.beats_in + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -123,16 +149,54 @@ class AxisTop(wiring.Component):
                 self.m_axis_tlast.eq(last.o.payload.last),
                 self.search_busy.eq(first.searching),
             ]
+        elif self.beat_width is not None:
+            self._converters(m, first, last, data)
         else:
             m.d.comb += [first.i.payload.eq(self.s_axis_tdata[:self.in_width]),
                          self.m_axis_tlast.eq(count == self.frame_outputs - 1)]
+        if self.beat_width is None:
+            m.d.comb += [
+                first.i.valid.eq(self.s_axis_tvalid),
+                self.s_axis_tready.eq(first.i.ready),
+                self.m_axis_tdata.eq(data),
+                self.m_axis_tvalid.eq(last.o.valid),
+                last.o.ready.eq(self.m_axis_tready),
+            ]
         m.d.comb += [
-            first.i.valid.eq(self.s_axis_tvalid),
-            self.s_axis_tready.eq(first.i.ready),
-            self.m_axis_tdata.eq(data),
-            self.m_axis_tvalid.eq(last.o.valid),
-            last.o.ready.eq(self.m_axis_tready),
             self.layer_fire.eq(Cat(*[b.o.valid & b.o.ready for b in self.blocks])),
             self.layer_busy.eq(Cat(*[b.busy for b in self.blocks])),
         ]
         return m
+
+    def _converters(self, m, first, last, data):
+        """Narrow ports: beats shifted into a vector register at its top end, and a result
+        register shifted out at its bottom end. Each side takes a vector, or gives one, in
+        the cycle after its last beat (its ``ready``/``valid`` is a register's flag)."""
+        bw = self.beat_width
+        sreg, full = Signal(self.beats_in * bw), Signal()
+        beat = Signal(range(self.beats_in))
+        m.d.comb += [self.s_axis_tready.eq(~full), first.i.valid.eq(full),
+                     first.i.payload.eq(sreg[:self.in_width])]
+        with m.If(self.s_axis_tvalid & ~full):
+            m.d.sync += sreg.eq(Cat(sreg[bw:], self.s_axis_tdata) if self.beats_in > 1
+                                else self.s_axis_tdata)
+            with m.If(beat == self.beats_in - 1):
+                m.d.sync += [beat.eq(0), full.eq(1)]
+            with m.Else():
+                m.d.sync += beat.eq(beat + 1)
+        with m.If(full & first.i.ready):
+            m.d.sync += full.eq(0)
+
+        oreg, ofull = Signal(self.beats_out * bw), Signal()
+        obeat = Signal(range(self.beats_out))
+        m.d.comb += [last.o.ready.eq(~ofull), self.m_axis_tvalid.eq(ofull),
+                     self.m_axis_tdata.eq(oreg[:bw]),
+                     self.m_axis_tlast.eq(obeat == self.beats_out - 1)]
+        with m.If(last.o.valid & ~ofull):
+            m.d.sync += [oreg.eq(data), ofull.eq(1), obeat.eq(0)]
+        with m.If(ofull & self.m_axis_tready):
+            m.d.sync += oreg.eq(oreg[bw:])
+            with m.If(obeat == self.beats_out - 1):
+                m.d.sync += ofull.eq(0)
+            with m.Else():
+                m.d.sync += obeat.eq(obeat + 1)

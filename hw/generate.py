@@ -89,7 +89,8 @@ def design_info(top, name, kind, extra=None):
             "element_width": top.element_width, "lane_width": top.lane_width,
             "lanes": top.lanes, "frame_outputs": top.frame_outputs, "blocks": blocks,
             "cycles_per_vector": top.cycles_per_vector,
-            "latency": top.latency}
+            "latency": top.latency, "beat_width": top.beat_width,
+            "beats_in": top.beats_in, "beats_out": top.beats_out}
     info.update(extra or {})
     return info
 

@@ -11,7 +11,7 @@ from .popcount import XnorPopcount, popcount_latency
 from .block import StreamBlock
 from .bram_ecp5 import MAX_DEPTH, BlockRom
 
-__all__ = ["MVTU", "BLOCK_RAM_BITS"]
+__all__ = ["MVTU", "BLOCK_RAM_BITS", "BLOCK_RAM_MIN_DEPTH"]
 
 
 def _mem_name(filename):
@@ -19,7 +19,12 @@ def _mem_name(filename):
 
 
 BLOCK_RAM_BITS = 4096
-"""Weight memories of at least this many bits go to block RAM in designs for a family."""
+"""Weight memories of at least this many bits get a block RAM hint in designs for iCE40."""
+
+BLOCK_RAM_MIN_DEPTH = 64
+"""ECP5 weight memories of at least this many words (up to 1,024) go to DP16KD block RAM with
+its output register; shallower ones are logic (a 16-word ROM is one LUT4 a bit, while a
+block RAM would hold 16 of its 512 or 1,024 words) read into a register."""
 
 
 class MVTU(StreamBlock):
@@ -106,7 +111,7 @@ class MVTU(StreamBlock):
         :class:`hw.bram_ecp5.BlockRom`), "logic+reg" (a memory Yosys maps as it likes, then a
         register), or "memory" (an Amaranth memory with a hint, read in one cycle)."""
         if self.family == "ecp5":
-            if bits >= BLOCK_RAM_BITS and depth <= MAX_DEPTH:
+            if BLOCK_RAM_MIN_DEPTH <= depth <= MAX_DEPTH:
                 return "bram"
             return "logic+reg"
         return "memory"
@@ -161,9 +166,12 @@ class MVTU(StreamBlock):
         nf, sf = Signal(range(NF)), Signal(range(SF))
         addr = Signal(range(NF * SF))
         last_issue = Signal()
+        # `at_end`: `addr` is at the vector's last (neuron, synapse) fold. A register, so that
+        # `load` (which enables the whole `cur` register) is one LUT of registers.
+        at_end = Signal(init=int(NF * SF == 1))
         load = Signal()
         m.d.comb += [
-            last_issue.eq(active & (nf == NF - 1) & (sf == SF - 1)),
+            last_issue.eq(active & at_end),
             load.eq(en & inbuf_full & (~active | last_issue)),
         ]
         # `cur` turns by SIMD bits a fold, so the fold's slice is always its low SIMD bits (no
@@ -188,6 +196,8 @@ class MVTU(StreamBlock):
                 sf.eq(0 if SF == 1 else (sf + 1) % SF),
                 addr.eq(0 if NF * SF == 1 else (addr + 1) % (NF * SF)),
             ]
+            if NF * SF > 1:
+                m.d.sync += at_end.eq(addr == NF * SF - 2)
             with m.If(sf == SF - 1):
                 m.d.sync += nf.eq(0 if NF == 1 else (nf + 1) % NF)
             with m.If(last_issue & ~load):
@@ -254,10 +264,10 @@ class MVTU(StreamBlock):
                 m.d.sync += acc.eq(total)
             totals.append(total)
         t_reg = Signal(PE * acc_w)
-        t_valid, t_final, t_nf = Signal(), Signal(), Signal.like(c_nf)
+        t_valid, t_final = Signal(), Signal()
         with m.If(en):
             m.d.sync += [t_reg.eq(Cat(*totals)), t_valid.eq(c_valid & c_last),
-                         t_final.eq(c_final), t_nf.eq(c_nf)]
+                         t_final.eq(c_final)]
         results = []
         for p in range(PE):
             total = t_reg.word_select(p, acc_w)
@@ -272,21 +282,22 @@ class MVTU(StreamBlock):
                 m.d.comb += [trp.addr.eq(c_nf), trp.en.eq(en)]
                 results.append(total >= trp.data)
         # A register between the thresholds and the collection of the folds: the compare ends
-        # one path, the wide multiplexer into `collect` (and the next unit) starts the next.
+        # one path, the collection of the folds (and the next unit) starts the next.
         r_out = Signal(len(Cat(*results)))
-        r_valid, r_final, r_nf = Signal(), Signal(), Signal.like(c_nf)
+        r_valid, r_final = Signal(), Signal()
         with m.If(en):
             m.d.sync += [r_out.eq(Cat(*results)), r_valid.eq(t_valid),
-                         r_final.eq(t_final), r_nf.eq(t_nf)]
+                         r_final.eq(t_final)]
 
-        # Collect the folds of a vector; hand it to the output register.
+        # Collect the folds of a vector; hand it to the output register. Folds arrive in
+        # order and shift in at the top: once the last one is in, fold `nf` sits at slot `nf`
+        # (no decoder of the fold index on the write enables).
         width = layer.rows * ew
         slot = PE * ew
         collect = Signal(width)
+        vec = Cat(collect[slot:], r_out) if NF > 1 else r_out
         with m.If(en & r_valid):
-            m.d.sync += collect.word_select(r_nf, slot).eq(r_out) if NF > 1 else \
-                collect.eq(r_out)
-        vec = Cat(collect[:width - slot], r_out)
+            m.d.sync += collect.eq(vec)
         out_free = ~self.o.valid | self.o.ready
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)

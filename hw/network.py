@@ -11,13 +11,14 @@ def layer_shapes(bitstream):
     return {layer.name: (layer.rows, layer.cols) for layer in bitstream.layers}
 
 
-def dense_network(bitstream, folding, reg_every=1, family=None):
+def dense_network(bitstream, folding, reg_every=1, family=None, beat_width=None):
     """The network top: one :class:`~hw.mvtu.MVTU` a layer, chained, with AXI4-Stream ports.
 
     ``folding`` is ``{layer name: Folding}``. The output is the last layer's scores, one
     byte-aligned lane a class (or its bits, when the last layer has thresholds). ``family``:
-    the target FPGA family (:class:`hw.mvtu.MVTU`).
+    the target FPGA family (:class:`hw.mvtu.MVTU`). ``beat_width``: narrow ports, a vector in
+    several beats (:class:`hw.axis.AxisTop`).
     """
     blocks = [MVTU(layer, folding[layer.name], reg_every, family)
               for layer in bitstream.layers]
-    return AxisTop(blocks, element_width=blocks[-1].element_width)
+    return AxisTop(blocks, element_width=blocks[-1].element_width, beat_width=beat_width)

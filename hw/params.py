@@ -21,12 +21,14 @@ def check_family(family):
 
 
 @contextlib.contextmanager
-def construction(component):
+def construction(component, *parts):
     """Wrap a component's parameter checks: when they reject the parameters, mark the
-    half-built component as deliberately unused so that Amaranth does not warn about it
-    (its ``UnusedElaboratable`` check is armed when the object is created)."""
+    half-built component (and ``parts``, components built for it) as deliberately unused so
+    that Amaranth does not warn about them (its ``UnusedElaboratable`` check is armed when an
+    object is created)."""
     try:
         yield
     except Exception:
-        component._MustUse__silence = True
+        for c in (component, *parts):
+            c._MustUse__silence = True
         raise

@@ -293,7 +293,8 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
     job = {"inputs": [f"{v:x}" for v in inputs],
            "expected": None if expected is None else [f"{v:x}" for v in expected],
            "stall_modes": list(stall_modes), "seed": seed,
-           "frame_outputs": info.get("frame_outputs", 1),
+           # tlast closes a frame of vectors, each of beats_out beats on narrow ports
+           "frame_outputs": info.get("frame_outputs", 1) * (info.get("beats_out") or 1),
            "in_last": None if framing is None else [int(f[0]) for f in framing],
            "in_user": None if framing is None else [int(f[1]) for f in framing],
            "expected_framing": expected_framing,

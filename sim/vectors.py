@@ -5,12 +5,24 @@ import numpy as np
 from quant.bits import bits_to_int
 
 __all__ = ["pack_inputs", "pack_outputs", "unpack_outputs", "pack_pixels", "pack_signed_lanes",
-           "pixels", "unpack_signed_lanes"]
+           "pixels", "unpack_signed_lanes", "to_beats", "from_beats"]
 
 
 def pack_inputs(bits):
     """``N x features`` bits to one ``s_axis_tdata`` integer a row (element ``j`` at bit ``j``)."""
     return [bits_to_int(row) for row in np.asarray(bits)]
+
+
+def to_beats(words, width, beats):
+    """Each integer as ``beats`` beats of ``width`` bits, lowest bits first."""
+    mask = (1 << width) - 1
+    return [(w >> (b * width)) & mask for w in words for b in range(beats)]
+
+
+def from_beats(beats_list, width, beats):
+    """Inverse of :func:`to_beats` (a trailing incomplete vector is dropped)."""
+    return [sum(beats_list[i + b] << (b * width) for b in range(beats))
+            for i in range(0, len(beats_list) - beats + 1, beats)]
 
 
 def pack_outputs(values, info):

@@ -121,6 +121,27 @@ def test_ecp5_verilog_and_sim(tmp_path, bitstream):
     assert r.returncode == 2 and "invalid choice: 'xc7'" in r.stderr
 
 
+def test_narrow_ports_verilog_and_sim(tmp_path, bitstream):
+    """--beat-width 8: 8-bit ports, 48-bit vectors in 6 beats, the 10 scores (byte lanes) in
+    10 beats; `bnnforge sim` reassembles them and matches the golden model in two stall
+    modes."""
+    r = bnnforge("verilog", bitstream, "-o", tmp_path / "v", "--target-cycles", 16,
+                 "--beat-width", 8)
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "v" / "design.json").read_text())
+    assert (info["tdata_in"], info["tdata_out"]) == (8, 8)
+    assert (info["beat_width"], info["beats_in"], info["beats_out"]) == (8, 6, 10)
+    r = bnnforge("sim", bitstream, "-o", tmp_path / "s", "--target-cycles", 16,
+                 "--beat-width", 8, "--vectors", 10, "--stall", "none", "both")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS: 10 vectors x 2 stall modes, 0 mismatches" in r.stdout
+    r = bnnforge("verilog", bitstream, "-o", tmp_path / "x", "--target-cycles", 16,
+                 "--beat-width", 12)
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("bnnforge: error: the beat width must be a multiple of 8 bits "
+                                "(AXI4-Stream tdata is whole bytes), not 12")
+
+
 def test_sim_command_with_waves(tmp_path, bitstream):
     """Relative paths too: the simulator itself runs in another directory."""
     waves = tmp_path / "w" / "run.fst"
@@ -152,6 +173,11 @@ def test_groupnet_verilog_and_sim(tmp_path, groupnet_bitstream):
                  "--stall", "none", "both", "-o", tmp_path / "d")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS: 3 images x 2 stall modes, 0 mismatches" in r.stdout
+    r = bnnforge("verilog", groupnet_bitstream, "-o", tmp_path / "n", "--target-cycles", 288,
+                 "--beat-width", 8)
+    assert r.returncode == 2
+    assert "--beat-width is for dense networks (mlp); a groupnet design streams one pixel" \
+        in r.stderr
 
 
 def test_quantize_and_inspect(tmp_path):

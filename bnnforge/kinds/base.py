@@ -86,12 +86,26 @@ class NetworkKind:
 
         folding = self.fold(bitstream, args.folding, args.target_cycles, args.max_lanes)
         info = self.generate(bitstream, folding, args.output, args.reg_every,
-                             family=flows.family(args), checksum=bitstream.checksum)
+                             family=flows.family(args), checksum=bitstream.checksum,
+                             **self._port_options(args))
         flows.print_folding(info)
         print(f"wrote {args.output / info['verilog']}, {len(info['memory_files'])} memory "
               f"files, {args.output / 'folding.json'} and {args.output / 'design.json'}")
         print(self.cycles_line(info))
         return 0
+
+    narrow_ports = False    # whether the design can take vectors in narrow beats
+
+    def _port_options(self, args):
+        beat_width = getattr(args, "beat_width", None)
+        if beat_width is None:
+            return {}
+        if not self.narrow_ports:
+            from quant.errors import BnnforgeError
+
+            raise BnnforgeError(f"--beat-width is for dense networks (mlp); a {self.name} "
+                                f"design streams one {self.output_unit} a transfer")
+        return {"beat_width": beat_width}
 
     def cycles_line(self, info):
         return (f"cycles per vector (model): {info['cycles_per_vector']}; latency: "
@@ -111,7 +125,7 @@ class NetworkKind:
         out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
         step(f"generating {out}")
         info = self.generate(bitstream, folding, out, args.reg_every, family=flows.family(args),
-                             checksum=bitstream.checksum)
+                             checksum=bitstream.checksum, **self._port_options(args))
         flows.print_folding(info)
         inputs = self.random_inputs(bitstream, args.vectors, np.random.default_rng(args.seed))
         what = f"{args.vectors} {self.target_unit}s"

@@ -11,8 +11,10 @@ from .base import NetworkKind, folding_json
 __all__ = ["MlpKind", "generate_dense", "simulate_dense", "measure_layers"]
 
 
-def generate_dense(bitstream, folding, out_dir, reg_every=1, checksum=None, family=None):
-    """Write the dense network's Verilog, memory files, folding and description to ``out_dir``."""
+def generate_dense(bitstream, folding, out_dir, reg_every=1, checksum=None, family=None,
+                   beat_width=None):
+    """Write the dense network's Verilog, memory files, folding and description to ``out_dir``
+    (``beat_width``: narrow ports, :class:`hw.axis.AxisTop`)."""
     from hw.folding import check_folding, folding_table
     from hw.generate import check_output_dir, design_info, write_design
     from hw.network import dense_network, layer_shapes
@@ -22,7 +24,7 @@ def generate_dense(bitstream, folding, out_dir, reg_every=1, checksum=None, fami
     shapes = layer_shapes(bitstream)
     check_folding(shapes, folding)
     check_output_dir(out_dir)
-    top = dense_network(bitstream, folding, reg_every, family)
+    top = dense_network(bitstream, folding, reg_every, family, beat_width)
     files = {}
     for layer in bitstream.layers:
         files.update(memory_files(layer, folding[layer.name]))
@@ -46,14 +48,26 @@ def simulate_dense(bitstream, design_dir, input_bits, simulator, stall_modes=("n
 
     from golden.integer import IntegerNetwork
     from sim.runner import run_vectors
-    from sim.vectors import pack_inputs, pack_outputs, unpack_outputs
+    from sim.vectors import from_beats, pack_inputs, pack_outputs, to_beats, unpack_outputs
     from ..flows import mismatched
 
     info = json.loads((Path(design_dir) / "design.json").read_text())
     golden = IntegerNetwork(bitstream)(torch.from_numpy(np.asarray(input_bits))).numpy()
     expected = pack_outputs(golden, info)
-    result = run_vectors(design_dir, pack_inputs(input_bits), expected, simulator=simulator,
+    inputs = pack_inputs(input_bits)
+    bw = info.get("beat_width")
+    if bw:
+        # Narrow ports: beats on the bus, whole vectors (stamped at their first beat) after.
+        inputs, expected = (to_beats(inputs, bw, info["beats_in"]),
+                            to_beats(expected, bw, info["beats_out"]))
+    result = run_vectors(design_dir, inputs, expected, simulator=simulator,
                          stall_modes=stall_modes, waves=waves, progress=progress, seed=seed)
+    if bw:
+        expected = from_beats(expected, bw, info["beats_out"])
+        for run in result["runs"]:
+            words = from_beats([int(v, 16) for v in run["outputs"]], bw, info["beats_out"])
+            run.update(outputs=[f"{v:x}" for v in words], t_in=run["t_in"][::info["beats_in"]],
+                       t_out=run["t_out"][::info["beats_out"]])
     hardware = unpack_outputs([int(v, 16) for v in result["runs"][0]["outputs"]], info)
     result.update(info=info, golden=golden, hardware=hardware,
                   mismatches=len(mismatched(result, expected, lambda i: i)))
@@ -100,6 +114,7 @@ def measure_layers(bitstream, folding, input_bits, simulator, out_dir, reg_every
 class MlpKind(NetworkKind):
     name, bitstream_kind, model_kind = "mlp", "dense", "mlp"
     target_unit = "vector"
+    narrow_ports = True
 
     def train(self, model, x, y, epochs, seed=0, progress=None):
         from golden.mlp import TRAINING
@@ -121,8 +136,10 @@ class MlpKind(NetworkKind):
 
         return layer_shapes(bitstream)
 
-    def generate(self, bitstream, folding, out_dir, reg_every=1, family=None, checksum=None):
-        return generate_dense(bitstream, folding, out_dir, reg_every, checksum, family)
+    def generate(self, bitstream, folding, out_dir, reg_every=1, family=None, checksum=None,
+                 beat_width=None):
+        return generate_dense(bitstream, folding, out_dir, reg_every, checksum, family,
+                              beat_width)
 
     def random_inputs(self, bitstream, n, rng):
         return rng.integers(0, 2, size=(n, bitstream.input["features"]), dtype=np.uint8)
