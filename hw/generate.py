@@ -6,7 +6,8 @@ memory (see :mod:`quant.layout`), ``folding.json`` where a folding applies, and 
 (ECP5's CCU2C carry cells, with ``--family ecp5``) also gets the simulation models of those
 primitives (``design.json``'s ``sim_models``: read by the simulators, never by synthesis); the
 words of memories built from ECP5 block RAM cells sit in the cells' ``INITVAL`` parameters
-(``block_ram_files``: their memory files are written for reference, not read). It is
+(``block_ram_files``: their memory files are written for reference, not read); ``README.md``
+is the core's datasheet (:mod:`hw.datasheet`). It is
 written to a temporary directory first and moved into place only when complete.
 """
 
@@ -18,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from quant.errors import BnnforgeError
+from .datasheet import write_datasheet
 
 __all__ = ["to_verilog", "link_memory_files", "design_info", "check_output_dir", "write_design"]
 
@@ -132,6 +134,7 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
         info = dict(info, verilog=f"{name}.v", memory_files=sorted(memory_files),
                     block_ram_files=in_cells, sim_models=models)
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
+        write_datasheet(tmp)
         if out_dir.exists():
             old = out_dir.with_name(out_dir.name + ".old")
             shutil.rmtree(old, ignore_errors=True)

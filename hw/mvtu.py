@@ -157,6 +157,10 @@ class MVTU(StreamBlock):
         en = Signal()        # the compute pipeline advances
         pending = Signal()   # a finished vector waits in `collect` for the output register
         m.d.comb += en.eq(~pending)
+        # `en` again, as a register of its own (it loads the inverse of what `pending` loads):
+        # it enables the block RAMs, which sit in columns away from the logic, with no gate
+        # on the way.
+        ram_en = Signal(init=1)
 
         # Input: one buffered vector (`inbuf`) and the one being computed (`cur`).
         inbuf, inbuf_full, cur = Signal(layer.cols), Signal(), Signal(layer.cols)
@@ -234,7 +238,7 @@ class MVTU(StreamBlock):
                 rp = BlockRom(SIMD, depth, words_p, "ecp5" if cells == "bram" else "logic",
                               name=name)
                 m.submodules[name] = rp
-            m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
+            m.d.comb += [rp.addr.eq(addr), rp.en.eq(ram_en if cells == "bram" else en)]
             tree = XnorPopcount(SIMD, self.reg_every, self.family)
             m.submodules[f"tree{p}"] = tree
             m.d.comb += [tree.a.eq(slice_), tree.w.eq(rp.data), tree.en.eq(en)]
@@ -303,10 +307,11 @@ class MVTU(StreamBlock):
             m.d.sync += self.o.valid.eq(0)
         with m.If(pending):
             with m.If(out_free):
-                m.d.sync += [self.o.payload.eq(collect), self.o.valid.eq(1), pending.eq(0)]
+                m.d.sync += [self.o.payload.eq(collect), self.o.valid.eq(1)]
         with m.Elif(r_valid & r_final):
             with m.If(out_free):
                 m.d.sync += [self.o.payload.eq(vec), self.o.valid.eq(1)]
-            with m.Else():
-                m.d.sync += pending.eq(1)
+        pending_next = Signal()
+        m.d.comb += pending_next.eq(Mux(pending, ~out_free, r_valid & r_final & ~out_free))
+        m.d.sync += [pending.eq(pending_next), ram_en.eq(~pending_next)]
         return m

@@ -210,4 +210,7 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
         "seconds": time.monotonic() - started, "logs": str(design_dir / work),
     }
     (design_dir / work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    from .datasheet import write_datasheet
+
+    write_datasheet(design_dir)
     return result
