@@ -103,7 +103,8 @@ def place(design, family, device, freq):
     try:
         r = synthesize(design, family, device, freq, seed=1, say=say)
     except SynthError as e:
-        return {"error": str(e).splitlines()[0]}
+        lines = str(e).splitlines()
+        return {"error": " ".join([lines[0]] + [l.strip() for l in lines[1:] if "ERROR" in l])}
     fmax = min(r["fmax_mhz"].values()) if r["fmax_mhz"] else None
     return {"part": r["part"], "lut4": r["lut4"], "ccu2c": r["carry"], "ff": r["ff"],
             "comb": r["comb"], "bram": r["bram"], "dsp": r["dsp"],
@@ -170,6 +171,33 @@ def ice40_row(args, rng):
             "finn": NETWORKS[name]["finn"]}
 
 
+def _num(v, fmt="{:,}"):
+    return "-" if v is None else fmt.format(v)
+
+
+def markdown(rows):
+    """The rows as the Markdown table of docs/finn.md, FINN's figures beside ours."""
+    lines = ["| network | device | folding (PE x SIMD) | cycles/image (measured) | mismatches | "
+             "LUT4 | CCU2C | FF | logic cells | block RAM | Fmax MHz | images/s | FINN: "
+             "platform, LUT, BRAM, clock, images/s |", "|---|---|---|---|---|---|---|---|---|"
+             "---|---|---|---|"]
+    for r in rows:
+        f = r["finn"]
+        finn = ", ".join([f["platform"] or "-", _num(f.get("lut")), str(f.get("bram") or "-"),
+                          _num(f.get("clock_mhz"), "{} MHz"), _num(f.get("fps"), "{:.3g}")])
+        fold = ", ".join(f"{x['pe']}x{x['simd']}" for x in r.get("folding", []))
+        if not r.get("fits", True) or r.get("overflow"):
+            lines.append(f"| {r['network']} | {r.get('part') or r.get('device', '-')} | {fold} | "
+                         f"{_num(r.get('cycles_per_image'))} | {_num(r.get('mismatches'))} | "
+                         f"does not fit: {r['overflow']} | | | | | | | {finn} |")
+            continue
+        lines.append(f"| {r['network']} | {r['part']} | {fold} | {_num(r['cycles_per_image'])} | "
+                     f"{r['mismatches']} | {_num(r['lut4'])} | {_num(r['ccu2c'])} | "
+                     f"{_num(r['ff'])} | {_num(r['comb'])} | {r['bram']} | "
+                     f"{_num(r['fmax_mhz'], '{:.1f}')} | {_num(r['fps'], '{:.3g}')} | {finn} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", action="append",
@@ -194,7 +222,8 @@ def main():
         ("lut4", "LUT4", "{}"), ("ccu2c", "CCU2C", "{}"), ("ff", "FF", "{}"),
         ("comb", "logic slots", "{}"), ("bram", "BRAM", "{}"), ("fmax_mhz", "Fmax MHz", "{:.1f}"),
         ("fps", "images/s", "{:.3g}"), ("overflow", "does not fit", "{}")]))
-    print(f"wrote {out}")
+    (Path(args.out) / "finn.md").write_text(markdown(rows))
+    print(f"wrote {out} and {Path(args.out) / 'finn.md'}")
 
 
 if __name__ == "__main__":

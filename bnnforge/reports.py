@@ -37,6 +37,7 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
     return {"part": r["part"], "lut4": r["lut4"], "ccu2c": r["carry"], "ff": r["ff"],
             "comb": r["comb"], "comb_percent": comb.get("percent"), "bram": r["bram"],
             "dsp": r["dsp"], "fmax_mhz": fmax, "freq_target_mhz": clock_mhz,
+            "speed_grade": r.get("speed_grade"),
             "hw_seconds_per_image_at_fmax": (cycles_per_image / (fmax * 1e6)
                                              if fmax else None),
             "tools": r["tools"], "seconds": r["seconds"], "logs": r["logs"]}
@@ -50,7 +51,8 @@ def clock_entry(target_mhz, synth=None):
         return {"mhz": synth["fmax_mhz"], "source": "placed", "part": synth["part"],
                 "target_mhz": target_mhz,
                 "note": f"Fmax of the design placed and routed on the {synth['part']} "
-                        f"(nextpnr {synth['tools']['nextpnr']}, out of context, seed 1)"}
+                        f"(nextpnr {synth['tools']['nextpnr']}, speed grade "
+                        f"{synth.get('speed_grade')}, out of context, seed 1)"}
     why = ("synthesis failed" if synth and "error" in synth
            else "no design was placed and routed; --synth measures the Fmax")
     return {"mhz": target_mhz, "source": "target", "part": None, "target_mhz": target_mhz,

@@ -157,7 +157,9 @@ def datasheet(info, synth=()):
     for r in synth:
         fmax = min(r["fmax_mhz"].values()) if r.get("fmax_mhz") else None
         lines += [f"{r['part']} ({r['family']}), Yosys {r['tools']['yosys']}, nextpnr "
-                  f"{r['tools']['nextpnr']}, seed {r['seed']}"
+                  f"{r['tools']['nextpnr']}"
+                  + (f", speed grade {r['speed_grade']}" if r.get("speed_grade") else "")
+                  + f", seed {r['seed']}"
                   + (", out of context" if r.get("out_of_context") else "") + ":", "",
                   "| LUT4 | carry cells | flip-flops | logic cells | block RAM | DSP | "
                   "Fmax (target) |", "|---|---|---|---|---|---|---|",

@@ -23,8 +23,10 @@ BLOCK_RAM_BITS = 4096
 
 BLOCK_RAM_MIN_DEPTH = 64
 """ECP5 weight memories of at least this many words (up to 1,024) go to DP16KD block RAM with
-its output register; shallower ones are logic (a 16-word ROM is one LUT4 a bit, while a
-block RAM would hold 16 of its 512 or 1,024 words) read into a register."""
+its output register; shallower ones are logic read into a register (a 16-word ROM is one LUT4
+a bit, while a block RAM would hold 16 of its 512 words). Deeper ROMs in logic lose more than
+they save: the digits MLP with its 64-word memories in LUTs placed at 109 MHz, the address
+register driving thousands of LUTs across the die."""
 
 
 class MVTU(StreamBlock):
@@ -60,13 +62,18 @@ class MVTU(StreamBlock):
         High in each cycle in which a (neuron fold, synapse fold) is issued: counting it
         measures the unit's own work per vector, whatever the units around it do.
 
+    input_buffer : bool
+        False leaves out the buffer of the next vector (``cols`` flip-flops): the unit then
+        takes a vector only when it starts computing it, so the block before must hold it
+        (narrow ports' width converter does).
+
     Raises
     ------
     FoldingError
         When PE does not divide ``rows`` or SIMD does not divide ``cols``.
     """
 
-    def __init__(self, layer, folding, reg_every=1, family=None):
+    def __init__(self, layer, folding, reg_every=1, family=None, input_buffer=True):
         with construction(self):
             check_positive_int("reg_every", reg_every)
             check_family(family)
@@ -74,6 +81,7 @@ class MVTU(StreamBlock):
         self.layer = layer
         self.name = layer.name
         self.reg_every, self.family = reg_every, family
+        self.input_buffer = input_buffer
         self.element_width = 1 if layer.output == "bits" else layer.score_width
         super().__init__({"i": In(stream.Signature(layer.cols)),
                           "o": Out(stream.Signature(layer.rows * self.element_width)),
@@ -128,8 +136,10 @@ class MVTU(StreamBlock):
     def latency(self):
         """Cycles from an input transfer into an idle unit to its output being valid:
         ``(rows / PE) * (cols / SIMD) + tree_latency + weight_latency + 4`` (input buffer,
-        weight read, accumulate, threshold, fold register, output register)."""
-        return self.cycles_per_vector + self.tree_latency + self.weight_latency + 4
+        weight read, accumulate, threshold, fold register, output register); one fewer without
+        the input buffer."""
+        return (self.cycles_per_vector + self.tree_latency + self.weight_latency
+                + (4 if self.input_buffer else 3))
 
     def _weight_ram_attrs(self, bits):
         """Weight memories of a design for a family go to block RAM from BLOCK_RAM_BITS on
@@ -154,13 +164,16 @@ class MVTU(StreamBlock):
         ew = self.element_width
         scores = layer.output == "scores"
 
-        en = Signal()        # the compute pipeline advances
-        pending = Signal()   # a finished vector waits in `collect` for the output register
-        m.d.comb += en.eq(~pending)
-        # `en` again, as a register of its own (it loads the inverse of what `pending` loads):
-        # it enables the block RAMs, which sit in columns away from the logic, with no gate
-        # on the way.
+        # `en`: the compute pipeline advances; it is low while a finished vector waits in
+        # `collect` (`pending`). Three registers hold the same fact: `pending` for the few
+        # gates of the output stage, `en` for the enables of thousands of registers, `ram_en`
+        # for the block RAMs, which sit in columns away from the logic. Each is a register
+        # (no gate between it and its loads), and `ram_en` is computed from `en` rather than
+        # `pending` so that synthesis does not merge it with `en` (each is placed near its own
+        # loads).
+        en = Signal(init=1)
         ram_en = Signal(init=1)
+        pending = Signal()
 
         # Input: one buffered vector (`inbuf`) and the one being computed (`cur`).
         inbuf, inbuf_full, cur = Signal(layer.cols), Signal(), Signal(layer.cols)
@@ -173,28 +186,38 @@ class MVTU(StreamBlock):
         # `at_end`: `addr` is at the vector's last (neuron, synapse) fold. A register, so that
         # `load` (which enables the whole `cur` register) is one LUT of registers.
         at_end = Signal(init=int(NF * SF == 1))
+        # `load` (take `inbuf` into `cur`: it enables the whole `cur` register) is
+        # `en & inbuf_full & (~active | last_issue)`, kept as a register of its own computed
+        # from the next values of those registers, so that it reaches its hundreds of loads
+        # with no gate on the way.
         load = Signal()
-        m.d.comb += [
-            last_issue.eq(active & at_end),
-            load.eq(en & inbuf_full & (~active | last_issue)),
-        ]
+        en_next, full_next, active_next, at_end_next = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += last_issue.eq(active & at_end)
         # `cur` turns by SIMD bits a fold, so the fold's slice is always its low SIMD bits (no
         # SF-to-1 multiplexer); after SF folds it is back where it started for the next
         # neuron fold.
         with m.If(load):
-            m.d.sync += [cur.eq(inbuf), inbuf_full.eq(0), active.eq(1)]
+            m.d.sync += [cur.eq(inbuf), active.eq(1)]
+            if self.input_buffer:
+                m.d.sync += inbuf_full.eq(0)
         if SF > 1:
             with m.Elif(en & active):
                 m.d.sync += cur.eq(Cat(cur[SIMD:], cur[:SIMD]))
         # With two cycles or more a vector, `ready` is the buffer's own flag (a register: no
         # path from this unit's issue logic back into the unit before it); a unit that takes a
         # vector every cycle takes the next one in the cycle it hands its vector on.
-        if self.cycles_per_vector >= 2:
+        if not self.input_buffer:
+            # No buffer: `inbuf` is the input payload itself, taken when computing starts.
+            m.d.comb += [inbuf.eq(self.i.payload), inbuf_full.eq(self.i.valid),
+                         self.i.ready.eq(en & (~active | last_issue)),
+                         load.eq(self.i.valid & self.i.ready)]
+        elif self.cycles_per_vector >= 2:
             m.d.comb += self.i.ready.eq(~inbuf_full)
         else:
             m.d.comb += self.i.ready.eq(~inbuf_full | load)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [inbuf.eq(self.i.payload), inbuf_full.eq(1)]
+        if self.input_buffer:
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [inbuf.eq(self.i.payload), inbuf_full.eq(1)]
         with m.If(en & active):
             m.d.sync += [
                 sf.eq(0 if SF == 1 else (sf + 1) % SF),
@@ -206,6 +229,14 @@ class MVTU(StreamBlock):
                 m.d.sync += nf.eq(0 if NF == 1 else (nf + 1) % NF)
             with m.If(last_issue & ~load):
                 m.d.sync += active.eq(0)
+        m.d.comb += [
+            full_next.eq((self.i.valid & self.i.ready) | (inbuf_full & ~load)),
+            active_next.eq(load | (active & ~(en & last_issue))),
+            at_end_next.eq(Mux(en & active, addr == NF * SF - 2, at_end) if NF * SF > 1
+                           else 1),
+        ]
+        if self.input_buffer:
+            m.d.sync += load.eq(en_next & full_next & (~active_next | at_end_next))
 
         m.d.comb += self.busy.eq(en & active)
 
@@ -263,9 +294,11 @@ class MVTU(StreamBlock):
         for p, tree in enumerate(trees):
             acc = Signal(acc_w, name=f"acc{p}")
             total = Signal(acc_w, name=f"total{p}")
-            m.d.comb += total.eq(Mux(c_first, 0, acc) + tree.count)
+            # `acc` is cleared after the last synapse fold of a neuron fold (a synchronous
+            # reset of its register), so the adder needs no multiplexer before it.
+            m.d.comb += total.eq(acc + tree.count)
             with m.If(en & c_valid):
-                m.d.sync += acc.eq(total)
+                m.d.sync += acc.eq(Mux(c_last, 0, total))
             totals.append(total)
         t_reg = Signal(PE * acc_w)
         t_valid, t_final = Signal(), Signal()
@@ -288,10 +321,12 @@ class MVTU(StreamBlock):
         # A register between the thresholds and the collection of the folds: the compare ends
         # one path, the collection of the folds (and the next unit) starts the next.
         r_out = Signal(len(Cat(*results)))
-        r_valid, r_final = Signal(), Signal()
+        # `r_done`: the vector's last fold is in `r_out` (one flag, so that loading the output
+        # register is one LUT of registers).
+        r_valid, r_done = Signal(), Signal()
         with m.If(en):
             m.d.sync += [r_out.eq(Cat(*results)), r_valid.eq(t_valid),
-                         r_final.eq(t_final)]
+                         r_done.eq(t_valid & t_final)]
 
         # Collect the folds of a vector; hand it to the output register. Folds arrive in
         # order and shift in at the top: once the last one is in, fold `nf` sits at slot `nf`
@@ -308,10 +343,12 @@ class MVTU(StreamBlock):
         with m.If(pending):
             with m.If(out_free):
                 m.d.sync += [self.o.payload.eq(collect), self.o.valid.eq(1)]
-        with m.Elif(r_valid & r_final):
+        with m.Elif(r_done):
             with m.If(out_free):
                 m.d.sync += [self.o.payload.eq(vec), self.o.valid.eq(1)]
         pending_next = Signal()
-        m.d.comb += pending_next.eq(Mux(pending, ~out_free, r_valid & r_final & ~out_free))
-        m.d.sync += [pending.eq(pending_next), ram_en.eq(~pending_next)]
+        m.d.comb += pending_next.eq(~out_free & (pending | r_done))
+        m.d.comb += en_next.eq(~pending_next)
+        m.d.sync += [pending.eq(pending_next), en.eq(~pending_next),
+                     ram_en.eq(~(~out_free & (~en | r_done)))]
         return m

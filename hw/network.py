@@ -19,6 +19,9 @@ def dense_network(bitstream, folding, reg_every=1, family=None, beat_width=None)
     the target FPGA family (:class:`hw.mvtu.MVTU`). ``beat_width``: narrow ports, a vector in
     several beats (:class:`hw.axis.AxisTop`).
     """
-    blocks = [MVTU(layer, folding[layer.name], reg_every, family)
-              for layer in bitstream.layers]
+    # With narrow ports the input converter holds a whole vector until the first unit takes
+    # it, so that unit needs no buffer of its own.
+    blocks = [MVTU(layer, folding[layer.name], reg_every, family,
+                   input_buffer=not (k == 0 and beat_width is not None))
+              for k, layer in enumerate(bitstream.layers)]
     return AxisTop(blocks, element_width=blocks[-1].element_width, beat_width=beat_width)

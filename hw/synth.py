@@ -52,6 +52,11 @@ FAMILIES = {
 }
 
 
+ECP5_SPEED_GRADE = 6
+"""nextpnr-ecp5's default and slowest speed grade, passed explicitly so that reports can say
+which timing model an Fmax comes from."""
+
+
 def _tool(name):
     exe = Path(sys.executable).parent / name
     if exe.exists():
@@ -191,6 +196,8 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
            "--timing-allow-fail", "--report", f"{work}/report.json"]
     if fam["ooc"]:
         cmd.append("--out-of-context")
+    if family == "ecp5":
+        cmd += ["--speed", str(ECP5_SPEED_GRADE)]
     _run(cmd, design_dir, f"{work}/nextpnr.log", "nextpnr place and route", _throttle(say))
     report = json.loads((design_dir / work / "report.json").read_text())
     util = {k: {"used": v["used"], "available": v["available"],
@@ -200,6 +207,7 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     result = {
         "design": str(design_dir), "top": top, "family": family, "device": device,
         "part": fam["devices"][device][0], "freq_target_mhz": freq_mhz, "seed": seed,
+        "speed_grade": ECP5_SPEED_GRADE if family == "ecp5" else None,
         "out_of_context": fam["ooc"], "tools": tool_versions(family),
         "lut4": cells.get(fam["lut"], 0), "carry": cells.get(fam["carry"], 0),
         "ff": _flip_flops(cells, family),
