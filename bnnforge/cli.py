@@ -121,7 +121,8 @@ def _cmd_synth(args):
     from quant.bitstream import atomic_write
     from .flows import format_table
 
-    r = synthesize(args.design, args.family, args.device, args.freq, args.seed,
+    r = synthesize(args.design, args.family, args.device, args.freq,
+                   args.seed[0] if len(args.seed) == 1 else args.seed,
                    say=lambda text: print(text, flush=True))
     rows = [{"resource": k, "used": v["used"], "available": v["available"],
              "percent": v["percent"]} for k, v in r["utilization"].items()]
@@ -131,6 +132,10 @@ def _cmd_synth(args):
           f"logic slots {r['comb']}, block RAMs {r['bram']}, DSPs {r['dsp']}")
     for clk, f in r["fmax_mhz"].items():
         print(f"Fmax {clk}: {f:.1f} MHz (target {r['freq_target_mhz']:g} MHz)")
+    if r.get("fmax_by_seed"):
+        print("Fmax by placement seed: " + ", ".join(
+            f"{sd}: {'failed' if f is None else f'{f:.1f} MHz'}"
+            for sd, f in r["fmax_by_seed"].items()) + f"; kept seed {r['seed']}")
     print(f"{r['tools']['yosys']}, nextpnr {r['tools']['nextpnr']}, seed {r['seed']}; "
           f"logs in {r['logs']}")
     if args.json:
@@ -197,7 +202,8 @@ def build_parser():
                                     "(default), hx8k")
     p.add_argument("--freq", type=float, default=200.0, metavar="MHZ",
                    help="target clock (default 200)")
-    p.add_argument("--seed", type=int, default=1, help="placement seed (1)")
+    p.add_argument("--seed", type=int, nargs="+", default=[1],
+                   help="placement seed (1); several run in parallel and the best is kept")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=_cmd_synth)
 

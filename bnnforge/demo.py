@@ -198,7 +198,9 @@ def _summary(r, table):
         f"{r['speedup_vs_numpy_bitpacked']:.1f}x |", "",
         *(["## Resources and Fmax (`--synth`)", "",
            *synth_markdown([("network top", r["synth"])]), "",
-           "Out of context, nextpnr seed 1; the hardware time per image at the achieved Fmax "
+           "Out of context at nextpnr's speed grade 6, the best of placement seeds "
+           f"{', '.join(str(k) for k in (r['synth'].get('fmax_by_seed') or {1: 0}))}; the "
+           "hardware time per image at the achieved Fmax "
            "uses the simulated cycles per image.", ""] if r.get("synth") else []),
         f"Simulation wall time {r['simulation_wall_seconds']:.1f} s; whole demo "
         f"{r['demo_wall_seconds']:.1f} s.", ""])

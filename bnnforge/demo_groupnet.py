@@ -164,6 +164,7 @@ def _summary(r):
         "or packed 64-bit words with np.bitwise_count), batch of the test split.", "",
         *(["## Resources and Fmax (`--synth`)", "",
            *synth_markdown([(f"K = {x['bases']}", x["synth"]) for x in r["runs"]]), "",
-           "Out of context, nextpnr seed 1; hw s/image then uses the achieved Fmax.", ""]
+           "Out of context at nextpnr's speed grade 6, the best of placement seeds 1 and 2; "
+           "hw s/image then uses the achieved Fmax.", ""]
           if synthesized else []),
         f"Whole demo {r['demo_wall_seconds']:.1f} s.", ""])

@@ -186,6 +186,10 @@ class MVTU(StreamBlock):
         # `at_end`: `addr` is at the vector's last (neuron, synapse) fold. A register, so that
         # `load` (which enables the whole `cur` register) is one LUT of registers.
         at_end = Signal(init=int(NF * SF == 1))
+        # `near_end`: `addr` is one before the last fold (the next value of `at_end` when the
+        # issue advances), also a register, so that `load`'s next value is two LUTs deep.
+        D = NF * SF
+        near_end = Signal(init=int(D == 2))
         # `load` (take `inbuf` into `cur`: it enables the whole `cur` register) is
         # `en & inbuf_full & (~active | last_issue)`, kept as a register of its own computed
         # from the next values of those registers, so that it reaches its hundreds of loads
@@ -196,12 +200,18 @@ class MVTU(StreamBlock):
         # `cur` turns by SIMD bits a fold, so the fold's slice is always its low SIMD bits (no
         # SF-to-1 multiplexer); after SF folds it is back where it started for the next
         # neuron fold.
+        # `turn` is `en & active` (a register from their next values when `load` is one).
+        turn = Signal()
+        if self.input_buffer:
+            m.d.sync += turn.eq(en_next & active_next)
+        else:
+            m.d.comb += turn.eq(en & active)
         with m.If(load):
             m.d.sync += [cur.eq(inbuf), active.eq(1)]
             if self.input_buffer:
                 m.d.sync += inbuf_full.eq(0)
         if SF > 1:
-            with m.Elif(en & active):
+            with m.Elif(turn):
                 m.d.sync += cur.eq(Cat(cur[SIMD:], cur[:SIMD]))
         # With two cycles or more a vector, `ready` is the buffer's own flag (a register: no
         # path from this unit's issue logic back into the unit before it); a unit that takes a
@@ -224,7 +234,8 @@ class MVTU(StreamBlock):
                 addr.eq(0 if NF * SF == 1 else (addr + 1) % (NF * SF)),
             ]
             if NF * SF > 1:
-                m.d.sync += at_end.eq(addr == NF * SF - 2)
+                m.d.sync += [at_end.eq(near_end),
+                             near_end.eq(addr == (D - 3 if D >= 3 else 1))]
             with m.If(sf == SF - 1):
                 m.d.sync += nf.eq(0 if NF == 1 else (nf + 1) % NF)
             with m.If(last_issue & ~load):
@@ -232,7 +243,7 @@ class MVTU(StreamBlock):
         m.d.comb += [
             full_next.eq((self.i.valid & self.i.ready) | (inbuf_full & ~load)),
             active_next.eq(load | (active & ~(en & last_issue))),
-            at_end_next.eq(Mux(en & active, addr == NF * SF - 2, at_end) if NF * SF > 1
+            at_end_next.eq(Mux(en & active, near_end, at_end) if NF * SF > 1
                            else 1),
         ]
         if self.input_buffer:
@@ -335,7 +346,11 @@ class MVTU(StreamBlock):
         slot = PE * ew
         collect = Signal(width)
         vec = Cat(collect[slot:], r_out) if NF > 1 else r_out
-        with m.If(en & r_valid):
+        # The enable of `collect`, `en & r_valid`, as a register computed from the next
+        # values of both (no gate between it and the wide register).
+        collect_en = Signal()
+        m.d.sync += collect_en.eq(en_next & Mux(en, t_valid, r_valid))
+        with m.If(collect_en):
             m.d.sync += collect.eq(vec)
         out_free = ~self.o.valid | self.o.ready
         with m.If(self.o.valid & self.o.ready):

@@ -96,6 +96,40 @@ def _run(cmd, cwd, log, what, say):
                          f"{Path(cwd) / log}\n" + "\n".join(tail))
 
 
+def _run_seeds(seeds, command, cwd, work, say):
+    """nextpnr once per placement seed, as many at a time as there are cores; returns
+    ``{seed: Fmax (the slowest clock) or None when the run failed}``, and raises when every run
+    failed."""
+    import os
+
+    started, pending, running, fmax = time.monotonic(), list(seeds), {}, {}
+    slots = max(1, os.cpu_count() or 1)
+    while pending or running:
+        while pending and len(running) < slots:
+            sd = pending.pop(0)
+            log = open(Path(cwd) / work / f"nextpnr-s{sd}.log", "w")
+            running[sd] = (subprocess.Popen(command(sd, f"{work}/report-s{sd}.json"), cwd=cwd,
+                                            stdout=log, stderr=subprocess.STDOUT), log)
+        time.sleep(0.5)
+        for sd, (proc, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[sd]
+            report = Path(cwd) / work / f"report-s{sd}.json"
+            if proc.returncode or not report.exists():
+                fmax[sd] = None
+                continue
+            clocks = json.loads(report.read_text()).get("fmax", {})
+            fmax[sd] = min((v["achieved"] for v in clocks.values()), default=None)
+        say(f"    nextpnr place and route, seeds {', '.join(map(str, seeds))}: "
+            f"{time.monotonic() - started:.0f} s")
+    if all(v is None for v in fmax.values()):
+        raise SynthError(f"nextpnr place and route failed for every seed; logs kept in "
+                         f"{Path(cwd) / work}")
+    return {sd: fmax[sd] for sd in seeds}
+
+
 def _throttle(say, every=15.0):
     last = [time.monotonic()]
 
@@ -188,17 +222,36 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     _check_fit(cells, family, device)
     if not fam["ooc"]:
         _check_pins(design_dir / work / "netlist.json", top, family, device)
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    if not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
+        raise SynthError(f"placement seeds must be integers, not {seed!r}")
     say(f"==> nextpnr-{family} place and route on the {fam['devices'][device][0]} at "
-        f"{freq_mhz:g} MHz, seed {seed}")
+        f"{freq_mhz:g} MHz, seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))}" + (" (in parallel, the best kept)" if len(seeds) > 1
+                                          else ""))
     package = fam["package"] if isinstance(fam["package"], str) else fam["package"][device]
-    cmd = [_tool(fam["pnr"]), f"--{device}", "--package", package, "--json",
-           f"{work}/netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-           "--timing-allow-fail", "--report", f"{work}/report.json"]
-    if fam["ooc"]:
-        cmd.append("--out-of-context")
-    if family == "ecp5":
-        cmd += ["--speed", str(ECP5_SPEED_GRADE)]
-    _run(cmd, design_dir, f"{work}/nextpnr.log", "nextpnr place and route", _throttle(say))
+
+    def command(sd, report):
+        cmd = [_tool(fam["pnr"]), f"--{device}", "--package", package, "--json",
+               f"{work}/netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(sd),
+               "--timing-allow-fail", "--report", report]
+        if fam["ooc"]:
+            cmd.append("--out-of-context")
+        if family == "ecp5":
+            cmd += ["--speed", str(ECP5_SPEED_GRADE)]
+        return cmd
+
+    if len(seeds) == 1:
+        _run(command(seeds[0], f"{work}/report.json"), design_dir, f"{work}/nextpnr.log",
+             "nextpnr place and route", _throttle(say))
+        best, by_seed = seeds[0], None
+    else:
+        by_seed = _run_seeds(seeds, command, design_dir, work, _throttle(say))
+        best = max(by_seed, key=lambda sd: by_seed[sd] or 0.0)
+        for name in ("report", "nextpnr"):
+            ext = "json" if name == "report" else "log"
+            shutil.copy(design_dir / work / f"{name}-s{best}.{ext}",
+                        design_dir / work / f"{name}.{ext}")
     report = json.loads((design_dir / work / "report.json").read_text())
     util = {k: {"used": v["used"], "available": v["available"],
                 "percent": 100.0 * v["used"] / v["available"] if v["available"] else 0.0}
@@ -206,7 +259,8 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     fmax = {clk: v["achieved"] for clk, v in report.get("fmax", {}).items()}
     result = {
         "design": str(design_dir), "top": top, "family": family, "device": device,
-        "part": fam["devices"][device][0], "freq_target_mhz": freq_mhz, "seed": seed,
+        "part": fam["devices"][device][0], "freq_target_mhz": freq_mhz, "seed": best,
+        "fmax_by_seed": by_seed,
         "speed_grade": ECP5_SPEED_GRADE if family == "ecp5" else None,
         "out_of_context": fam["ooc"], "tools": tool_versions(family),
         "lut4": cells.get(fam["lut"], 0), "carry": cells.get(fam["carry"], 0),

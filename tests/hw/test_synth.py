@@ -44,13 +44,22 @@ def test_synth_small_network(tmp_path):
     write(random_dense(np.random.default_rng(0), [32, 16, 4]), tmp_path / "n.bnn")
     assert bnnforge("verilog", tmp_path / "n.bnn", "-o", tmp_path / "v",
                     "--target-cycles", "4").returncode == 0
-    r = bnnforge("synth", tmp_path / "v", "--json", tmp_path / "s.json")
+    r = bnnforge("synth", tmp_path / "v", "--json", tmp_path / "s.json", "--seed", 1, 2)
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["part"] == "LFE5U-85F" and s["lut4"] > 0 and s["ff"] > 0
     assert s["comb"] >= s["lut4"] + 2 * s["carry"]
     assert 50 < s["fmax_mhz"]["clk"] < 1000
     assert s["tools"]["yosys"].startswith("Yosys 0.70")
+    # Two placement seeds placed in parallel: the best is kept and each is reported.
+    by_seed = {int(k): v for k, v in s["fmax_by_seed"].items()}
+    assert set(by_seed) == {1, 2} and s["seed"] == max(by_seed, key=by_seed.get)
+    assert s["fmax_mhz"]["clk"] == by_seed[s["seed"]] and s["speed_grade"] == 6
+    assert f"kept seed {s['seed']}" in r.stdout
+    # The datasheet now carries the figures.
+    sheet = (tmp_path / "v" / "README.md").read_text()
+    assert f"| {s['lut4']} | {s['carry']} | {s['ff']} | {s['comb']} |" in sheet
+    assert f"speed grade 6, seed {s['seed']}" in sheet
 
 
 def test_ice40_pins_checked(tmp_path):
