@@ -83,4 +83,4 @@ def test_small_demo_with_synthesis(tmp_path):
     assert (f"| hardware at {s['fmax_mhz']:.4g} MHz (Fmax of the design placed and routed on "
             f"the LFE5U-85F") in md
     assert s["fmax_mhz"] == max(s["fmax_by_seed"].values())
-    assert f"MHz) | {report['hw_seconds_per_image']:.3e} | 1 |" in md
+    assert f"MHz)) | {report['hw_seconds_per_image']:.3e} | 1 |" in md
