@@ -209,10 +209,13 @@ def main():
     args = p.parse_args()
     wanted = args.only or [*NETWORKS, "TFC-w1a1@up5k"]
     out = Path(args.out) / "finn.json"
-    rows = json.loads(out.read_text()) if out.exists() else []
+    rows = []
     for key in wanted:
         rng = np.random.default_rng(0)
         r = ice40_row(args, rng) if key == "TFC-w1a1@up5k" else ecp5_row(key, args, rng)
+        # Rows of other networks stay as the file has them now (another run may have written
+        # one meanwhile).
+        rows = json.loads(out.read_text()) if out.exists() else []
         rows = [x for x in rows if x["network"] != r["network"]] + [r]
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=2) + "\n"))
