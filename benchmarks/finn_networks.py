@@ -187,7 +187,8 @@ def markdown(rows):
                           _num(f.get("clock_mhz"), "{} MHz"), _num(f.get("fps"), "{:.3g}")])
         fold = ", ".join(f"{x['pe']}x{x['simd']}" for x in r.get("folding", []))
         if not r.get("fits", True) or r.get("overflow"):
-            lines.append(f"| {r['network']} | {r.get('part') or r.get('device', '-')} | {fold} | "
+            part = {"85k": "LFE5U-85F", "up5k": "iCE40UP5K"}.get(r.get("device"), r.get("device"))
+            lines.append(f"| {r['network']} | {r.get('part') or part or '-'} | {fold} | "
                          f"{_num(r.get('cycles_per_image'))} | {_num(r.get('mismatches'))} | "
                          f"does not fit: {r['overflow']} | | | | | | | {finn} |")
             continue
