@@ -114,7 +114,7 @@ class MVTU(StreamBlock):
         register after a small memory), 1 otherwise."""
         return 2 if self.family == "ecp5" else 1
 
-    def _weight_cells(self, bits, depth):
+    def _weight_cells(self, depth):
         """How a PE's weight memory is built: "bram" (DP16KD cells with their output register,
         :class:`hw.bram_ecp5.BlockRom`), "logic+reg" (a memory Yosys maps as it likes, then a
         register), or "memory" (an Amaranth memory with a hint, read in one cycle)."""
@@ -128,7 +128,7 @@ class MVTU(StreamBlock):
         """Memory files whose contents sit in DP16KD ``INITVAL`` parameters (not read by
         ``$readmemh``)."""
         depth = self.layout.neuron_folds * self.layout.synapse_folds
-        if self._weight_cells(self.simd * depth, depth) != "bram":
+        if self._weight_cells(depth) != "bram":
             return []
         return [weight_file(self.layer.name, p) for p in range(self.pe)]
 
@@ -181,14 +181,14 @@ class MVTU(StreamBlock):
         # Issue: one (neuron fold, synapse fold) a cycle.
         active = Signal()
         nf, sf = Signal(range(NF)), Signal(range(SF))
-        addr = Signal(range(NF * SF))
+        D = NF * SF          # issues (folds) a vector
+        addr = Signal(range(D))
         last_issue = Signal()
         # `at_end`: `addr` is at the vector's last (neuron, synapse) fold. A register, so that
         # `load` (which enables the whole `cur` register) is one LUT of registers.
-        at_end = Signal(init=int(NF * SF == 1))
+        at_end = Signal(init=int(D == 1))
         # `near_end`: `addr` is one before the last fold (the next value of `at_end` when the
         # issue advances), also a register, so that `load`'s next value is two LUTs deep.
-        D = NF * SF
         near_end = Signal(init=int(D == 2))
         # `load` (take `inbuf` into `cur`: it enables the whole `cur` register) is
         # `en & inbuf_full & (~active | last_issue)`, kept as a register of its own computed
@@ -197,15 +197,15 @@ class MVTU(StreamBlock):
         load = Signal()
         en_next, full_next, active_next, at_end_next = Signal(), Signal(), Signal(), Signal()
         m.d.comb += last_issue.eq(active & at_end)
-        # `cur` turns by SIMD bits a fold, so the fold's slice is always its low SIMD bits (no
-        # SF-to-1 multiplexer); after SF folds it is back where it started for the next
-        # neuron fold.
         # `turn` is `en & active` (a register from their next values when `load` is one).
         turn = Signal()
         if self.input_buffer:
             m.d.sync += turn.eq(en_next & active_next)
         else:
             m.d.comb += turn.eq(en & active)
+        # `cur` turns by SIMD bits a fold, so the fold's slice is always its low SIMD bits (no
+        # SF-to-1 multiplexer); after SF folds it is back where it started for the next
+        # neuron fold.
         with m.If(load):
             m.d.sync += [cur.eq(inbuf), active.eq(1)]
             if self.input_buffer:
@@ -231,9 +231,9 @@ class MVTU(StreamBlock):
         with m.If(en & active):
             m.d.sync += [
                 sf.eq(0 if SF == 1 else (sf + 1) % SF),
-                addr.eq(0 if NF * SF == 1 else (addr + 1) % (NF * SF)),
+                addr.eq(0 if D == 1 else (addr + 1) % D),
             ]
-            if NF * SF > 1:
+            if D > 1:
                 m.d.sync += [at_end.eq(near_end),
                              near_end.eq(addr == (D - 3 if D >= 3 else 1))]
             with m.If(sf == SF - 1):
@@ -243,8 +243,7 @@ class MVTU(StreamBlock):
         m.d.comb += [
             full_next.eq((self.i.valid & self.i.ready) | (inbuf_full & ~load)),
             active_next.eq(load | (active & ~(en & last_issue))),
-            at_end_next.eq(Mux(en & active, near_end, at_end) if NF * SF > 1
-                           else 1),
+            at_end_next.eq(Mux(en & active, near_end, at_end) if D > 1 else 1),
         ]
         if self.input_buffer:
             m.d.sync += load.eq(en_next & full_next & (~active_next | at_end_next))
@@ -266,18 +265,17 @@ class MVTU(StreamBlock):
             with m.If(en):
                 m.d.sync += [s1_d.eq(s1), slice_d.eq(slice_)]
             s1, slice_ = s1_d, slice_d
-        depth = NF * SF
-        cells = self._weight_cells(SIMD * depth, depth)
+        cells = self._weight_cells(D)
         trees = []
         for p, words_p in enumerate(lay.weight_words(layer.weights)):
             name = _mem_name(weight_file(layer.name, p))
             if cells == "memory":
-                mem = memory.Memory(shape=SIMD, depth=depth, init=words_p,
-                                    attrs=self._weight_ram_attrs(SIMD * depth))
+                mem = memory.Memory(shape=SIMD, depth=D, init=words_p,
+                                    attrs=self._weight_ram_attrs(SIMD * D))
                 m.submodules[name] = mem
                 rp = mem.read_port()
             else:
-                rp = BlockRom(SIMD, depth, words_p, "ecp5" if cells == "bram" else "logic",
+                rp = BlockRom(SIMD, D, words_p, "ecp5" if cells == "bram" else "logic",
                               name=name)
                 m.submodules[name] = rp
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(ram_en if cells == "bram" else en)]

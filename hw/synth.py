@@ -8,6 +8,7 @@ mode, so a design's ports must fit the package's pins.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -100,8 +101,6 @@ def _run_seeds(seeds, command, cwd, work, say):
     """nextpnr once per placement seed, as many at a time as there are cores; returns
     ``{seed: Fmax (the slowest clock) or None when the run failed}``, and raises when every run
     failed."""
-    import os
-
     started, pending, running, fmax = time.monotonic(), list(seeds), {}, {}
     slots = max(1, os.cpu_count() or 1)
     while pending or running:

@@ -60,6 +60,7 @@ class NetworkKind:
     model_kind = None       # KIND of the golden model class (checkpoints)
     target_unit = "vector"  # what a cycle target counts cycles of
     output_unit = "vector"  # what one output transfer of the design carries (progress bars)
+    narrow_ports = False    # whether the design can take vectors in narrow beats
 
     def target_per_matrix(self, bitstream, target_cycles):
         """A cycle target (per :attr:`target_unit`) as cycles per vector of each matrix."""
@@ -93,8 +94,6 @@ class NetworkKind:
               f"files, {args.output / 'folding.json'} and {args.output / 'design.json'}")
         print(self.cycles_line(info))
         return 0
-
-    narrow_ports = False    # whether the design can take vectors in narrow beats
 
     def _port_options(self, args):
         beat_width = getattr(args, "beat_width", None)
