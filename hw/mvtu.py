@@ -62,6 +62,12 @@ class MVTU(StreamBlock):
         High in each cycle in which a (neuron fold, synapse fold) is issued: counting it
         measures the unit's own work per vector, whatever the units around it do.
 
+    The inputs may be unsigned ``B``-bit integers (``layer.input_bits``, a CNN's first layer):
+    element ``j`` at bits ``[j B, (j + 1) B)``; each PE then has ``B`` popcount trees, one a bit
+    plane (the XNOR of the weight bit with bit ``b`` of every lane), summed with their place
+    values in one more register stage: ``S = sum_b 2^b popcount_b``
+    (:class:`quant.bitstream.DenseLayer`).
+
     input_buffer : bool
         False leaves out the buffer of the next vector (``cols`` flip-flops): the unit then
         takes a vector only when it starts computing it, so the block before must hold it
@@ -83,7 +89,8 @@ class MVTU(StreamBlock):
         self.reg_every, self.family = reg_every, family
         self.input_buffer = input_buffer
         self.element_width = 1 if layer.output == "bits" else layer.score_width
-        super().__init__({"i": In(stream.Signature(layer.cols)),
+        self.input_bits = layer.input_bits
+        super().__init__({"i": In(stream.Signature(layer.cols * layer.input_bits)),
                           "o": Out(stream.Signature(layer.rows * self.element_width)),
                           "busy": Out(1)})
 
@@ -106,7 +113,10 @@ class MVTU(StreamBlock):
 
     @property
     def tree_latency(self):
-        return popcount_latency(self.simd, self.reg_every, self.family)
+        """The popcount tree's latency, plus the register of the place-value sum of the bit
+        planes for multi-bit inputs."""
+        return (popcount_latency(self.simd, self.reg_every, self.family)
+                + (1 if self.input_bits > 1 else 0))
 
     @property
     def weight_latency(self):
@@ -163,6 +173,7 @@ class MVTU(StreamBlock):
         NF, SF, PE, SIMD = lay.neuron_folds, lay.synapse_folds, lay.pe, lay.simd
         ew = self.element_width
         scores = layer.output == "scores"
+        B = self.input_bits
 
         # `en`: the compute pipeline advances; it is low while a finished vector waits in
         # `collect` (`pending`). Three registers hold the same fact: `pending` for the few
@@ -176,7 +187,7 @@ class MVTU(StreamBlock):
         pending = Signal()
 
         # Input: one buffered vector (`inbuf`) and the one being computed (`cur`).
-        inbuf, inbuf_full, cur = Signal(layer.cols), Signal(), Signal(layer.cols)
+        inbuf, inbuf_full, cur = Signal(layer.cols * B), Signal(), Signal(layer.cols * B)
 
         # Issue: one (neuron fold, synapse fold) a cycle.
         active = Signal()
@@ -212,7 +223,7 @@ class MVTU(StreamBlock):
                 m.d.sync += inbuf_full.eq(0)
         if SF > 1:
             with m.Elif(turn):
-                m.d.sync += cur.eq(Cat(cur[SIMD:], cur[:SIMD]))
+                m.d.sync += cur.eq(Cat(cur[SIMD * B:], cur[:SIMD * B]))
         # With two cycles or more a vector, `ready` is the buffer's own flag (a register: no
         # path from this unit's issue logic back into the unit before it); a unit that takes a
         # vector every cycle takes the next one in the cycle it hands its vector on.
@@ -253,11 +264,11 @@ class MVTU(StreamBlock):
         # Stage 1: weight words and the input slice.
         ctrl_w = 4 + len(nf)
         s1 = Signal(ctrl_w)
-        slice_ = Signal(SIMD)
+        slice_ = Signal(SIMD * B)
         with m.If(en):
             m.d.sync += [
                 s1.eq(Cat(active, sf == 0, sf == SF - 1, last_issue, nf)),
-                slice_.eq(cur[:SIMD]),
+                slice_.eq(cur[:SIMD * B]),
             ]
         # A weight read of two cycles: the input slice and the control wait one more cycle.
         for k in range(self.weight_latency - 1):
@@ -279,11 +290,21 @@ class MVTU(StreamBlock):
                               name=name)
                 m.submodules[name] = rp
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(ram_en if cells == "bram" else en)]
-            tree = XnorPopcount(SIMD, self.reg_every, self.family)
-            m.submodules[f"tree{p}"] = tree
-            m.d.comb += [tree.a.eq(slice_), tree.w.eq(rp.data), tree.en.eq(en)]
-            trees.append(tree)
-        L = trees[0].latency
+            planes = []
+            for b in range(B):
+                tree = XnorPopcount(SIMD, self.reg_every, self.family)
+                m.submodules[f"tree{p}" if B == 1 else f"tree{p}_b{b}"] = tree
+                plane = slice_ if B == 1 else Cat(*(slice_[j * B + b] for j in range(SIMD)))
+                m.d.comb += [tree.a.eq(plane), tree.w.eq(rp.data), tree.en.eq(en)]
+                planes.append(tree.count)
+            if B == 1:
+                trees.append(planes[0])
+            else:
+                wsum = Signal(bits_for(SIMD * ((1 << B) - 1)), name=f"wsum{p}")
+                with m.If(en):
+                    m.d.sync += wsum.eq(sum(c << b for b, c in enumerate(planes)))
+                trees.append(wsum)
+        L = self.tree_latency
 
         # Control travels beside the trees.
         chain = [s1]
@@ -298,14 +319,14 @@ class MVTU(StreamBlock):
         # Accumulate; the totals of a neuron fold are registered, then compared with the
         # thresholds in the next cycle (an adder and a comparator in series do not fit one
         # 200 MHz cycle on ECP5).
-        acc_w = bits_for(layer.cols)
+        acc_w = bits_for(layer.max_sum)
         totals = []
-        for p, tree in enumerate(trees):
+        for p, count in enumerate(trees):
             acc = Signal(acc_w, name=f"acc{p}")
             total = Signal(acc_w, name=f"total{p}")
             # `acc` is cleared after the last synapse fold of a neuron fold (a synchronous
             # reset of its register), so the adder needs no multiplexer before it.
-            m.d.comb += total.eq(acc + tree.count)
+            m.d.comb += total.eq(acc + count)
             with m.If(en & c_valid):
                 m.d.sync += acc.eq(Mux(c_last, 0, total))
             totals.append(total)

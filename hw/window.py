@@ -27,6 +27,9 @@ class SlidingWindow(StreamBlock):
     registers. It takes one padded position a cycle; padding positions need no input, so a
     frame takes ``(height + 2 p) * (width + 2 p)`` cycles when the source and sink keep up.
 
+    ``pad_pixel`` (an integer of ``channels`` bits) replaces the padded pixel of ``pad_bit``s,
+    for a map of multi-bit values (``channels`` is then the bits of a pixel).
+
     Raises
     ------
     BnnforgeError
@@ -35,7 +38,7 @@ class SlidingWindow(StreamBlock):
     """
 
     def __init__(self, height, width, channels, kernel, stride=1, dilation=1, padding=0,
-                 pad_bit=1):
+                 pad_bit=1, pad_pixel=None):
         with construction(self):
             for name, value in (("height", height), ("width", width), ("channels", channels),
                                 ("kernel", kernel), ("stride", stride), ("dilation", dilation)):
@@ -44,6 +47,10 @@ class SlidingWindow(StreamBlock):
                 raise BnnforgeError(f"padding must be a non-negative integer, not {padding!r}")
             if pad_bit not in (0, 1):
                 raise BnnforgeError(f"pad_bit must be 0 (-1) or 1 (+1), not {pad_bit!r}")
+            if pad_pixel is not None and not (isinstance(pad_pixel, int)
+                                              and 0 <= pad_pixel < 1 << channels):
+                raise BnnforgeError(f"pad_pixel must be an integer of {channels} bits, not "
+                                    f"{pad_pixel!r}")
             extent = (kernel - 1) * dilation + 1
             if extent > min(height, width) + 2 * padding:
                 raise BnnforgeError(
@@ -56,6 +63,9 @@ class SlidingWindow(StreamBlock):
         self.height, self.width, self.channels = height, width, channels
         self.kernel, self.stride, self.dilation = kernel, stride, dilation
         self.padding, self.pad_bit = padding, pad_bit
+        # The padded pixel: every bit ``pad_bit``, unless given whole (a multi-bit map's pad
+        # value in every channel).
+        self.pad_pixel = ((1 << channels) - 1 if pad_bit else 0) if pad_pixel is None else pad_pixel
         self.extent = extent
         super().__init__({"i": In(stream.Signature(channels)),
                           "o": Out(stream.Signature(kernel * kernel * channels)),
@@ -116,7 +126,7 @@ class SlidingWindow(StreamBlock):
             self.i.ready.eq(interior & (~emit | out_free)),
             self.busy.eq(advance),
         ]
-        pad = Const((1 << C) - 1 if self.pad_bit else 0, C)
+        pad = Const(self.pad_pixel, C)
         pixel = Signal(C)
         m.d.comb += pixel.eq(Mux(interior, self.i.payload, pad))
 

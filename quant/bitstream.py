@@ -21,6 +21,7 @@ import numpy as np
 
 from .bits import bits_for, pack_bits, unpack_bits
 from .errors import BitstreamError
+from .cnn_format import cnn_from_section, cnn_section, validate_cnn
 from .bscnet_format import bscnet_from_section, bscnet_section, validate_bscnet
 from .groupnet_format import groupnet_from_section, groupnet_section, validate_groupnet
 
@@ -38,11 +39,18 @@ class DenseLayer:
     ``weights`` are 0/1 of shape ``(rows, cols)``, already flipped for channels whose
     batch-norm scale was negative. With ``thresholds`` (int, ``rows``) the layer outputs the bits
     ``popcount >= T``; without (``None``) it outputs the integer popcounts as class scores.
+
+    ``input_bits`` > 1: the inputs are unsigned ``B``-bit integers ``u`` (a first layer's
+    pixels) and the "popcount" generalises to ``S = sum_j (w_j ? u_j : M - u_j)`` with
+    ``M = 2^B - 1`` (bit-wise XNOR of the weight bit with every bit of ``u_j``, weighted by the
+    bit's place), which is ``sum_j w'_j u_j`` plus a per-row constant (``M`` times the row's
+    zero weights); for ``B = 1`` it is the XNOR popcount.
     """
 
     name: str
     weights: np.ndarray
     thresholds: np.ndarray = None
+    input_bits: int = 1
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights, dtype=np.uint8)
@@ -51,6 +59,16 @@ class DenseLayer:
                                  f"not of shape {self.weights.shape}")
         if self.thresholds is not None:
             self.thresholds = np.asarray(self.thresholds, dtype=np.int64)
+        if (isinstance(self.input_bits, bool) or not isinstance(self.input_bits, (int, np.integer))
+                or not 1 <= self.input_bits <= 16):
+            raise BitstreamError(f"layer {self.name}: input_bits must be an integer in 1..16, "
+                                 f"not {self.input_bits!r}")
+        self.input_bits = int(self.input_bits)
+
+    @property
+    def max_sum(self):
+        """The largest ``S``: ``cols * (2^input_bits - 1)``."""
+        return self.cols * ((1 << self.input_bits) - 1)
 
     @property
     def rows(self):
@@ -66,11 +84,11 @@ class DenseLayer:
 
     @property
     def threshold_width(self):
-        return bits_for(self.cols + 1)
+        return bits_for(self.max_sum + 1)
 
     @property
     def score_width(self):
-        return bits_for(self.cols)
+        return bits_for(self.max_sum)
 
 
 @dataclass
@@ -88,12 +106,15 @@ class Bitstream:
     groupnet: dict = None
     host: dict = field(default_factory=dict)
     bscnet: dict = None
+    cnn: dict = None        # a binary CNN's ops over ``layers`` (:mod:`quant.cnn_format`)
     checksum: str = None    # the file's checksum when read from one (see docs/bitstream.md)
 
     @property
     def kind(self):
         if self.bscnet is not None:
             return "bscnet"
+        if self.cnn is not None:
+            return "cnn"
         return "groupnet" if self.groupnet is not None else "dense"
 
     def validate(self):
@@ -110,6 +131,16 @@ class Bitstream:
             return self
         if not self.layers:
             raise BitstreamError("the bitstream has no layers")
+        if self.cnn is not None:
+            if self.groupnet is not None:
+                raise BitstreamError("a CNN bitstream has no Group-Net")
+            names = [layer.name for layer in self.layers]
+            if len(set(names)) != len(names):
+                raise BitstreamError("two layers have the same name")
+            validate_cnn(self.cnn, self.layers)
+            for layer in self.layers:
+                _check_layer_values(layer)
+            return self
         features = self.input.get("features")
         if features != self.layers[0].cols:
             raise BitstreamError(f"the input has {features} features but layer "
@@ -125,17 +156,25 @@ class Bitstream:
                                      f"layer {layer.name} takes {layer.cols}")
             if layer.output == "scores" and i != len(self.layers) - 1:
                 raise BitstreamError(f"layer {layer.name} outputs scores but is not the last")
-            if layer.thresholds is not None:
-                t = layer.thresholds
-                if t.shape != (layer.rows,):
-                    raise BitstreamError(f"layer {layer.name} has {t.size} thresholds for "
-                                         f"{layer.rows} rows")
-                if t.size and (t.min() < 0 or t.max() > layer.cols + 1):
-                    raise BitstreamError(f"layer {layer.name} has thresholds outside "
-                                         f"[0, {layer.cols + 1}]")
-            if layer.weights.size and layer.weights.max() > 1:
-                raise BitstreamError(f"layer {layer.name} has weights other than 0 and 1")
+            if layer.input_bits != 1:
+                raise BitstreamError(f"layer {layer.name} takes {layer.input_bits}-bit inputs; "
+                                     f"a dense network takes bits (multi-bit inputs need the "
+                                     f"CNN section)")
+            _check_layer_values(layer)
         return self
+
+
+def _check_layer_values(layer):
+    if layer.thresholds is not None:
+        t = layer.thresholds
+        if t.shape != (layer.rows,):
+            raise BitstreamError(f"layer {layer.name} has {t.size} thresholds for "
+                                 f"{layer.rows} rows")
+        if t.size and (t.min() < 0 or t.max() > layer.max_sum + 1):
+            raise BitstreamError(f"layer {layer.name} has thresholds outside "
+                                 f"[0, {layer.max_sum + 1}]")
+    if layer.weights.size and layer.weights.max() > 1:
+        raise BitstreamError(f"layer {layer.name} has weights other than 0 and 1")
 
 
 def _manifest(bs):
@@ -148,6 +187,8 @@ def _manifest(bs):
                         "shape": [layer.rows, layer.cols]},
             "thresholds": None, "score_width": None,
         }
+        if layer.input_bits != 1:
+            entry["input_bits"] = layer.input_bits
         if layer.output == "bits":
             entry["thresholds"] = {"tensor": f"{layer.name}.threshold", "dtype": "int32",
                                    "width": layer.threshold_width, "rule": "popcount >= T"}
@@ -160,6 +201,8 @@ def _manifest(bs):
         manifest["network"], _ = groupnet_section(bs.groupnet)
     if bs.bscnet is not None:
         manifest["network"], _ = bscnet_section(bs.bscnet)
+    if bs.cnn is not None:
+        manifest["network"], _ = cnn_section(bs.cnn)
     return manifest
 
 
@@ -261,17 +304,20 @@ def read(path):
         manifest = json.loads(manifest_text)
         layers = [_layer_from(entry, tensors, path) for entry in manifest["layers"]]
         host = {name: _tensor(tensors, f"host.{name}", path) for name in manifest.get("host", [])}
-        groupnet = bscnet = None
+        groupnet = bscnet = cnn = None
         if "network" in manifest:
             kind = manifest["network"].get("kind")
             if kind == "groupnet":
                 groupnet = groupnet_from_section(manifest["network"], tensors, path)
             elif kind == "bscnet":
                 bscnet = bscnet_from_section(manifest["network"], tensors, path)
+            elif kind == "cnn":
+                cnn = cnn_from_section(manifest["network"], tensors, path)
             else:
                 raise BitstreamError(f"{path}: unknown network kind {kind!r}")
         bs = Bitstream(layers=layers, input=manifest["input"], meta=manifest.get("meta", {}),
-                       groupnet=groupnet, host=host, bscnet=bscnet, checksum=meta["checksum"])
+                       groupnet=groupnet, host=host, bscnet=bscnet, cnn=cnn,
+                       checksum=meta["checksum"])
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, BitstreamError):
             raise
@@ -307,4 +353,4 @@ def _layer_from(entry, tensors, path):
                                  f"but the tensor has shape {thresholds.shape}")
     elif entry["output"] != "scores":
         raise BitstreamError(f"{path}: layer {name} has unknown output {entry['output']!r}")
-    return DenseLayer(name, unpack_bits(packed, cols), thresholds)
+    return DenseLayer(name, unpack_bits(packed, cols), thresholds, entry.get("input_bits", 1))

@@ -16,7 +16,7 @@ from tests.helpers import random_dense
 
 
 def test_every_kind_implements_every_step():
-    assert list(KINDS) == ["mlp", "groupnet", "bscnet"]
+    assert list(KINDS) == ["mlp", "groupnet", "bscnet", "cnn"]
     for kind in KINDS.values():
         assert all(callable(getattr(kind, step)) for step in STEPS)
 
@@ -49,7 +49,7 @@ def test_bitstreams_and_models_find_their_kind(tmp_path):
     assert kind_of_model(BinaryMLP([16, 4])) is kind_named("mlp")
     assert kind_of_model(BSCNet(sfsc=False)) is kind_named("bscnet")
     with pytest.raises(BnnforgeError, match="unknown network kind 'cnn'; choose one of mlp, "
-                                            "groupnet, bscnet"):
+                                            "groupnet, bscnet, cnn"):
         kind_named("cnn")
     with pytest.raises(BnnforgeError, match="no network kind handles a Linear"):
         kind_of_model(torch.nn.Linear(2, 2))

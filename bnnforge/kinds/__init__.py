@@ -1,6 +1,6 @@
 """Network kinds: one module per kind implementing the same steps
 (:data:`bnnforge.kinds.base.STEPS`), one registry, one vocabulary (``mlp``, ``groupnet``,
-``bscnet``). The command line, the flows, checkpoints and the demos find a kind here.
+``bscnet``, ``cnn``). The command line, the flows, checkpoints and the demos find a kind here.
 
 A new kind: write a module with a :class:`~bnnforge.kinds.base.NetworkKind` subclass and add
 an instance to :data:`KINDS`.
@@ -9,6 +9,7 @@ an instance to :data:`KINDS`.
 from quant.errors import BnnforgeError
 from .base import STEPS, NetworkKind
 from .bscnet import BscNetKind
+from .cnn import CnnKind
 from .groupnet import GroupNetKind
 from .mlp import MlpKind
 
@@ -27,7 +28,7 @@ def register(kind):
     return kind
 
 
-for _kind in (MlpKind(), GroupNetKind(), BscNetKind()):
+for _kind in (MlpKind(), GroupNetKind(), BscNetKind(), CnnKind()):
     register(_kind)
 
 

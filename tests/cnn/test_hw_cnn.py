@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from hw.mvtu import MVTU
+from hw.pool import MaxPool
+from quant.bitstream import DenseLayer
+from quant.errors import BnnforgeError
+from quant.layout import Folding
+from sim.vectors import pack_signed_lanes
+from tests.cnn.nets import random_images, small_cnn
+from tests.helpers import STALL_MODES, run_stream
+
+
+def _pool_golden(x, k):
+    n, h, w, c = x.shape
+    ho, wo = h // k, w // k
+    return x[:, :ho * k, :wo * k].reshape(n, ho, k, wo, k, c).max(axis=(2, 4))
+
+
+@pytest.mark.parametrize("h,w,k", [(4, 6, 2), (5, 7, 2), (9, 9, 3), (3, 3, 1)])
+@pytest.mark.parametrize("mode", STALL_MODES)
+def test_maxpool_bit_exact(h, w, k, mode):
+    rng = np.random.default_rng(h * w + k)
+    c = 5
+    x = rng.integers(0, 2, (2, h, w, c))
+    x[0, :k, :k] = 0        # a block of zeros stays zero
+    words = pack_signed_lanes(x.reshape(-1, c), 1, 1)
+    dut = MaxPool(h, w, c, k)
+    ho, wo = dut.out_size
+    outs, _, t_out = run_stream(dut, words, 2 * ho * wo, mode, seed=h + k)
+    want = pack_signed_lanes(_pool_golden(x, k).reshape(-1, c), 1, 1)
+    assert outs == want
+
+
+def test_maxpool_refuses_a_block_larger_than_the_map():
+    with pytest.raises(BnnforgeError, match="a 4x4 pool does not fit the 3x8 map"):
+        MaxPool(3, 8, 2, 4)
+
+
+@pytest.mark.parametrize("pe,simd,bits", [(2, 3, 8), (4, 9, 3), (1, 1, 2)])
+@pytest.mark.parametrize("mode", ["none", "both"])
+def test_mvtu_multibit_inputs(pe, simd, bits, mode):
+    """S = sum(w ? u : M - u) against the formula, at the extremes and at random."""
+    rng = np.random.default_rng(pe * simd * bits)
+    rows, cols, top = 4, 9, (1 << bits) - 1
+    w = rng.integers(0, 2, (rows, cols), dtype=np.uint8)
+    w[0] = 1
+    layer = DenseLayer("l0", w, None, input_bits=bits)
+    u = np.vstack([np.zeros(cols), np.full(cols, top), rng.integers(0, top + 1, (6, cols))])
+    u = u.astype(np.int64)
+    dut = MVTU(layer, Folding(pe, simd))
+    outs, t_in, t_out = run_stream(dut, pack_signed_lanes(u, bits, bits), len(u), mode)
+    s = np.where(w[None] == 1, u[:, None, :], top - u[:, None, :]).sum(-1)
+    ew = dut.element_width
+    got = [[(v >> (r * ew)) & ((1 << ew) - 1) for r in range(rows)] for v in outs]
+    assert got == s.tolist()
+    assert s[1, 0] == cols * top          # the all-ones row meets the largest input
+    if mode == "none":
+        assert t_out[0] - t_in[0] == dut.latency
+
+
+@pytest.fixture(scope="module")
+def cnn_design(tmp_path_factory):
+    from bnnforge.kinds import kind_named
+
+    kind = kind_named("cnn")
+    bs = small_cnn(3).to_bitstream()
+    folding = kind.fold(bs, target_cycles=200)
+    out = tmp_path_factory.mktemp("cnn") / "design"
+    return kind, bs, kind.generate(bs, folding, out), out
+
+
+def test_cnn_network_on_icarus(cnn_design):
+    """The whole network (multi-bit first conv with padding, pooling, a conv padded with -1, the
+    flatten of a 3x3 map, dense layers) bit-exact in four stall modes; without stalls an image
+    takes the model's cycles (measured at the output handshakes) within 5 %."""
+    kind, bs, info, out = cnn_design
+    x = random_images(5, 8)
+    result = kind.simulate(bs, out, x, "icarus", stall_modes=STALL_MODES)
+    assert result["mismatches"] == 0
+    assert (result["hardware"] == result["golden"]).all()
+    t_out = result["runs"][0]["t_out"]
+    per_image = np.diff(t_out).mean()
+    assert info["cycles_per_frame"] <= per_image <= 1.05 * info["cycles_per_frame"]
+    from bnnforge.kinds.cnn import op_cycles
+    for row in op_cycles(result, info):
+        assert row["cycles_simulated"] <= row["cycles_model"], row
