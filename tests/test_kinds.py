@@ -48,9 +48,9 @@ def test_bitstreams_and_models_find_their_kind(tmp_path):
     assert kind_of_model(groupnet) is kind_named("groupnet")
     assert kind_of_model(BinaryMLP([16, 4])) is kind_named("mlp")
     assert kind_of_model(BSCNet(sfsc=False)) is kind_named("bscnet")
-    with pytest.raises(BnnforgeError, match="unknown network kind 'cnn'; choose one of mlp, "
+    with pytest.raises(BnnforgeError, match="unknown network kind 'resnet'; choose one of mlp, "
                                             "groupnet, bscnet, cnn"):
-        kind_named("cnn")
+        kind_named("resnet")
     with pytest.raises(BnnforgeError, match="no network kind handles a Linear"):
         kind_of_model(torch.nn.Linear(2, 2))
 
