@@ -144,6 +144,27 @@ def _cmd_synth(args):
     return 0
 
 
+def _cmd_import(args):
+    from quant.bitstream import write
+    from quant.onnx_import import import_qonnx
+
+    bs = import_qonnx(args.model)
+    write(bs, args.output)
+    host = bs.meta["host"]
+    print(f"imported {args.model}: {len(bs.layers)} matrices, "
+          f"{len(bs.cnn['ops']) - len(bs.layers)} pools; input {host['input_shape']} "
+          f"({bs.cnn['input']['bits']}-bit codes on the host), head on the host "
+          f"({len(host['output_ops'])} ops)")
+    print(f"wrote {args.output} ({args.output.stat().st_size} bytes)")
+    return 0
+
+
+def _cmd_run(args):
+    from .running import run_bitstream
+
+    return run_bitstream(args)
+
+
 def _cmd_study(args):
     from .study import run_csign_study
 
@@ -236,6 +257,33 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors and stalls (0)")
     _add_folding(p)
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser("import", help="import a QONNX model (Brevitas export) as a bitstream",
+                       description="Read a binary network exported by Brevitas as QONNX "
+                                   "(TorchScript or dynamo exporter), run qonnx's cleanup, map "
+                                   "it to a CNN bitstream (thresholds from batch-norm and the "
+                                   "quantizers; input quantizer and head on the host) or refuse "
+                                   "it naming the node that stops it. Needs the onnx extra: "
+                                   "pip install 'bnnforge[onnx]'.")
+    p.add_argument("model", type=Path, help="QONNX file (.onnx)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="bitstream to write")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("run", help="run your inputs through a bitstream (golden or simulated)",
+                       description="Run the inputs in a .npy file through the golden model, or "
+                                   "through the simulated hardware when --simulator is given, "
+                                   "and write the outputs as .npy. For an imported model the "
+                                   "inputs are the ONNX graph's input (N x its shape) and the "
+                                   "outputs the graph's output, head included.")
+    p.add_argument("bitstream", type=Path, help="weight bitstream (.bnn)")
+    p.add_argument("--inputs", type=Path, required=True, metavar="X.npy")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="Y.npy")
+    p.add_argument("--simulator", choices=("icarus", "verilator"),
+                   help="simulate the generated hardware (default: the golden model only)")
+    p.add_argument("--design", type=Path, help="design directory for --simulator (default "
+                                               "build/run/<bitstream name>)")
+    _add_folding(p)
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("quantize", help="export a checkpoint as a weight bitstream",
                        description="Load a bnnforge checkpoint safely (weights only) and write "

@@ -53,7 +53,7 @@ class DenseLayer:
     input_bits: int = 1
 
     def __post_init__(self):
-        self.weights = np.asarray(self.weights, dtype=np.uint8)
+        self.weights = np.ascontiguousarray(self.weights, dtype=np.uint8)
         if self.weights.ndim != 2:
             raise BitstreamError(f"layer {self.name}: weights must be 2-D, "
                                  f"not of shape {self.weights.shape}")
@@ -245,6 +245,8 @@ def write(bs, path):
         if layer.thresholds is not None:
             tensors[f"{layer.name}.threshold"] = layer.thresholds.astype(np.int32)
     manifest_text = json.dumps(_manifest(bs), sort_keys=True)
+    # safetensors writes an array's buffer as it lies in memory: every tensor in C order.
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     metadata = {"format": MAGIC, "version": str(VERSION), "manifest": manifest_text,
                 "checksum": _checksum(manifest_text, tensors)}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

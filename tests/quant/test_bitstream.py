@@ -200,3 +200,15 @@ def test_groupnet_manifest_and_tensor_disagree(tmp_path):
     with pytest.raises(BitstreamError, match="g0.b0.u0: the manifest says 4 channels but the "
                                              "weight tensor is 3x4"):
         bio.read(path)
+
+
+def test_weights_not_in_c_order_round_trip(tmp_path):
+    """A weight matrix that is a view in another memory order (a transpose, a column
+    permutation) is written in C order: the checksum holds and the bits come back."""
+    from quant.bitstream import Bitstream, DenseLayer, read, write
+
+    w = np.random.default_rng(0).integers(0, 2, (12, 20), dtype=np.uint8)
+    layer = DenseLayer("fc0", w.T.copy(order="F").T[:, ::-1], None)
+    bs = Bitstream([layer], {"features": 20}).validate()
+    again = read(write(bs, tmp_path / "w.bnn"))
+    assert (again.layers[0].weights == w[:, ::-1]).all()
