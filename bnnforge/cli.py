@@ -188,26 +188,27 @@ def build_parser():
                                    "software.")
     p.add_argument("--network", choices=_kind_names(), default="mlp",
                    help="mlp: binary MLP (default); groupnet: Group-Net CNN with K = 1, 3, 5; "
-                        "bscnet: BSC-Net UNET-S on the frog CT volume (sparse voxels)")
-    p.add_argument("--out", help="output directory (default build/demo, build/demo-groupnet "
-                                 "or build/demo-bscnet)")
+                        "bscnet: BSC-Net UNET-S on the frog CT volume (sparse voxels); cnn: a "
+                        "binary CNN (convolutions, pooling, fully connected) from the Python API")
+    p.add_argument("--out", help="output directory (default build/demo, build/demo-groupnet, "
+                                 "build/demo-bscnet or build/demo-cnn)")
     p.add_argument("--simulator", choices=("icarus", "verilator"),
                    help="default: Verilator, or Icarus where Verilator is unavailable")
     p.add_argument("--clock-mhz", type=float, default=200.0,
                    help="clock for the hardware time per image (default 200)")
     p.add_argument("--epochs", type=_positive_int,
-                   help="training epochs (40 for mlp, 30 for groupnet; training steps, 40, "
-                        "for bscnet)")
+                   help="training epochs (40 for mlp, 30 for groupnet, 20 for cnn; training "
+                        "steps, 40, for bscnet)")
     p.add_argument("--voxel-size", type=_positive_int, default=9,
                    help="bscnet: frog voxel size in CT voxels (9: 5,130 sites; 4: 34,331)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and order (0)")
     p.add_argument("--target-cycles", type=_positive_int,
                    help="folding target in cycles per image for every layer (default 64 for "
-                        "mlp, 1024 for groupnet)")
+                        "mlp, 1024 for groupnet, 256 for cnn)")
     p.add_argument("--images", type=_positive_int,
                    help="simulate only the first N test images (default: all)")
     p.add_argument("--synth", action="store_true",
-                   help="mlp, groupnet: generate for ECP5, synthesize and place-and-route on the "
+                   help="mlp, groupnet, cnn: generate for ECP5, synthesize and place-and-route on the "
                         "LFE5U-85F (YoWASP; minutes) and report resources, Fmax and the hardware "
                         "time per image at the achieved Fmax")
     p.set_defaults(func=_cmd_demo)

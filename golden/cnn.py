@@ -316,3 +316,16 @@ class IntegerCnn(torch.nn.Module):
                 x = (s >= torch.from_numpy(layer.thresholds)).to(torch.float64)
                 outs.append(x.to(torch.uint8))
         return (x, outs) if trace else x
+
+
+def digits_cnn(channels=(16, 32), hidden=64, input_bits=5):
+    """The CNN of ``bnnforge demo --network cnn`` for the 8x8 digits (pixels 0..16, 5 bits): a
+    "same" 3x3 convolution over the pixels (padded with 0), a valid binary 3x3 convolution,
+    2x2 max-pooling, a fully connected layer over the 3x3 map and the 10 class scores."""
+    c1, c2 = channels
+    return BinaryCNN((1, 8, 8), input_bits,
+                     InputConv2d(1, c1, 3, padding=1, pad_value=0, input_bits=input_bits),
+                     BatchNormSign(c1),
+                     Conv2d(c1, c2, 3), BatchNormSign(c2), MaxPool2d(2),
+                     Flatten(), Linear(c2 * 9, hidden), BatchNormSign(hidden),
+                     Linear(hidden, 10))

@@ -192,8 +192,9 @@ class CnnKind(NetworkKind):
                 "shape": f"{layer.rows}x{layer.cols}" if layer else f"-> {shape}",
                 "output": layer.output if layer else "bits",
                 "weight_bits": layer.rows * layer.cols if layer else 0,
-                "encoding": (f"{layer.input_bits}-bit inputs" if layer and layer.input_bits > 1
-                             else "packed bits, LSB first"),
+                "encoding": ("max of bits (OR)" if layer is None else
+                             f"packed bits, LSB first; {layer.input_bits}-bit inputs"
+                             if layer.input_bits > 1 else "packed bits, LSB first"),
                 "threshold_width": layer.threshold_width if layer and layer.output == "bits"
                 else None})
         return layers, {"input": bitstream.cnn["input"]}

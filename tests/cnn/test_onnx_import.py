@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.cnn.brevitas_nets import build, export, qonnx_outputs
-
+from bnnforge.brevitas_models import build, export, qonnx_outputs
 from golden.cnn import IntegerCnn
 from quant import bitstream as bitstream_io
 from quant.errors import BnnforgeError

@@ -1,20 +1,27 @@
-"""Brevitas networks exported as QONNX for the importer's tests: FINN's TFC-w1a1 and CNV-w1a1
-(``brevitas_examples.bnn_pynq``) and a small binary CNN of our own that no other test sees,
-each trained for a few batches of random data so that batch-norm is not trivial."""
+"""Brevitas networks exported as QONNX, for the importer's tests and the FINN benchmark:
+FINN's TFC-w1a1 and CNV-w1a1 (``brevitas_examples.bnn_pynq``, built offline with random
+weights) and a small binary CNN of our own, each trained for a few batches of random data so
+that batch-norm is not trivial. Needs the onnx extra (``pip install 'bnnforge[onnx]'``)."""
 
 import warnings
 
 import numpy as np
-import pytest
 import torch
 
-with warnings.catch_warnings():
-    # brevitas and its dependencies warn about their own deprecations on import.
-    warnings.simplefilter("ignore")
-    pytest.importorskip("brevitas")
-    import brevitas.nn  # noqa: F401
-    import brevitas_examples.bnn_pynq.models  # noqa: F401
-    import brevitas.export  # noqa: F401
+
+def _brevitas():
+    with warnings.catch_warnings():
+        # brevitas and its dependencies warn about their own deprecations on import.
+        warnings.simplefilter("ignore")
+        try:
+            import brevitas.export  # noqa: F401
+            import brevitas.nn  # noqa: F401
+            import brevitas_examples.bnn_pynq.models  # noqa: F401
+        except ImportError as e:
+            from quant.errors import BnnforgeError
+
+            raise BnnforgeError(f"Brevitas models need the onnx extra ({e.name} is not "
+                                f"installed): pip install 'bnnforge[onnx]'")
 
 
 def small_brevitas_cnn():
@@ -54,6 +61,9 @@ MODELS = {"tfc": (1, 1, 28, 28), "cnv": (1, 3, 32, 32), "small": (1, 1, 8, 8)}
 
 
 def build(name, seed=0, steps=3):
+    """``name`` ("tfc", "cnv" or "small") with seeded random weights after ``steps`` Adam
+    steps on random data (batch-norm statistics and TensorNorm included), in eval mode."""
+    _brevitas()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _build(name, seed, steps)
@@ -81,6 +91,7 @@ def _build(name, seed, steps):
 
 
 def export(model, name, path, dynamo=True):
+    """``brevitas.export.export_qonnx`` with the input shape of ``name`` (batch 1)."""
     from brevitas.export import export_qonnx
 
     with warnings.catch_warnings():
