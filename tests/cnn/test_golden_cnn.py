@@ -71,3 +71,28 @@ def test_spec_errors_name_the_op():
     bs.cnn["ops"].insert(0, {"op": "pool", "kernel": 2})
     with pytest.raises(BitstreamError, match="pooling takes binary activations, not 4-bit"):
         bs.validate()
+
+
+def test_run_command_on_a_cnn_bitstream(tmp_path, capsys):
+    """`bnnforge run` on the golden model writes the integer scores; pixels out of range and a
+    file that is not .npy are one-line errors that leave no output file."""
+    from bnnforge.cli import main
+
+    bs = small_cnn(4).to_bitstream()
+    path = bitstream_io.write(bs, tmp_path / "c.bnn")
+    x = random_images(9, 5)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(path), "--inputs", str(tmp_path / "x.npy"), "-o",
+                 str(tmp_path / "y.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "y.npy"), IntegerCnn(bs)(x).numpy())
+    np.save(tmp_path / "big.npy", x * 2)
+    capsys.readouterr()
+    assert main(["run", str(path), "--inputs", str(tmp_path / "big.npy"), "-o",
+                 str(tmp_path / "z.npy")]) == 2
+    assert capsys.readouterr().err == ("bnnforge: error: pixel values must be in [0, 15] "
+                                       "(4-bit), found [0, 30]\n")
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    assert main(["run", str(path), "--inputs", str(tmp_path / "bad.npy"), "-o",
+                 str(tmp_path / "z.npy")]) == 2
+    assert "bad.npy: not a NumPy .npy array" in capsys.readouterr().err
+    assert not (tmp_path / "z.npy").exists()
