@@ -85,3 +85,15 @@ def test_cnn_network_on_icarus(cnn_design):
     from bnnforge.kinds.cnn import op_cycles
     for row in op_cycles(result, info):
         assert row["cycles_simulated"] <= row["cycles_model"], row
+
+
+def test_pixel_fifo_before_every_window_unit_but_the_first(cnn_design):
+    """Every window unit after the first has a FIFO of pixels before it, as deep as the
+    kernel's rows (the next image's first rows while this one's last windows are computed)."""
+    _, _, info, _ = cnn_design
+    names = [b["name"] for b in info["blocks"]]
+    swus = [n for n in names if n.endswith("_swu")]
+    assert len(swus) == 4
+    assert f"{swus[0][:-4]}_pixfifo" not in names
+    for s in swus[1:]:
+        assert names[names.index(s) - 1] == f"{s[:-4]}_pixfifo"
