@@ -97,3 +97,30 @@ def test_pixel_fifo_before_every_window_unit_but_the_first(cnn_design):
     assert f"{swus[0][:-4]}_pixfifo" not in names
     for s in swus[1:]:
         assert names[names.index(s) - 1] == f"{s[:-4]}_pixfifo"
+
+
+def test_balanced_convolutions_run_at_the_model(tmp_path):
+    """Two convolutions of equal work an image (36 windows x 4 cycles, 16 windows x 9 cycles):
+    the second needs 15 pixels of the first's output (60 cycles) before its first window of an
+    image; with the pixel FIFO they come while it finishes the image before, so an image takes
+    the model's 144 cycles, measured at the output handshakes."""
+    from bnnforge.kinds import kind_named
+    from quant.bitstream import Bitstream
+
+    rng = np.random.default_rng(1)
+    l0 = DenseLayer("c0", rng.integers(0, 2, (4, 9), dtype=np.uint8), rng.integers(3, 7, 4))
+    l1 = DenseLayer("c1", rng.integers(0, 2, (3, 36), dtype=np.uint8), rng.integers(15, 22, 3))
+    l2 = DenseLayer("f", rng.integers(0, 2, (3, 48), dtype=np.uint8), None)
+    conv = {"op": "conv", "kernel": 3, "stride": 1, "padding": 0, "pad_value": 0}
+    bs = Bitstream([l0, l1, l2], {}, cnn={
+        "input": {"height": 8, "width": 8, "channels": 1, "bits": 1},
+        "ops": [dict(conv, layer="c0"), dict(conv, layer="c1"),
+                {"op": "dense", "layer": "f"}]}).validate()
+    kind = kind_named("cnn")
+    folding = {"c0": Folding(1, 9), "c1": Folding(1, 12), "f": Folding(3, 48)}
+    info = kind.generate(bs, folding, tmp_path / "d")
+    assert info["cycles_per_frame"] == 144
+    result = kind.simulate(bs, tmp_path / "d", rng.integers(0, 2, (10, 1, 8, 8)), "icarus")
+    assert result["mismatches"] == 0
+    gaps = np.diff(result["runs"][0]["t_out"])
+    assert gaps[3:].tolist() == [144] * (len(gaps) - 3)
