@@ -124,3 +124,35 @@ def test_balanced_convolutions_run_at_the_model(tmp_path):
     assert result["mismatches"] == 0
     gaps = np.diff(result["runs"][0]["t_out"])
     assert gaps[3:].tolist() == [144] * (len(gaps) - 3)
+
+
+def test_strided_convolutions_on_icarus(tmp_path):
+    """Stride 2 on the multi-bit first layer (padded with code 5) and on a binary layer padded
+    with -1, a 1x1 convolution (the MVTU alone), a 3x3 pool: bit-exact, float = golden."""
+    import torch
+
+    from bnnforge.kinds import kind_named
+    from golden.cnn import (BatchNormSign, BinaryCNN, Conv2d, Flatten, InputConv2d,
+                            IntegerCnn, Linear, MaxPool2d)
+
+    torch.manual_seed(2)
+    net = BinaryCNN((2, 12, 12), 3,
+                    InputConv2d(2, 8, 3, stride=2, padding=1, pad_value=5, input_bits=3),
+                    BatchNormSign(8),                                   # 6x6
+                    Conv2d(8, 8, 3, stride=2, padding=1, pad_value=0), BatchNormSign(8),  # 3x3
+                    Conv2d(8, 6, 1), BatchNormSign(6), MaxPool2d(3),    # 1x1
+                    Flatten(), Linear(6, 4))
+    x = random_images(4, 32, bits=3, size=12, channels=2)
+    net.train()
+    with torch.no_grad():
+        net(torch.from_numpy(x).float())
+    net.eval()
+    bs = net.to_bitstream()
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x).float())
+    scores = IntegerCnn(bs)(x)
+    assert torch.equal((2 * scores - 6).float() * net.log_scale.exp(), logits)
+    kind = kind_named("cnn")
+    kind.generate(bs, kind.fold(bs, target_cycles=64), tmp_path / "d")
+    result = kind.simulate(bs, tmp_path / "d", x[:6], "icarus", stall_modes=("none", "both"))
+    assert result["mismatches"] == 0
