@@ -156,3 +156,17 @@ def test_strided_convolutions_on_icarus(tmp_path):
     kind.generate(bs, kind.fold(bs, target_cycles=64), tmp_path / "d")
     result = kind.simulate(bs, tmp_path / "d", x[:6], "icarus", stall_modes=("none", "both"))
     assert result["mismatches"] == 0
+
+
+def test_cnn_datasheet(cnn_design):
+    """The CNN core's datasheet: its ports agree with the Verilog's, the input pixel layout
+    and the interval an image are the design's."""
+    from tests.hw.test_datasheet import _datasheet_ports, _verilog_ports
+
+    _, _, info, out = cnn_design
+    text = (out / "README.md").read_text()
+    assert _datasheet_ports(text) == _verilog_ports((out / info["verilog"]).read_text())
+    assert text.startswith("# `bnn_top`: bnnforge core datasheet\n\nA binary CNN (")
+    assert ("- **Input pixel**: 1 channels of 4 bits, channel `c` at bits `[4 c, 4 c + 4)` "
+            "(unsigned codes); an image is 8 x 8 pixels in raster order") in text
+    assert f"one image every **{info['cycles_per_frame']}** cycles" in text
