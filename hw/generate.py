@@ -21,7 +21,8 @@ from pathlib import Path
 from quant.errors import BnnforgeError
 from .datasheet import write_datasheet
 
-__all__ = ["to_verilog", "link_memory_files", "design_info", "check_output_dir", "write_design"]
+__all__ = ["to_verilog", "link_memory_files", "compact_zero_initialisers", "design_info",
+           "check_output_dir", "write_design"]
 
 _LITERAL = re.compile(r"(\d+)'([bhd])([0-9a-fA-F_]+)")
 
@@ -43,6 +44,33 @@ def _literal_value(text):
         raise BnnforgeError(f"internal error: unexpected memory initialiser {text!r}")
     base = {"b": 2, "h": 16, "d": 10}[match.group(2)]
     return int(match.group(3).replace("_", ""), base)
+
+
+_ZERO_INIT = re.compile(
+    r"^(?P<indent>\s*)reg \[(?P<msb>\d+):0\] (?P<mem>[\w$]+) \[(?P<hi>\d+):(?P<lo>\d+)\];\n"
+    r"(?P=indent)initial begin\n(?P<body>(?:\s*(?P=mem)\[\d+\] = \d+'h0+;\n)+)"
+    r"(?P=indent)end\n", re.M)
+
+
+def compact_zero_initialisers(verilog):
+    """Write the initial block of a memory whose every word is zero as one loop.
+
+    Amaranth writes one line a word (a RAM of 65,536 words is 65,536 lines: a layer of a large
+    sparse frame came to 24 MB of Verilog); the loop says the same to every simulator and to
+    Yosys in three lines."""
+    def loop(m):
+        hi, lo = int(m.group("hi")), int(m.group("lo"))
+        words = m.group("body").count("\n")
+        if words != abs(hi - lo) + 1:
+            return m.group(0)      # not every word listed: leave it as written
+        ind, mem, width = m.group("indent"), m.group("mem"), int(m.group("msb")) + 1
+        a, b = sorted((hi, lo))
+        return (f"{ind}reg [{width - 1}:0] {mem} [{hi}:{lo}];\n"
+                f"{ind}initial begin : {mem}_zero\n"
+                f"{ind}  integer i;\n"
+                f"{ind}  for (i = {a}; i <= {b}; i = i + 1) {mem}[i] = {width}'h0;\n"
+                f"{ind}end\n")
+    return _ZERO_INIT.sub(loop, verilog)
 
 
 def link_memory_files(verilog, files):
@@ -117,7 +145,7 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
     """
     out_dir = check_output_dir(out_dir)
     in_cells = sorted({f for b in getattr(top, "blocks", []) for f in b.block_ram_memories()})
-    verilog = link_memory_files(to_verilog(top, name),
+    verilog = link_memory_files(compact_zero_initialisers(to_verilog(top, name)),
                                 {f: t for f, t in memory_files.items() if f not in in_cells})
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
