@@ -24,6 +24,15 @@ def generate(bitstream, folding, out_dir, reg_every=1, checksum=None, family=Non
                                        checksum=checksum)
 
 
+def print_budget(info):
+    """The design's on-chip memory against its family's default device."""
+    from hw.memory_budget import budget_lines
+
+    b = info.get("memory_budget")
+    if b:
+        print("\n".join(budget_lines(b)))
+
+
 def family(args):
     """The ``--family`` option as a family name, None for generic."""
     return None if args.family == "generic" else args.family

@@ -177,6 +177,27 @@ def datasheet(info, synth=()):
                      + ", ".join(f"`{f}`" for f in info["sim_models"]) + ".")
     lines.append("- `design.json`: this description as data (fields in docs/design.md)"
                  + ("; `folding.json`: the folding." if info.get("folding") else "."))
+    b = info.get("memory_budget")
+    if b:
+        from .memory_budget import BLOCK_RAMS
+
+        cell = BLOCK_RAMS[b["family"]]["cell"]
+        lines += ["", "## On-chip memory", "",
+                  f"{b['bits']:,} bits in {len(b['memories']) + b.get('memories_not_listed', 0)}"
+                  f" memories" + (f" and {b['cells_by_hand']} {cell} cells" if b["cells_by_hand"]
+                                  else "")
+                  + f", about {b['block_ram_estimate']} {cell} if each memory took its own "
+                  f"blocks; the {b['part']} has {b['device_block_rams']} "
+                  f"({b['device_block_ram_bits']:,} bits) and about "
+                  f"{b['device_lut_ram_bits']:,} bits of LUT RAM: "
+                  + ("the memories can fit." if b["fits"] else
+                     "**the memories cannot fit** (`bnnforge synth` refuses the design)."), ""]
+        if b["memories"]:
+            lines += ["| memory | words x bits | bits | " + cell + " |", "|---|---|---|---|"]
+            lines += [f"| `{m['name']}` | {m['depth']} x {m['width']} | {m['bits']:,} | "
+                      f"{m['blocks']} |" for m in b["memories"]]
+            if b.get("memories_not_listed"):
+                lines.append(f"| ({b['memories_not_listed']} smaller ones) | | | |")
     lines += ["", "## Resources and Fmax", ""]
     if not synth:
         lines.append("Not synthesized yet: `bnnforge synth <this directory>` places and routes "

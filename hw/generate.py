@@ -136,6 +136,21 @@ def check_output_dir(out_dir):
     return out_dir
 
 
+BUDGET_DEVICE = {None: ("ecp5", "85k"), "ecp5": ("ecp5", "85k"), "ice40": ("ice40", "up5k")}
+"""The device a design's memory budget is set against: its family's default device (a generic
+design: the LFE5U-85F)."""
+
+
+def design_budget(verilog, family=None):
+    """``design.json``'s ``memory_budget``: :func:`hw.memory_budget.budget` on the default
+    device of ``family``, with the 20 largest memories listed."""
+    from .memory_budget import budget
+
+    b = budget(verilog, *BUDGET_DEVICE[family])
+    listed = b["memories"][:20]
+    return dict(b, memories=listed, memories_not_listed=len(b["memories"]) - len(listed))
+
+
 def write_design(out_dir, top, name, memory_files, info, extra_files=None):
     """Write Verilog, memory files, ``design.json`` (and ``extra_files``) to ``out_dir``.
 
@@ -160,7 +175,8 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
         for fname in models:
             shutil.copy(Path(__file__).parent / "verilog" / fname, tmp / fname)
         info = dict(info, verilog=f"{name}.v", memory_files=sorted(memory_files),
-                    block_ram_files=in_cells, sim_models=models)
+                    block_ram_files=in_cells, sim_models=models,
+                    memory_budget=design_budget(verilog, info.get("family")))
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         write_datasheet(tmp)
         if out_dir.exists():

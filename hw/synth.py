@@ -208,6 +208,13 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
         raise SynthError(f"unknown {family} device {device!r}; choose one of "
                          f"{', '.join(fam['devices'])}")
     top, verilog = info.get("top", "bnn_top"), info["verilog"]
+    from .memory_budget import budget
+
+    mem = budget((design_dir / verilog).read_text(), family, device)
+    if not mem["fits"]:
+        raise SynthError(f"the design cannot fit the {mem['part']}: {mem['reason']}; nothing "
+                         f"was synthesized (shrink the largest memories: "
+                         f"{', '.join(m['name'] for m in mem['memories'][:3])})")
     work = f"synth-{family}"
     (design_dir / work).mkdir(exist_ok=True)
     say(f"==> Yosys {fam['synth']} of {design_dir / verilog} (the first call on a machine "

@@ -93,6 +93,7 @@ class NetworkKind:
         print(f"wrote {args.output / info['verilog']}, {len(info['memory_files'])} memory "
               f"files, {args.output / 'folding.json'} and {args.output / 'design.json'}")
         print(self.cycles_line(info))
+        flows.print_budget(info)
         return 0
 
     def _port_options(self, args):

@@ -1,6 +1,7 @@
 """BSC-Net: binarized sparse convolution on voxels; each binary SSC, down- and up-sampling layer
 is its own design with the site search in hardware (sums out), the rest runs on the host."""
 
+import json
 from pathlib import Path
 
 from .base import NetworkKind
@@ -113,12 +114,20 @@ class BscNetKind(NetworkKind):
                   "are ignored")
         rows = self.generate(bitstream, None, args.output, family=flows.family(args),
                              max_voxels=args.max_voxels, coord_bits=args.coord_bits)
+        part = None
+        for r in rows:
+            design = Path(r.get("where") or "") / "design.json"
+            if r.get("where") and design.exists():
+                b = json.loads(design.read_text()).get("memory_budget") or {}
+                r["memory_bits"], r["fits"], part = b.get("bits"), b.get("fits"), b.get("part")
         print(flows.format_table(rows, [
             ("name", "layer", "{}"), ("kind", "kind", "{}"), ("cin", "Cin", "{}"),
             ("cout", "Cout", "{}"), ("pe", "PE", "{}"), ("simd", "SIMD", "{}"),
-            ("bits", "coord bits", "{}"), ("where", "design", "{}")]))
+            ("bits", "coord bits", "{}"), ("memory_bits", "on-chip bits", "{:,}"),
+            ("fits", f"memories fit {part}", "{}"), ("where", "design", "{}")]))
         print(f"wrote {sum(1 for r in rows if 'pe' in r)} layer designs under {args.output} "
-              f"(max {args.max_voxels} voxels a frame)")
+              f"(max {args.max_voxels} voxels a frame); on-chip memory of all layers: "
+              f"{sum(r.get('memory_bits') or 0 for r in rows):,} bits")
         return 0
 
     def sim_command(self, args, bitstream):
