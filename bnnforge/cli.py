@@ -234,10 +234,12 @@ def build_parser():
                                    "with one $readmemh file per weight and threshold memory.")
     p.add_argument("bitstream", type=Path, help="weight bitstream (.bnn)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
-    p.add_argument("--max-voxels", type=_positive_int, default=65536,
-                   help="BSC-Net: voxels a frame each layer accepts (default 65536)")
-    p.add_argument("--coord-bits", type=_positive_int, default=16,
-                   help="BSC-Net: coordinate bits at level 0, one fewer per level (default 16)")
+    p.add_argument("--max-voxels", type=_positive_int,
+                   help="BSC-Net: voxels a frame each layer accepts (default: the bitstream's "
+                        "frame size, else 65536)")
+    p.add_argument("--coord-bits", type=_positive_int,
+                   help="BSC-Net: coordinate bits at level 0, one fewer per level (default: the "
+                        "extent of the bitstream's frame, else 16)")
     _add_folding(p)
     p.set_defaults(func=_cmd_verilog)
 

@@ -178,7 +178,11 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
     train_bscnet(net, train, epochs, 1e-3, seed)
     acc_float = _accuracy(net, *test)
     bs_path = out_dir / "bscnet.bnn"
-    write(to_bitstream(net, {"channels": 1, "voxel_size": voxel_size},
+    # The frame's extent (coordinate bits) and size, so that designs made from this bitstream
+    # follow the data rather than a wide default.
+    write(to_bitstream(net, {"channels": 1, "voxel_size": voxel_size,
+                             "coord_bits": int(test[0].bits[0]),
+                             "max_voxels": _max_voxels(len(test[1]))},
                        {"arch": arch, "dataset": "frog-tissues"}), bs_path)
     golden_net = from_bitstream(read(bs_path))
     frame, feats, labels = test

@@ -86,3 +86,20 @@ def test_generated_design_carries_the_checksum(tmp_path, name):
     assert info["bitstream_checksum"] == bs.checksum
     saved = json.loads((tmp_path / "d" / "design.json").read_text())
     assert saved["bitstream_checksum"] == bs.checksum
+
+
+def test_bscnet_frame_limits_follow_the_bitstream():
+    """A BSC-Net design's coordinate width and frame size come from the frame the bitstream
+    was made with (the demo records them), not from the wide defaults; given ones win."""
+    from types import SimpleNamespace
+
+    from bnnforge.kinds.bscnet import frame_limits
+
+    recorded = SimpleNamespace(input={"channels": 1, "coord_bits": 7, "max_voxels": 8192})
+    assert frame_limits(recorded) == {
+        "max_voxels": 8192, "coord_bits": 7,
+        "source": {"max_voxels": "the bitstream's frame", "coord_bits": "the bitstream's frame"}}
+    assert frame_limits(recorded, coord_bits=9)["coord_bits"] == 9
+    bare = frame_limits(SimpleNamespace(input={"channels": 1}))
+    assert (bare["max_voxels"], bare["coord_bits"]) == (65536, 16)
+    assert bare["source"]["coord_bits"] == "default; the bitstream records no frame"

@@ -12,6 +12,22 @@ DEFAULT_MAX_VOXELS = 65536
 DEFAULT_COORD_BITS = 16
 
 
+def frame_limits(bitstream, max_voxels=None, coord_bits=None):
+    """A design's frame limits: given ones, else the extent and size of the frame the bitstream
+    was made with (``input.coord_bits``, ``input.max_voxels``), else the wide defaults; with
+    where each came from."""
+    out, source = {}, {}
+    for key, given, default in (("max_voxels", max_voxels, DEFAULT_MAX_VOXELS),
+                                ("coord_bits", coord_bits, DEFAULT_COORD_BITS)):
+        if given is not None:
+            out[key], source[key] = given, "given"
+        elif bitstream.input.get(key):
+            out[key], source[key] = int(bitstream.input[key]), "the bitstream's frame"
+        else:
+            out[key], source[key] = default, "default; the bitstream records no frame"
+    return dict(out, source=source)
+
+
 class BscNetKind(NetworkKind):
     name, bitstream_kind, model_kind = "bscnet", "bscnet", "bscnet"
     target_unit = "frame"
@@ -112,6 +128,10 @@ class BscNetKind(NetworkKind):
         if args.folding or args.target_cycles or args.max_lanes:
             print("note: BSC-Net layers use PE = min(Cout, 16), SIMD = Cin; folding options "
                   "are ignored")
+        limits = frame_limits(bitstream, args.max_voxels, args.coord_bits)
+        print(f"frames of at most {limits['max_voxels']} voxels ({limits['source']['max_voxels']}"
+              f"), {limits['coord_bits']}-bit coordinates ({limits['source']['coord_bits']})")
+        args.max_voxels, args.coord_bits = limits["max_voxels"], limits["coord_bits"]
         rows = self.generate(bitstream, None, args.output, family=flows.family(args),
                              max_voxels=args.max_voxels, coord_bits=args.coord_bits)
         part = None
