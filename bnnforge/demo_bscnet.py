@@ -91,6 +91,8 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
     golden's and the host goes on with the hardware's. Returns ``(rows, mismatches,
     accuracy, simulation seconds)``."""
     from golden.sparse import sparse_layer_sums
+    from golden.spconv_peer import spconv_available
+    from golden.train import torch_threads
     from .sparse_flows import simulate_sparse
 
     wanted = hardware_layer_names(net) if names is None else names
@@ -123,6 +125,16 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
         for _ in range(reps):
             sparse_layer_sums(kind, fr, w, bits)
         software = (time.perf_counter() - t1) / reps
+        peer = {}
+        if kind == "ssc" and spconv_available():
+            # spconv's SubMConv3d on the same frame and weights, one thread (its CPU
+            # scatter-add races on several): its sums must be golden's.
+            from golden.spconv_peer import spconv_ssc_dot
+
+            with torch_threads(1):
+                sp_sums, sp_seconds = spconv_ssc_dot(fr[0], fr[1], w, bits, repeats=3)
+            peer = {"spconv_seconds": sp_seconds,
+                    "spconv_equal": bool(np.array_equal(sp_sums, gold))}
         pairs = result["pairs"][0]
         cycles = result["frame_cycles"][0] if result["frame_cycles"] else None
         folds = (conv.cout // folding.pe) * (conv.cin // folding.simd)
@@ -132,7 +144,7 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
                      "cycles_simulated": cycles, "cycles_model": pairs * folds,
                      "ratio": cycles / (pairs * folds) if cycles and pairs else None,
                      "search_cycles": result["search_cycles"], "mismatches": bad,
-                     "software_seconds": software,
+                     "software_seconds": software, **peer,
                      "hardware_seconds": cycles / (clock_mhz * 1e6) if cycles else None,
                      "simulation_seconds": time.monotonic() - t0})
         bar.update(len(rows), len(wanted), name)
@@ -202,6 +214,7 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
               "clock": clock_entry(clock_mhz), "epochs": epochs, "seed": seed, "mismatches": mismatches,
               "accuracy": {"float": acc_float, "golden": acc_golden, "hardware": acc_hw},
               "layers": rows, "simulation_seconds": sim_seconds,
+              "seconds_per_frame": seconds_per_frame(rows, clock_mhz),
               "demo_wall_seconds": time.monotonic() - started}
     summary = _summary(report)
     write_reports(out_dir, report, summary)
@@ -209,13 +222,35 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
     return report
 
 
+def seconds_per_frame(rows, clock_mhz):
+    """The hardware layers' time for one frame: in hardware (simulated cycles at the clock),
+    in the NumPy golden model, and in spconv (its SSC layers only; the down- and up-sampling
+    layers are not timed there: ``spconv_scope``), all summed over the layers."""
+    ssc = [r for r in rows if r["kind"] == "ssc"]
+    timed = [r for r in ssc if r.get("spconv_seconds") is not None]
+    return {"hardware": sum(r["hardware_seconds"] or 0 for r in rows),
+            "hardware_clock_mhz": clock_mhz, "hardware_clock_source": "target",
+            "numpy": sum(r["software_seconds"] for r in rows),
+            "numpy_ssc": sum(r["software_seconds"] for r in ssc),
+            "hardware_ssc": sum(r["hardware_seconds"] or 0 for r in ssc),
+            "spconv": sum(r["spconv_seconds"] for r in timed) if timed else None,
+            "spconv_scope": f"the {len(timed)} SSC layers of {len(rows)} hardware layers "
+                            f"(spconv, one thread)" if timed else "spconv not installed",
+            "spconv_equal": all(r["spconv_equal"] for r in timed) if timed else None}
+
+
 LAYER_COLUMNS = [
     ("name", "layer", "{}"), ("kind", "kind", "{}"), ("voxels", "voxels", "{}"),
     ("pairs", "pairs", "{}"), ("cin", "Cin", "{}"), ("cout", "Cout", "{}"),
     ("cycles_simulated", "cycles", "{}"), ("cycles_model", "model", "{}"),
     ("ratio", "ratio", "{:.2f}"), ("search_cycles", "search", "{}"),
-    ("software_seconds", "software s", "{:.4f}"), ("speedup", "speed-up", "{:.0f}x"),
+    ("software_seconds", "software s", "{:.4f}"), ("spconv_seconds", "spconv s", "{:.4f}"),
+    ("speedup", "speed-up", "{:.0f}x"),
     ("mismatches", "mismatches", "{}")]
+
+
+def _s(v):
+    return "-" if v is None else f"{v:.3g} s"
 
 
 def _summary(r):
@@ -231,5 +266,13 @@ def _summary(r):
             f"Mismatches: {r['mismatches']}. Cycles: first input beat to last output beat "
             f"(the search overlaps the store); model: pairs x (Cout/PE)(Cin/SIMD). Hardware "
             f"time {clock_words(r['clock'])} vs the golden sparse convolution (NumPy) on "
-            f"this CPU. Simulation {r['simulation_seconds']:.0f} s, demo "
+            f"this CPU; spconv (CPU, one thread) on the SSC layers, its sums "
+            f"{'equal to' if r['seconds_per_frame']['spconv_equal'] else 'NOT equal to'} the "
+            f"golden ones. Per frame, summed over the hardware layers: hardware "
+            f"{r['seconds_per_frame']['hardware']:.3g} s (target clock), NumPy golden "
+            f"{r['seconds_per_frame']['numpy']:.3g} s; SSC layers only: hardware "
+            f"{r['seconds_per_frame']['hardware_ssc']:.3g} s, NumPy "
+            f"{r['seconds_per_frame']['numpy_ssc']:.3g} s, spconv "
+            f"{_s(r['seconds_per_frame']['spconv'])}. "
+            f"Simulation {r['simulation_seconds']:.0f} s, demo "
             f"{r['demo_wall_seconds']:.0f} s.\n")

@@ -29,6 +29,14 @@ def test_three_kinds_in_the_loop(tmp_path):
     assert rows[1]["voxels"] == frame.size(1) and rows[1]["out_voxels"] == frame.size(2)
     assert rows[0]["cycles_simulated"] >= rows[0]["cycles_model"] > 0
     assert np.isfinite(rows[0]["software_seconds"])
+    # spconv's SubMConv3d on the SSC layer's own frame and weights gives golden's sums.
+    assert rows[0]["spconv_equal"] is True and rows[0]["spconv_seconds"] > 0
+    assert "spconv_seconds" not in rows[1]
+    from bnnforge.demo_bscnet import seconds_per_frame
+
+    spf = seconds_per_frame(rows, 200.0)
+    assert spf["spconv"] == rows[0]["spconv_seconds"] and spf["spconv_equal"] is True
+    assert spf["hardware"] == sum(r["cycles_simulated"] for r in rows) / 200e6
 
 
 @pytest.mark.slow
@@ -57,4 +65,5 @@ def test_bscnet_demo_small(tmp_path):
     assert layers[2]["out_voxels"] == fr.size(1)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["mismatches"] == 0 and saved["simulator"] == "icarus"
+    assert saved["seconds_per_frame"]["spconv_equal"] is True
     assert (tmp_path / "report.md").read_text().startswith("# BSC-Net demo")
