@@ -81,3 +81,22 @@ def test_parameter_errors():
     with pytest.raises(BnnforgeError, match=r"^ssc weights must be 27 x Cout x Cin, not "
                                             r"\(9, 6, 8\)$"):
         SparseConv(np.zeros((9, 6, 8)), np.zeros(6), 16, 4, Folding(1, 8))
+
+
+def test_tiled_frame_through_a_small_design(tmp_path):
+    """The frog frame at voxel size 24 (579 sites, 5-bit coordinates) through an SSC design of
+    at most 64 sites and 3-bit coordinates: cut into tiles with halos, run on Icarus, merged:
+    the whole frame's golden sums; the halo's work shows in the pairs."""
+    from bnnforge.sparse_flows import generate_sparse, simulate_tiled
+    from golden.frog import frog_frame
+    from quant.layout import Folding
+
+    coords, feats, bits = frog_frame(24, 4)
+    assert len(coords) == 579 and bits == 5
+    w = np.random.default_rng(3).integers(0, 2, (27, 4, 4), dtype=np.uint8)
+    generate_sparse(w, None, 64, 3, Folding(4, 4), tmp_path / "d", output="sums")
+    r = simulate_tiled(tmp_path / "d", (coords, feats), w, "icarus")
+    assert r["mismatches"] == 0 and r["errors"] == []
+    assert r["tiles"] > 10 and r["largest_tile"] <= 64 and r["sites_kept"] == 579
+    assert r["pairs"] > r["pairs_whole_frame"]
+    assert r["cycles"] >= r["pairs"]
