@@ -63,6 +63,14 @@ def segmentation_frame(voxel_size, origin, levels):
     return frame, torch.ones(len(coords), 1), torch.as_tensor(labels)
 
 
+TILE_BITS = 6
+"""Coordinate bits of every hardware layer's design: frames run through it in tiles of at most
+62 voxels a side (plus the halo) in their own coordinates."""
+TILE_VOXELS = 2048
+"""Sites a tile (a part of one) the designs store: their on-chip memory does not depend on the
+frame's size."""
+
+
 def _max_voxels(n):
     return max(16, 1 << max(0, int(n - 1).bit_length()))
 
@@ -93,7 +101,7 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
     from golden.sparse import sparse_layer_sums
     from golden.spconv_peer import spconv_available
     from golden.train import torch_threads
-    from .sparse_flows import simulate_sparse
+    from .sparse_flows import simulate_tiled
 
     wanted = hardware_layer_names(net) if names is None else names
     rows, mismatches, sim_seconds = [], 0, 0.0
@@ -111,12 +119,13 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
         else:
             fr = (frame.coords[level], bits_in)
             n_in = len(frame.coords[level])
-        design, folding = layer_design(conv, name, level, bits,
-                                       _max_voxels(max(len(fr[0]), len(fr[-1]))), out_dir)
+        # Every layer's design has the same bounded size whatever the frame: the frame runs
+        # through it in tiles with halos (golden/tiling.py).
+        design, folding = layer_design(conv, name, level, TILE_BITS, TILE_VOXELS, out_dir)
         t0 = time.monotonic()
-        result = simulate_sparse(design, [fr], w, None, simulator)
+        result = simulate_tiled(design, fr, w, simulator)
         sim_seconds += time.monotonic() - t0
-        hw = result["outputs"][0]
+        hw = result["outputs"]
         gold = sums.round().to(torch.int64).numpy()
         bad = int(result["mismatches"]) + int(not np.array_equal(hw, gold))
         mismatches += bad
@@ -135,8 +144,8 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
                 sp_sums, sp_seconds = spconv_ssc_dot(fr[0], fr[1], w, bits, repeats=3)
             peer = {"spconv_seconds": sp_seconds,
                     "spconv_equal": bool(np.array_equal(sp_sums, gold))}
-        pairs = result["pairs"][0]
-        cycles = result["frame_cycles"][0] if result["frame_cycles"] else None
+        pairs = result["pairs"]
+        cycles = result["cycles"] or None
         folds = (conv.cout // folding.pe) * (conv.cin // folding.simd)
         rows.append({"name": name, "kind": kind, "level": level, "voxels": n_in,
                      "out_voxels": len(hw), "cin": conv.cin, "cout": conv.cout,
@@ -144,6 +153,9 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
                      "cycles_simulated": cycles, "cycles_model": pairs * folds,
                      "ratio": cycles / (pairs * folds) if cycles and pairs else None,
                      "search_cycles": result["search_cycles"], "mismatches": bad,
+                     "tiles": result["tiles"], "largest_tile": result["largest_tile"],
+                     "onchip_memory_bits": result["info"]["memory_budget"]["bits"],
+                     "pairs_whole_frame": result["pairs_whole_frame"],
                      "software_seconds": software, **peer,
                      "hardware_seconds": cycles / (clock_mhz * 1e6) if cycles else None,
                      "simulation_seconds": time.monotonic() - t0})
@@ -215,6 +227,9 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
               "accuracy": {"float": acc_float, "golden": acc_golden, "hardware": acc_hw},
               "layers": rows, "simulation_seconds": sim_seconds,
               "seconds_per_frame": seconds_per_frame(rows, clock_mhz),
+              "tile": {"coord_bits": TILE_BITS, "max_voxels": TILE_VOXELS},
+              "onchip_memory_bits": max(r["onchip_memory_bits"] for r in rows),
+              "onchip_memory_bits_all_layers": sum(r["onchip_memory_bits"] for r in rows),
               "demo_wall_seconds": time.monotonic() - started}
     summary = _summary(report)
     write_reports(out_dir, report, summary)
@@ -243,7 +258,7 @@ LAYER_COLUMNS = [
     ("name", "layer", "{}"), ("kind", "kind", "{}"), ("voxels", "voxels", "{}"),
     ("pairs", "pairs", "{}"), ("cin", "Cin", "{}"), ("cout", "Cout", "{}"),
     ("cycles_simulated", "cycles", "{}"), ("cycles_model", "model", "{}"),
-    ("ratio", "ratio", "{:.2f}"), ("search_cycles", "search", "{}"),
+    ("ratio", "ratio", "{:.2f}"), ("search_cycles", "search", "{}"), ("tiles", "tiles", "{}"),
     ("software_seconds", "software s", "{:.4f}"), ("spconv_seconds", "spconv s", "{:.4f}"),
     ("speedup", "speed-up", "{:.0f}x"),
     ("mismatches", "mismatches", "{}")]
@@ -259,12 +274,18 @@ def _summary(r):
     return (f"# BSC-Net demo ({r['arch'].upper()}, frog tissues, voxel size {r['voxel_size']}, "
             f"{r['sites']} sites)\n\n"
             f"Sites per level: {r['sites_per_level']}. Simulator: {r['simulator']}. "
-            f"Hardware layers: {len(r['layers'])}; the others run on the host.\n\n"
+            f"Hardware layers: {len(r['layers'])}; the others run on the host. Every layer's "
+            f"design stores at most {r['tile']['max_voxels']} sites with "
+            f"{r['tile']['coord_bits']}-bit coordinates, whatever the frame: the frame runs "
+            f"through it in tiles with halos (docs/sparse.md); on-chip memory of the largest "
+            f"layer design {r['onchip_memory_bits']:,} bits, of all "
+            f"{r['onchip_memory_bits_all_layers']:,}.\n\n"
             f"Test accuracy (unshifted grid): float {a['float']:.4f}, golden (bitstream) "
             f"{a['golden']:.4f}, with the hardware's sums {a['hardware']:.4f}.\n\n"
             f"```\n{table}\n```\n\n"
-            f"Mismatches: {r['mismatches']}. Cycles: first input beat to last output beat "
-            f"(the search overlaps the store); model: pairs x (Cout/PE)(Cin/SIMD). Hardware "
+            f"Mismatches: {r['mismatches']}. Cycles: first input beat to last output beat of "
+            f"each tile, summed (the search overlaps the store); model: pairs x "
+            f"(Cout/PE)(Cin/SIMD), pairs with the tiles' halos. Hardware "
             f"time {clock_words(r['clock'])} vs the golden sparse convolution (NumPy) on "
             f"this CPU; spconv (CPU, one thread) on the SSC layers, its sums "
             f"{'equal to' if r['seconds_per_frame']['spconv_equal'] else 'NOT equal to'} the "

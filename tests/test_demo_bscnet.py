@@ -28,6 +28,12 @@ def test_three_kinds_in_the_loop(tmp_path):
     assert acc == want
     assert rows[1]["voxels"] == frame.size(1) and rows[1]["out_voxels"] == frame.size(2)
     assert rows[0]["cycles_simulated"] >= rows[0]["cycles_model"] > 0
+    # The designs have the demo's bounded size, whatever the frame (tiles with halos).
+    from bnnforge.demo_bscnet import TILE_BITS, TILE_VOXELS
+
+    assert all(r["largest_tile"] <= TILE_VOXELS and r["tiles"] >= 1 for r in rows)
+    assert rows[0]["pairs"] >= rows[0]["pairs_whole_frame"]
+    assert all(r["onchip_memory_bits"] > 0 for r in rows) and TILE_BITS == 6
     assert np.isfinite(rows[0]["software_seconds"])
     # spconv's SubMConv3d on the SSC layer's own frame and weights gives golden's sums.
     assert rows[0]["spconv_equal"] is True and rows[0]["spconv_seconds"] > 0
