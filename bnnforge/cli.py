@@ -168,9 +168,12 @@ def _cmd_run(args):
 def _cmd_study(args):
     from .study import run_csign_study
 
-    run_csign_study(out_dir=args.out, epochs=args.epochs, seeds=tuple(range(args.seeds)),
-                    networks=("mlp", "groupnet") if args.network == "both" else (args.network,))
-    print(f"reports: {Path(args.out) / 'report.json'}, {Path(args.out) / 'flip_rate.png'}")
+    networks = ("mlp", "cnn") if args.network == "both" else (args.network,)
+    epochs = {n: args.epochs for n in networks} if args.epochs else None
+    run_csign_study(out_dir=args.out, epochs=epochs, seeds=tuple(range(args.seeds)),
+                    networks=networks, deltas=tuple(args.delta), jobs=args.jobs)
+    print(f"reports: {Path(args.out) / 'report.json'}, {Path(args.out) / 'report.md'}, "
+          f"{Path(args.out) / 'flip_rate.png'}")
     return 0
 
 
@@ -302,14 +305,22 @@ def build_parser():
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("study", help="studies: csign (sign vs UaBNN's c-sign)",
-                       description="csign: train the digits MLP with sign and c-sign, several "
-                                   "seeds, and report flip rates and accuracy.")
+                       description="csign: train the digits MLP and a digits CNN with sign and "
+                                   "with c-sign at several Delta, several seeds each; report "
+                                   "per-layer flip rates, accuracy, and a verdict on the "
+                                   "paper's claims.")
     p.add_argument("name", choices=("csign",))
     p.add_argument("--out", default="build/study-csign")
-    p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument("--seeds", type=_positive_int, default=3)
-    p.add_argument("--network", choices=("mlp", "groupnet", "both"), default="both",
-                   help="the digits MLP, the digits Group-Net (K = 1), or both (default)")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="epochs of every network (default: MLP 30, CNN 10, Group-Net 15)")
+    p.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1 (5)")
+    p.add_argument("--delta", type=float, nargs="+", default=[0.05, 0.1, 0.5],
+                   help="c-sign's Delta values (default 0.05 0.1 0.5, the paper's range)")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="training runs at a time, one thread each (default 1)")
+    p.add_argument("--network", choices=("mlp", "cnn", "groupnet", "both"), default="both",
+                   help="the digits MLP, the digits CNN, the digits Group-Net (K = 1), or both "
+                        "MLP and CNN (default)")
     p.set_defaults(func=_cmd_study)
     return parser
 

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from quant.binarize import sign_ste
 from quant.bitstream import Bitstream, DenseLayer
+from quant.csign import WeightBinarizer
 from quant.errors import BitstreamError
 from .conv import BinaryConv2d, pad_bits, weights_hwc
 from .mlp import BinaryLinear
@@ -46,7 +47,7 @@ class InputConv2d(nn.Module):
     ``[0, 2^input_bits - 1]``), padded with ``pad_value``."""
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=0,
-                 pad_value=0, input_bits=8):
+                 pad_value=0, input_bits=8, binarizer="sign"):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("kernel_size", kernel_size), ("stride", stride)):
@@ -66,18 +67,19 @@ class InputConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size,
                                                kernel_size).uniform_(-1, 1)
                                    * math.sqrt(3.0 / fan_in))
+        self.binarize = WeightBinarizer(self.weight.shape, binarizer)
 
     def forward(self, x):
         if self.padding:
             x = F.pad(x, (self.padding,) * 4, value=float(self.pad_value))
-        return F.conv2d(x, sign_ste(self.weight), stride=self.stride)
+        return F.conv2d(x, self.binarize(self.weight), stride=self.stride)
 
     @torch.no_grad()
     def clip_(self):
         self.weight.clamp_(-1, 1)
 
     def weight_bits(self):
-        return (self.weight.detach() >= 0).to(torch.uint8)
+        return self.binarize.bits(self.weight)
 
 
 class Conv2d(BinaryConv2d):
@@ -318,14 +320,16 @@ class IntegerCnn(torch.nn.Module):
         return (x, outs) if trace else x
 
 
-def digits_cnn(channels=(16, 32), hidden=64, input_bits=5):
+def digits_cnn(channels=(16, 32), hidden=64, input_bits=5, binarizer="sign"):
     """The CNN of ``bnnforge demo --network cnn`` for the 8x8 digits (pixels 0..16, 5 bits): a
     "same" 3x3 convolution over the pixels (padded with 0), a valid binary 3x3 convolution,
     2x2 max-pooling, a fully connected layer over the 3x3 map and the 10 class scores."""
     c1, c2 = channels
+    b = binarizer
     return BinaryCNN((1, 8, 8), input_bits,
-                     InputConv2d(1, c1, 3, padding=1, pad_value=0, input_bits=input_bits),
+                     InputConv2d(1, c1, 3, padding=1, pad_value=0, input_bits=input_bits,
+                                 binarizer=b),
                      BatchNormSign(c1),
-                     Conv2d(c1, c2, 3), BatchNormSign(c2), MaxPool2d(2),
-                     Flatten(), Linear(c2 * 9, hidden), BatchNormSign(hidden),
-                     Linear(hidden, 10))
+                     Conv2d(c1, c2, 3, binarizer=b), BatchNormSign(c2), MaxPool2d(2),
+                     Flatten(), Linear(c2 * 9, hidden, b), BatchNormSign(hidden),
+                     Linear(hidden, 10, b))
