@@ -26,8 +26,9 @@ Structure (as the authors' public code builds it; see DESIGN.md):
   With a hard connection every base of a group reads ``Y`` of the previous group; with a soft
   connection base ``k`` reads ``x_k = s * y_k + (1 - s) * Y`` (``y_k`` its own previous output,
   ``s = sigmoid(theta)``, one learned gate per group).
-* BPAC: in the last ``bpac_blocks`` blocks, base ``k``'s units use dilation ``rates[k]``
-  (padding equal to the rate keeps the map size).
+* BPAC: in the last ``bpac_blocks`` blocks (two by default, as the supplement's S3 places the
+  dilations "in the last two blocks"), base ``k``'s units use dilation ``rates[k]`` (padding
+  equal to the rate keeps the map size).
 
 Fixed point (:class:`FixedPoint`, written into the bitstream): activations are signed
 ``width``-bit integers with ``frac`` fractional bits, saturated on overflow. A unit computes
@@ -161,7 +162,7 @@ class GroupNet(nn.Module):
     """
 
     def __init__(self, in_channels=1, channels=16, blocks=2, bases=3, classes=10,
-                 decomposition="groupnet", bpac_rates=None, bpac_blocks=1, act_bits=None,
+                 decomposition="groupnet", bpac_rates=None, bpac_blocks=2, act_bits=None,
                  act_beta=1.0, binarizer="sign", stem_relu=False):
         super().__init__()
         if not 1 <= bases <= 8:

@@ -17,15 +17,20 @@ def test_decompositions(decomposition, sizes):
     gates = [g["gate"] for g in params["groups"]]
     assert gates[0] is None
     assert all((g is not None) == (decomposition == "groupnet") for g in gates[1:])
-    # BPAC: base k's units in the last block use rate k; the others dilation 1.
+    # BPAC: base k's units in the last two blocks (units 2-5 of 3 blocks) use rate k; the
+    # first block's units dilation 1.
     units = [[u["dilation"] for u in base] for g in params["groups"] for base in g["units"]]
     flat = {}
     for g, group in enumerate(params["groups"]):
         for k, base in enumerate(group["units"]):
             for j, u in enumerate(base):
                 flat[(model.groups[g][j], k)] = u["dilation"]
-    assert all(flat[(u, k)] == ([2, 3, 4][k] if u >= 4 else 1) for (u, k) in flat)
+    assert all(flat[(u, k)] == ([2, 3, 4][k] if u >= 2 else 1) for (u, k) in flat)
     assert units
+    one = GroupNet(channels=4, blocks=3, bases=3, decomposition=decomposition,
+                   bpac_rates=[2, 3, 4], bpac_blocks=1).fixed_point()
+    assert sorted({u["dilation"] for g in one["groups"] for b in g["units"] for u in b}) == \
+        [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("decomposition", DECOMPOSITIONS)
