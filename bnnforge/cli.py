@@ -171,7 +171,8 @@ def _cmd_study(args):
     networks = ("mlp", "cnn") if args.network == "both" else (args.network,)
     epochs = {n: args.epochs for n in networks} if args.epochs else None
     run_csign_study(out_dir=args.out, epochs=epochs, seeds=tuple(range(args.seeds)),
-                    networks=networks, deltas=tuple(args.delta), jobs=args.jobs)
+                    networks=networks, deltas=tuple(args.delta), jobs=args.jobs,
+                    sigma_rule=args.sigma)
     print(f"reports: {Path(args.out) / 'report.json'}, {Path(args.out) / 'report.md'}, "
           f"{Path(args.out) / 'flip_rate.png'}")
     return 0
@@ -318,6 +319,9 @@ def build_parser():
                    help="c-sign's Delta values (default 0.05 0.1 0.5, the paper's range)")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="training runs at a time, one thread each (default 1)")
+    p.add_argument("--sigma", choices=("variance", "std"), default="variance",
+                   help="c-sign's sigma: the variance of the initial weights (the paper's text, "
+                        "default) or their standard deviation")
     p.add_argument("--network", choices=("mlp", "cnn", "groupnet", "both"), default="both",
                    help="the digits MLP, the digits CNN, the digits Group-Net (K = 1), or both "
                         "MLP and CNN (default)")

@@ -97,7 +97,7 @@ def _recipe(network):
     return dict(TRAINING)
 
 
-def _one_run(network, binarizer, delta, seed, epochs, hidden):
+def _one_run(network, binarizer, delta, seed, epochs, hidden, sigma_rule="variance"):
     import torch
 
     from golden.train import accuracy, seed_everything, train_classifier
@@ -109,9 +109,10 @@ def _one_run(network, binarizer, delta, seed, epochs, hidden):
     for layer in layers.values():
         if layer.binarize.csign is not None:
             layer.binarize.csign.delta = delta
+            layer.binarize.csign.sigma_rule = sigma_rule
     previous = _bits(model)
     flips = {name: [] for name in layers}
-    fhat = []
+    fhat, deltas, shares = [], {name: [] for name in layers}, {name: [] for name in layers}
 
     def on_epoch(m, epoch):
         nonlocal previous
@@ -120,6 +121,11 @@ def _one_run(network, binarizer, delta, seed, epochs, hidden):
             flips[k].append(float((now[k] != previous[k]).mean()))
         previous = now
         fhat.append({name: layer.binarize.uncertainty() for name, layer in _layers(m).items()})
+        for name, layer in _layers(m).items():
+            c = layer.binarize.csign
+            if c is not None:
+                deltas[name].append(c.last_delta)
+                shares[name].append(c.uncertain_share)
 
     started = time.monotonic()
     train_classifier(model, xtr, ytr, epochs=epochs, seed=seed, on_epoch=on_epoch,
@@ -130,6 +136,8 @@ def _one_run(network, binarizer, delta, seed, epochs, hidden):
             "flip_rate_per_layer": flips, "flip_rate_per_epoch": per_epoch,
             "mean_flip_rate": float(np.mean(per_epoch)),
             "csign_uncertainty_per_epoch": fhat,
+            "delta_value_per_layer": deltas if binarizer == "csign" else None,
+            "uncertain_share_per_layer": shares if binarizer == "csign" else None,
             "test_accuracy_float": accuracy(model, xte, yte),
             "test_accuracy_integer": integer_accuracy(model),
             "seconds": time.monotonic() - started}
@@ -140,16 +148,18 @@ def _job(args):
 
 
 def run_csign_study(out_dir="build/study-csign", seeds=(0, 1, 2, 3, 4), epochs=None,
-                    hidden=(256, 256), networks=("mlp", "cnn"), deltas=DELTAS, jobs=1):
+                    hidden=(256, 256), networks=("mlp", "cnn"), deltas=DELTAS, jobs=1,
+                    sigma_rule="variance"):
     """Every (network, sign | c-sign at each Delta, seed) run; ``jobs`` runs at a time (each on
     one thread, so results do not depend on ``jobs``). ``epochs``: ``{network: epochs}``
-    (default: MLP 30, CNN 10, Group-Net 15)."""
+    (default: MLP 30, CNN 10, Group-Net 15). ``sigma_rule``: c-sign's sigma from the variance
+    of the initial weights (the paper's text) or their standard deviation."""
     started = time.monotonic()
     out_dir = Path(out_dir)
     epochs = {"mlp": 30, "cnn": 10, "groupnet": 15, **(epochs or {})}
     plan = [(net, "sign", None, seed, epochs[net], hidden) for net in networks for seed in seeds]
-    plan += [(net, "csign", d, seed, epochs[net], hidden) for net in networks for d in deltas
-             for seed in seeds]
+    plan += [(net, "csign", d, seed, epochs[net], hidden, sigma_rule) for net in networks
+             for d in deltas for seed in seeds]
     step(f"c-sign study: {len(plan)} training runs ({', '.join(networks)}; sign and c-sign at "
          f"Delta {', '.join(map(str, deltas))}; seeds {', '.join(map(str, seeds))}), {jobs} at "
          f"a time")
@@ -173,8 +183,10 @@ def run_csign_study(out_dir="build/study-csign", seeds=(0, 1, 2, 3, 4), epochs=N
               "epochs": {n: epochs[n] for n in networks}, "seeds": list(seeds),
               "deltas": list(deltas),
               "training": {n: _recipe(n) for n in networks},
-              "csign": "quant/csign.py defaults: sigma = variance of the initial weights, m = 2, "
-                       "Eq. 3 normalized to its peak, Eq. 5 from the second step",
+              "csign": f"quant/csign.py: sigma = {sigma_rule} of the initial weights"
+                       + (" (the paper's text)" if sigma_rule == "variance" else "")
+                       + ", m = 2, Eq. 3 normalized to its peak, Eq. 5 from the second step",
+              "sigma_rule": sigma_rule,
               "schedule": "Adam, cosine", "runs": runs, "summary": summary,
               "verdict": verdict, "wall_seconds": time.monotonic() - started, "jobs": jobs}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +215,15 @@ def _summary(runs):
             rs = [r for r in runs if r["network"] == network and r["binarizer"] == b
                   and r["delta"] == d]
             key = f"{network}/{b}" + (f"/delta={d}" if d is not None else "")
-            out[key] = {"network": network, "binarizer": b, "delta": d,
+            extra = {}
+            if b == "csign":
+                # The threshold Delta reached (last epoch, mean over layers and seeds) and the
+                # share of weights whose combined uncertainty is above 1e-6.
+                extra = {"delta_value_last_epoch": float(np.mean(
+                    [v[-1] for r in rs for v in r["delta_value_per_layer"].values() if v])),
+                         "uncertain_share_last_epoch": float(np.mean(
+                    [v[-1] for r in rs for v in r["uncertain_share_per_layer"].values() if v]))}
+            out[key] = {"network": network, "binarizer": b, "delta": d, **extra,
                         "mean_flip_rate": _stats([r["mean_flip_rate"] for r in rs]),
                         "test_accuracy_float": _stats([r["test_accuracy_float"] for r in rs]),
                         "test_accuracy_integer": _stats([r["test_accuracy_integer"]
@@ -250,6 +270,16 @@ def _markdown(r):
         lines.append(f"| {s['network']} | {s['binarizer']} | {s['delta'] or '-'} | "
                      f"{f['mean']:.5f} +- {f['std']:.5f} | {a['mean']:.4f} +- {a['std']:.4f} | "
                      f"{i['mean']:.4f} +- {i['std']:.4f} ({i['min']:.4f}-{i['max']:.4f}) |")
+    cs = [s for s in r["summary"].values() if s["binarizer"] == "csign"]
+    if cs:
+        lines += ["", "What c-sign's threshold was at the end of training (mean over layers and "
+                      "seeds): " + "; ".join(
+                          f"{s['network']} Delta {s['delta']}: Delta = "
+                          f"{s['delta_value_last_epoch']:.3g}, weights with combined "
+                          f"uncertainty above 1e-6: {100 * s['uncertain_share_last_epoch']:.2f} %"
+                          for s in cs) + ". Where fewer than Delta's share of weights have any "
+                      "uncertainty, every Delta in the range gives the same threshold (zero) and "
+                      "the same training."]
     lines += ["", "## Verdict", "", f"Rule: {r['verdict']['rule']}.", "",
               "| network | Delta | fewer flips? (c-sign vs sign) | higher accuracy? (integer) |",
               "|---|---|---|---|"]

@@ -100,6 +100,9 @@ class CSign(nn.Module):
                              f"{uncertainty!r}")
         self.m, self.delta = m, delta
         self.sigma_rule, self.uncertainty_mode = sigma_rule, uncertainty
+        # Of the last step, for studies: the threshold Delta and the share of weights whose
+        # combined uncertainty exceeds 1e-6.
+        self.last_delta, self.uncertain_share = None, None
         self.register_buffer("sigma", torch.tensor(float("nan") if sigma is None else sigma))
         self.register_buffer("step", torch.tensor(0, dtype=torch.int64))
         self.register_buffer("history", torch.zeros((m, *shape)))   # f(x_{t-1}) .. f(x_{t-m})
@@ -123,8 +126,10 @@ class CSign(nn.Module):
             new = sign(x)          # no previous state: c-sign starts as sign
         else:
             delta = torch.quantile(fhat.flatten().double(), self.delta).to(fhat.dtype)
+            self.last_delta = float(delta)
             follow = fhat <= torch.maximum(self.prev_fhat, delta)
             new = torch.where(follow, sign(x), self.bits)
+        self.uncertain_share = float((fhat > 1e-6).float().mean())
         if t > 1:
             self.flips.fill_(int((new != self.bits).sum()))
         self.history.copy_(torch.cat([f[None], self.history[:-1]]))
