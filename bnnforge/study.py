@@ -277,9 +277,11 @@ def _markdown(r):
                           f"{s['network']} Delta {s['delta']}: Delta = "
                           f"{s['delta_value_last_epoch']:.3g}, weights with combined "
                           f"uncertainty above 1e-6: {100 * s['uncertain_share_last_epoch']:.2f} %"
-                          for s in cs) + ". Where fewer than Delta's share of weights have any "
-                      "uncertainty, every Delta in the range gives the same threshold (zero) and "
-                      "the same training."]
+                          for s in cs) + ". Delta changes a decision only for a weight whose "
+                      "combined uncertainty lies between Delta and its previous one, and only "
+                      "matters when its sign changes; a weight whose sign changes sits near "
+                      "zero, at the peak of the uncertainty, above every Delta of the range. "
+                      "Where the runs of different Delta are identical, that is why."]
     lines += ["", "## Verdict", "", f"Rule: {r['verdict']['rule']}.", "",
               "| network | Delta | fewer flips? (c-sign vs sign) | higher accuracy? (integer) |",
               "|---|---|---|---|"]
