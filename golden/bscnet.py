@@ -52,9 +52,12 @@ ARCHS = {
 """The supplement's four networks: initial filters ``m``, blocks a level, levels (down-sampling
 steps + 1) and the filters added per down-sampling step."""
 
-SFSC_SHIFTS = np.array([(0, 0, 0), (-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1),
-                        (0, 0, 1)], dtype=np.int64)
-"""SFSC's candidate window shifts: none and one voxel along each axis."""
+SFSC_SHIFTS = np.array([(0, 0, 0)] + [(dx, dy, dz) for dz in (-1, 1) for dy in (-1, 1)
+                                       for dx in (-1, 1)], dtype=np.int64)
+"""SFSC's candidate window shifts: none, and the eight shifts that put the output site at a
+corner of the 3x3x3 window, as the paper's figure of SFSC draws them (the site in the centre,
+then in a corner of each shifted window; `../shared/papers/bsc-net-sfsc-figure.png`). An
+earlier version shifted one voxel along each axis instead (the window's faces, not corners)."""
 
 SLOTS = {"ssc": 27, "down": 8, "up": 8, "pointwise": 1}
 

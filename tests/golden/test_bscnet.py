@@ -167,3 +167,13 @@ def test_bitstream_round_trip_gives_the_same_outputs(tmp_path, sfsc):
     assert torch.equal(net(x, fr, trace=t1), back(x, fr, trace=t2))
     assert [t["name"] for t in t1] == [t["name"] for t in t2]
     assert all(np.array_equal(a["sums"], b["sums"]) for a, b in zip(t1, t2))
+
+
+def test_sfsc_candidates_are_the_figure_s_corner_shifts():
+    """The paper's SFSC figure: the output site at the window's centre, or at one of its
+    corners (in 3-D: the eight shifts of one voxel along every axis at once)."""
+    import itertools
+
+    want = {(0, 0, 0)} | set(itertools.product((-1, 1), repeat=3))
+    assert {tuple(int(v) for v in s) for s in SFSC_SHIFTS} == want
+    assert len(SFSC_SHIFTS) == 9 and tuple(SFSC_SHIFTS[0]) == (0, 0, 0)
