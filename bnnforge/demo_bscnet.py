@@ -48,19 +48,55 @@ def train_bscnet(net, frames, epochs, lr, seed):
     return net.eval()
 
 
-def _accuracy(net, frame, feats, labels, **kw):
+def _predict(net, frame, feats, **kw):
     with torch.no_grad():
-        return float((net(feats, frame, **kw).argmax(1) == labels).float().mean())
+        return net(feats, frame, **kw).argmax(1)
 
 
-def segmentation_frame(voxel_size, origin, levels):
-    """``(frame, feats, labels)``: the frog's tissue segmentation at ``voxel_size``."""
+def _accuracy(net, frame, feats, labels, **kw):
+    return float((_predict(net, frame, feats, **kw) == labels).float().mean())
+
+
+def segmentation_metrics(pred, labels):
+    """Voxel accuracy and mean IoU over the tissue classes present in ``labels``."""
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    ious = []
+    for c in np.unique(labels):
+        inter = np.sum((pred == c) & (labels == c))
+        union = np.sum((pred == c) | (labels == c))
+        ious.append(inter / union)
+    return {"accuracy": float((pred == labels).mean()), "miou": float(np.mean(ious)),
+            "classes": int(len(ious))}
+
+
+def segmentation_frame(voxel_size, origin, levels, volume=None):
+    """``(frame, feats, labels)``: the frog's tissue segmentation at ``voxel_size`` (of
+    ``volume``, default the whole CT volume)."""
     from golden.bscnet import SparseFrame
     from golden.frog import frog_segmentation
 
-    coords, labels, bits = frog_segmentation(voxel_size, origin)
+    coords, labels, bits = frog_segmentation(voxel_size, origin, volume)
     frame = SparseFrame(coords, bits, levels)
     return frame, torch.ones(len(coords), 1), torch.as_tensor(labels)
+
+
+SPLIT_FRACTION = 0.6
+"""The frog volume is split along z (its short axis, 136 slices) at this fraction of the
+occupied slices, rounded to a whole voxel: the network trains below and is tested above."""
+
+
+def split_volume(volume, voxel_size):
+    """``(train volume, test volume, description)``: the CT volume cut along z into two
+    disjoint regions at a multiple of ``voxel_size`` (no voxel of the unshifted grid spans
+    both), the other region's voxels set to background."""
+    z = np.nonzero(volume.any(axis=(1, 2)))[0]
+    cut = int(round((z.min() + SPLIT_FRACTION * (z.max() + 1 - z.min())) / voxel_size)
+              * voxel_size)
+    train, test = volume.copy(), volume.copy()
+    train[cut:] = 0
+    test[:cut] = 0
+    return train, test, (f"frog CT slices z < {cut} for training (shifted grids inside it), "
+                         f"z >= {cut} for testing (unshifted grid); disjoint")
 
 
 TILE_BITS = 6
@@ -97,7 +133,7 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
     """Run ``net`` on one frame with the binary layers ``names`` (default
     :func:`hardware_layer_names`) in hardware simulation; every layer's sums are compared with
     golden's and the host goes on with the hardware's. Returns ``(rows, mismatches,
-    accuracy, simulation seconds)``."""
+    accuracy, simulation seconds, predictions)``."""
     from golden.sparse import sparse_layer_sums
     from golden.spconv_peer import spconv_available
     from golden.train import torch_threads
@@ -162,8 +198,9 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, na
         bar.update(len(rows), len(wanted), name)
         return hw
 
-    acc = _accuracy(net, frame, feats, labels, sums_hook=hook)
-    return rows, mismatches, acc, sim_seconds
+    pred = _predict(net, frame, feats, sums_hook=hook)
+    acc = float((pred == labels).float().mean())
+    return rows, mismatches, acc, sim_seconds, pred
 
 
 def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, epochs=40,
@@ -189,18 +226,22 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
     out_dir = Path(out_dir)
     simulator, note = pick_simulator(simulator, clock_mhz)
     levels = BSCNet(arch, sfsc=False).cfg["levels"]
-    step(f"frog CT volume (pyvista's wheel): tissue segmentation at voxel size {voxel_size}, "
-         f"train on 7 shifted voxel grids, test on the unshifted grid")
+    from golden.frog import frog_volume
+
+    train_vol, test_vol, split = split_volume(frog_volume(), voxel_size)
+    step(f"frog CT volume (pyvista's wheel): tissue segmentation at voxel size {voxel_size}; "
+         f"{split}")
     rng = np.random.default_rng(seed)
     shifts = [tuple(int(v) for v in rng.integers(1, voxel_size, 3)) for _ in range(7)]
-    train = [segmentation_frame(voxel_size, o, levels) for o in shifts]
-    test = segmentation_frame(voxel_size, (0, 0, 0), levels)
+    train = [segmentation_frame(voxel_size, o, levels, train_vol) for o in shifts]
+    test = segmentation_frame(voxel_size, (0, 0, 0), levels, test_vol)
     step(f"training BSC-Net {arch.upper()} (binary SSC, sign weights, ApproxSign activations) "
          f"for {epochs} steps, Adam with the supplement's step schedule")
     torch.manual_seed(seed)
     net = BSCNet(arch, in_channels=1, classes=FROG_CLASSES, sfsc=False)
     train_bscnet(net, train, epochs, 1e-3, seed)
-    acc_float = _accuracy(net, *test)
+    pred_float = _predict(net, test[0], test[1])
+    acc_float = float((pred_float == test[2]).float().mean())
     bs_path = out_dir / "bscnet.bnn"
     # The frame's extent (coordinate bits) and size, so that designs made from this bitstream
     # follow the data rather than a wide default.
@@ -210,12 +251,25 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
                        {"arch": arch, "dataset": "frog-tissues"}), bs_path)
     golden_net = from_bitstream(read(bs_path))
     frame, feats, labels = test
-    acc_golden = _accuracy(golden_net, frame, feats, labels)
+    pred_golden = _predict(golden_net, frame, feats)
+    acc_golden = float((pred_golden == labels).float().mean())
 
     step(f"running {len(hardware_layer_names(golden_net))} binary layers in hardware on "
          f"{simulator} (the other layers on the host); frame of {frame.size(0)} sites")
-    rows, mismatches, acc_hw, sim_seconds = simulate_bscnet(
+    rows, mismatches, acc_hw, sim_seconds, pred_hw = simulate_bscnet(
         golden_net, frame, feats, labels, out_dir / "designs", simulator, clock_mhz)
+    train_labels = np.concatenate([t[2].numpy() for t in train])
+    majority = int(np.bincount(train_labels).argmax())
+    y = labels.numpy()
+    evaluation = {
+        "split": split, "test_sites": int(len(y)),
+        "majority_class": dict(segmentation_metrics(np.full(len(y), majority), y),
+                               label=majority),
+        "models": [{"name": "bsc-baseline", "arch": arch,
+                    "float": segmentation_metrics(pred_float.numpy(), y),
+                    "golden": segmentation_metrics(pred_golden.numpy(), y),
+                    "hardware": segmentation_metrics(pred_hw.numpy(), y)}],
+        "note": "BSC-Net (with SFSC) is not in this demo: SFSC has no hardware mapping yet"}
     for r in rows:
         r["speedup"] = (r["software_seconds"] / r["hardware_seconds"]
                         if r["hardware_seconds"] else None)
@@ -225,6 +279,7 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
               "simulator": simulator, "simulator_note": note, "clock_mhz": clock_mhz,
               "clock": clock_entry(clock_mhz), "epochs": epochs, "seed": seed, "mismatches": mismatches,
               "accuracy": {"float": acc_float, "golden": acc_golden, "hardware": acc_hw},
+              "evaluation": evaluation,
               "layers": rows, "simulation_seconds": sim_seconds,
               "seconds_per_frame": seconds_per_frame(rows, clock_mhz),
               "tile": {"coord_bits": TILE_BITS, "max_voxels": TILE_VOXELS},
@@ -264,6 +319,12 @@ LAYER_COLUMNS = [
     ("mismatches", "mismatches", "{}")]
 
 
+def _miou(r):
+    m = r["evaluation"]["models"][0]
+    return (f"float {m['float']['miou']:.4f}, golden {m['golden']['miou']:.4f}, hardware "
+            f"{m['hardware']['miou']:.4f}")
+
+
 def _s(v):
     return "-" if v is None else f"{v:.3g} s"
 
@@ -280,8 +341,12 @@ def _summary(r):
             f"through it in tiles with halos (docs/sparse.md); on-chip memory of the largest "
             f"layer design {r['onchip_memory_bits']:,} bits, of all "
             f"{r['onchip_memory_bits_all_layers']:,}.\n\n"
-            f"Test accuracy (unshifted grid): float {a['float']:.4f}, golden (bitstream) "
-            f"{a['golden']:.4f}, with the hardware's sums {a['hardware']:.4f}.\n\n"
+            f"Held-out evaluation ({r['evaluation']['split']}; {r['evaluation']['test_sites']} "
+            f"test sites): voxel accuracy float {a['float']:.4f}, golden (bitstream) "
+            f"{a['golden']:.4f}, with the hardware's sums {a['hardware']:.4f}; mean IoU over "
+            f"the tissue classes present: {_miou(r)}; predicting the training region's "
+            f"majority class: accuracy {r['evaluation']['majority_class']['accuracy']:.4f}, "
+            f"mean IoU {r['evaluation']['majority_class']['miou']:.4f}.\n\n"
             f"```\n{table}\n```\n\n"
             f"Mismatches: {r['mismatches']}. Cycles: first input beat to last output beat of "
             f"each tile, summed (the search overlaps the store); model: pairs x "

@@ -19,8 +19,9 @@ def test_three_kinds_in_the_loop(tmp_path):
     net = BSCNet("unet-s", classes=16, sfsc=False).eval()
     frame, feats, labels = segmentation_frame(24, (0, 0, 0), 7)
     names = ["enc.1.0.a.conv", "down.1.conv", "up.5.conv"]
-    rows, bad, acc, _ = simulate_bscnet(net, frame, feats, labels, tmp_path, "icarus", 200.0,
-                                        names)
+    rows, bad, acc, _, pred = simulate_bscnet(net, frame, feats, labels, tmp_path, "icarus",
+                                              200.0, names)
+    assert float((pred == labels).float().mean()) == acc
     assert bad == 0 and [r["name"] for r in rows] == names
     assert [r["kind"] for r in rows] == ["ssc", "down", "up"]
     with torch.no_grad():
@@ -73,3 +74,17 @@ def test_bscnet_demo_small(tmp_path):
     assert saved["mismatches"] == 0 and saved["simulator"] == "icarus"
     assert saved["seconds_per_frame"]["spconv_equal"] is True
     assert (tmp_path / "report.md").read_text().startswith("# BSC-Net demo")
+
+
+def test_segmentation_metrics_and_split_by_hand():
+    from bnnforge.demo_bscnet import segmentation_metrics, split_volume
+
+    m = segmentation_metrics([0, 0, 1, 2], [0, 1, 1, 1])
+    # class 0: 1 / 2; class 1: 1 / 3 (class 2 is not in the truth)
+    assert m["accuracy"] == 0.5 and abs(m["miou"] - (1 / 2 + 1 / 3) / 2) < 1e-12
+    vol = np.zeros((20, 4, 4), dtype=np.uint8)
+    vol[2:18] = 3
+    train, test, text = split_volume(vol, 4)
+    # occupied slices 2..17: 2 + 0.6 x 16 = 11.6, rounded to a multiple of 4: 12
+    assert train[2:12].all() and not train[12:].any() and test[12:18].all() and not test[:12].any()
+    assert text.startswith("frog CT slices z < 12 for training")
