@@ -22,8 +22,11 @@ def spconv_available():
 
 
 def _spconv():
+    import logging
     import warnings
 
+    # spconv's import asks torch.fx whether it is tracing, which logs a deprecation line.
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             # spconv's dependencies use deprecated library calls on import.
