@@ -262,6 +262,12 @@ def build_parser():
     p.add_argument("--stall", nargs="+", default=["none", "source", "sink", "both"],
                    choices=("none", "source", "sink", "both"), help="stall modes (all four)")
     p.add_argument("--seed", type=int, default=0, help="seed of the vectors and stalls (0)")
+    p.add_argument("--shards", type=_positive_int,
+                   help="split the vectors across Dask workers (a LocalCluster with one worker "
+                        "per core, or --scheduler); each worker generates the design from the "
+                        "bitstream and simulates its shard, no stalls")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing Dask scheduler for --shards (tcp://host:8786)")
     _add_folding(p)
     p.set_defaults(func=_cmd_sim)
 

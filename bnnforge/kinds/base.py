@@ -107,6 +107,31 @@ class NetworkKind:
                                 f"design streams one {self.output_unit} a transfer")
         return {"beat_width": beat_width}
 
+    def _sim_sharded(self, args, bitstream, folding, inputs, shards, what):
+        """``bnnforge sim --shards N``: the inputs split across Dask workers (no stalls)."""
+        from .. import flows
+        from ..progress import Progress, step
+        from ..shards import simulate_sharded
+
+        step(f"simulating {what} on {args.simulator} in {shards} shards on Dask "
+             f"({args.scheduler or 'a LocalCluster, one worker per core'})")
+        bar = Progress(self.target_unit + "s")
+        r = simulate_sharded(args.bitstream, folding, inputs, args.simulator, shards,
+                             family=flows.family(args), reg_every=args.reg_every,
+                             scheduler=args.scheduler,
+                             progress=lambda d, n: bar.update(d, n))
+        print(f"engine: {r['engine']}")
+        print(flows.format_table([dict(s, shard=i) for i, s in enumerate(r["shards"])],
+                                 [("shard", "shard", "{}"), ("n", self.target_unit + "s", "{}"),
+                                  ("cycles", "cycles", "{}"),
+                                  ("cycles_per_input", f"cycles/{self.target_unit}",
+                                   "{:.2f}")]))
+        if r["mismatches"]:
+            print(f"FAIL: {r['mismatches']} of {what} differ from the golden model")
+            return 1
+        print(f"PASS: {what} in {shards} shards, 0 mismatches with the golden model")
+        return 0
+
     def cycles_line(self, info):
         return (f"cycles per vector (model): {info['cycles_per_vector']}; latency: "
                 f"{info['latency']}")
@@ -129,6 +154,9 @@ class NetworkKind:
         flows.print_folding(info)
         inputs = self.random_inputs(bitstream, args.vectors, np.random.default_rng(args.seed))
         what = f"{args.vectors} {self.target_unit}s"
+        shards = getattr(args, "shards", None) or 1
+        if shards > 1:
+            return self._sim_sharded(args, bitstream, folding, inputs, shards, what)
         step(f"simulating {args.vectors} random {self.target_unit}s on {args.simulator}, stall "
              f"modes {', '.join(args.stall)}")
         bar = Progress(self.output_unit + "s")
