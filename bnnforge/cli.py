@@ -159,6 +159,31 @@ def _cmd_import(args):
     return 0
 
 
+def _cmd_explore(args):
+    from .explore import explore
+    from .flows import format_table
+    from .progress import Progress, step
+
+    step(f"exploring {args.bitstream} on Dask ({args.scheduler or 'a LocalCluster'})")
+    bar = Progress("points")
+    r = explore(args.bitstream, args.output, args.targets, tuple(args.families),
+                tuple(args.clocks), args.vectors, args.simulator, not args.no_synth,
+                args.scheduler, args.workers,
+                progress=lambda done, n, running: bar.update(done, n, f"{running} running"))
+    print(f"engine: {r['engine']}, {r['workers']} workers, {r['wall_seconds']:.0f} s")
+    print(format_table(r["points"], [
+        ("target_cycles", "target", "{}"), ("family", "family", "{}"),
+        ("cycles_per_input", "cycles/input", "{:.1f}"), ("mismatches", "mismatches", "{}"),
+        ("lanes", "lanes", "{}"), ("logic_slots", "logic slots", "{}"), ("ff", "FF", "{}"),
+        ("bram", "BRAM", "{}"), ("fmax_mhz", "Fmax MHz", "{:.1f}"),
+        ("inputs_per_second", "inputs/s", "{:.3g}"), ("cached", "cached", "{}"),
+        ("error", "error", "{}")]))
+    out = Path(args.output or Path("build") / "explore" / Path(args.bitstream).stem)
+    print(f"wrote {out / 'results.json'}" + ("" if args.no_synth else
+                                              f" and {out / 'pareto.png'}"))
+    return 0 if all(p.get("mismatches", 0) == 0 for p in r["points"]) else 1
+
+
 def _cmd_run(args):
     from .running import run_bitstream
 
@@ -297,6 +322,27 @@ def build_parser():
                                                "build/run/<bitstream name>)")
     _add_folding(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("explore", help="sweep foldings, families and clocks on Dask",
+                       description="For each folding (cycle target), family and clock target: "
+                                   "generate, check bit-exact in simulation, synthesize and "
+                                   "place; results.json (one row a point) and pareto.png under "
+                                   "build/explore/<name>. Points are cached by content; a rerun "
+                                   "resumes.")
+    p.add_argument("bitstream", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="default build/explore/<bitstream name>")
+    p.add_argument("--targets", type=_positive_int, nargs="+", metavar="N",
+                   help="cycle targets (default: six powers of two from the network's shapes)")
+    p.add_argument("--families", nargs="+", default=["ecp5"], choices=("ecp5", "generic"))
+    p.add_argument("--clocks", type=float, nargs="+", default=[200.0], metavar="MHZ")
+    p.add_argument("--vectors", type=_positive_int, default=16,
+                   help="random inputs simulated a point (16)")
+    p.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus")
+    p.add_argument("--no-synth", action="store_true", help="simulate only (no place and route)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler")
+    p.add_argument("--workers", type=_positive_int,
+                   help="LocalCluster workers (default: one per core)")
+    p.set_defaults(func=_cmd_explore)
 
     p = sub.add_parser("quantize", help="export a checkpoint as a weight bitstream",
                        description="Load a bnnforge checkpoint safely (weights only) and write "
