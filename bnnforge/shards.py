@@ -31,6 +31,11 @@ def dask_client(scheduler=None, workers=None):
             raise BnnforgeError(f"cannot reach the Dask scheduler at {scheduler}: {e}")
         n = len(client.scheduler_info()["workers"])
         return client, None, f"dask.distributed Client of the scheduler {scheduler} ({n} workers)"
+    import logging
+
+    # Shutting a LocalCluster down logs routine warnings (a worker killed after 4 s) that are
+    # not the user's concern; errors still show.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=":0")
