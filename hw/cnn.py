@@ -13,7 +13,7 @@ from .mvtu import MVTU
 from .pool import MaxPool
 from .window import SlidingWindow
 
-__all__ = ["cnn_blocks", "cnn_network", "cnn_shapes_hw", "vectors_per_image"]
+__all__ = ["cnn_blocks", "cnn_network", "vectors_per_image"]
 
 
 def vectors_per_image(bitstream):
@@ -23,11 +23,6 @@ def vectors_per_image(bitstream):
 
     return {r["name"]: (r["out"][0] * r["out"][1] if r["op"] == "conv" else 1)
             for r in cnn_shapes(bitstream.cnn, bitstream.layers) if r["layer"] is not None}
-
-
-def cnn_shapes_hw(bitstream):
-    """``{matrix name: (rows, cols)}``."""
-    return {layer.name: (layer.rows, layer.cols) for layer in bitstream.layers}
 
 
 def _window(name, h, w, c, b, k, stride, padding, pad_value):

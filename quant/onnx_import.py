@@ -71,7 +71,7 @@ class _Graph:
 
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
-    def next_node(self, tensor, node_before):
+    def next_node(self, tensor):
         users = self.consumers.get(tensor, [])
         if len(users) != 1:
             if not users:
@@ -161,7 +161,7 @@ def import_qonnx(path, meta=None):
                             f"{in_shape[:1]}")
 
     host, host_ops, consts = {}, [], {}
-    tensor, node = in_name, graph.next_node(in_name, None)
+    tensor, node = in_name, graph.next_node(in_name)
     # Host input steps up to the first activation quantizer.
     while node is not None and node.op_type not in ("BipolarQuant", "Quant"):
         if node.op_type in ("Reshape", "Flatten"):
@@ -175,7 +175,7 @@ def import_qonnx(path, meta=None):
             _refuse(node, "before the first quantizer only Reshape, Flatten and Mul/Sub/Add/Div "
                           "by constants are supported")
         tensor = node.output[0]
-        node = graph.next_node(tensor, node)
+        node = graph.next_node(tensor)
     if node is None:
         raise BnnforgeError(f"{path}: no activation quantizer (BipolarQuant or Quant) on the "
                             f"input: not a binary network bnnforge can map")
@@ -222,7 +222,7 @@ def import_qonnx(path, meta=None):
     spec = {"input": {"height": h, "width": w, "channels": c, "bits": in_bits}, "ops": []}
     layers, head_ops = [], []
     tensor = node.output[0]
-    node = graph.next_node(tensor, node)
+    node = graph.next_node(tensor)
     bits, map_hwc = in_bits, (h, w, c)
     out_affine = None
     while node is not None:
@@ -231,7 +231,7 @@ def import_qonnx(path, meta=None):
             oshape = model.get_tensor_shape(node.output[0])
             if len(oshape) != 2 or oshape[1] != int(np.prod(map_hwc)):
                 _refuse(node, f"only a flatten to 1 x {int(np.prod(map_hwc))} is supported")
-            tensor, node = node.output[0], graph.next_node(node.output[0], node)
+            tensor, node = node.output[0], graph.next_node(node.output[0])
             continue
         if op == "MaxPool":
             a = graph.attrs(node)
@@ -246,7 +246,7 @@ def import_qonnx(path, meta=None):
             spec["ops"].append({"op": "pool", "kernel": int(k[0])})
             hh, ww, cc = map_hwc
             map_hwc = (hh // k[0], ww // k[0], cc)
-            tensor, node = node.output[0], graph.next_node(node.output[0], node)
+            tensor, node = node.output[0], graph.next_node(node.output[0])
             continue
         if op not in ("Conv", "MatMul", "Gemm"):
             _refuse(node, "not a layer bnnforge maps (Conv, MatMul, Gemm, BatchNormalization, "
@@ -310,9 +310,9 @@ def import_qonnx(path, meta=None):
         else:
             a_s = act_scale * w_scale
             c_s = act_scale * w_scale * (-big_m * zeros + offset * (ones - zeros))
-        nxt = graph.next_node(node.output[0], node)
+        nxt = graph.next_node(node.output[0])
         if nxt is not None and nxt.op_type == "BatchNormalization":
-            q = graph.next_node(nxt.output[0], nxt)
+            q = graph.next_node(nxt.output[0])
             if q is None or q.op_type != "BipolarQuant":
                 _refuse(nxt, "a batch-norm must be followed by a BipolarQuant (binary "
                              "activations)")
@@ -338,7 +338,7 @@ def import_qonnx(path, meta=None):
             tensor = node.output[0]
         spec["ops"].append(op_spec)
         map_hwc = new_map
-        node = graph.next_node(tensor, None)
+        node = graph.next_node(tensor)
         if out_affine is not None:
             # The head: elementwise ops by constants up to the graph's output.
             while node is not None:
@@ -349,7 +349,7 @@ def import_qonnx(path, meta=None):
                 consts[cname] = _scalar_const(graph, node)
                 head_ops.append({"op": _ELEMENTWISE[node.op_type], "const": cname})
                 tensor = node.output[0]
-                node = graph.next_node(tensor, node)
+                node = graph.next_node(tensor)
     if out_affine is None:
         raise BnnforgeError(f"{path}: the graph does not end in a scores layer (MatMul/Gemm "
                             f"without batch-norm and quantizer)")

@@ -13,13 +13,14 @@ __all__ = ["CnnKind", "generate_cnn", "simulate_cnn", "pack_images"]
 
 def generate_cnn(bitstream, folding, out_dir, reg_every=1, family=None, checksum=None):
     """Write the CNN's Verilog, memory files, folding and description to ``out_dir``."""
-    from hw.cnn import cnn_network, cnn_shapes_hw, vectors_per_image
+    from hw.cnn import cnn_network, vectors_per_image
+    from hw.network import layer_shapes
     from hw.folding import check_folding, folding_table
     from hw.generate import check_output_dir, design_info, write_design
     from quant.layout import memory_files
     from ..flows import TOP_NAME
 
-    shapes = cnn_shapes_hw(bitstream)
+    shapes = layer_shapes(bitstream)
     check_folding(shapes, folding)
     check_output_dir(out_dir)
     top, ops = cnn_network(bitstream, folding, reg_every, family)
@@ -139,9 +140,9 @@ class CnnKind(NetworkKind):
         return IntegerCnn(bitstream)
 
     def shapes(self, bitstream):
-        from hw.cnn import cnn_shapes_hw
+        from hw.network import layer_shapes
 
-        return cnn_shapes_hw(bitstream)
+        return layer_shapes(bitstream)
 
     def generate(self, bitstream, folding, out_dir, reg_every=1, family=None, checksum=None):
         return generate_cnn(bitstream, folding, out_dir, reg_every, family, checksum)
