@@ -169,10 +169,14 @@ def _cmd_explore(args):
     r = explore(args.bitstream, args.output, args.targets, tuple(args.families),
                 tuple(args.clocks), args.vectors, args.simulator, not args.no_synth,
                 args.scheduler, args.workers,
-                progress=lambda done, n, running: bar.update(done, n, f"{running} running"))
+                progress=lambda done, n, running: bar.update(done, n, f"{running} running"),
+                lanes=tuple(args.lanes), **({"max_lanes": args.max_lanes} if args.max_lanes
+                                            else {}))
     print(f"engine: {r['engine']}, {r['workers']} workers, {r['wall_seconds']:.0f} s")
-    print(format_table(r["points"], [
-        ("target_cycles", "target", "{}"), ("family", "family", "{}"),
+    from .explore import point_label
+
+    print(format_table([dict(p, rule=point_label(p)) for p in r["points"]], [
+        ("rule", "folding", "{}"), ("family", "family", "{}"),
         ("cycles_per_input", "cycles/input", "{:.1f}"), ("mismatches", "mismatches", "{}"),
         ("lanes", "lanes", "{}"), ("logic_slots", "logic slots", "{}"), ("ff", "FF", "{}"),
         ("bram", "BRAM", "{}"), ("fmax_mhz", "Fmax MHz", "{:.1f}"),
@@ -240,6 +244,12 @@ def build_parser():
                    help="mlp, groupnet, cnn: generate for ECP5, synthesize and place-and-route on the "
                         "LFE5U-85F (YoWASP; minutes) and report resources, Fmax and the hardware "
                         "time per image at the achieved Fmax")
+    p.add_argument("--shards", type=_positive_int, metavar="N",
+                   help="mlp, groupnet, cnn: simulate the test split in N shards on Dask (a "
+                        "LocalCluster, one worker per core, or --scheduler); needs the dask "
+                        "extra")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --shards: an existing Dask scheduler (tcp://host:8786)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("synth", help="synthesize and place-and-route a design (YoWASP)",
@@ -332,7 +342,13 @@ def build_parser():
     p.add_argument("bitstream", type=Path)
     p.add_argument("-o", "--output", type=Path, help="default build/explore/<bitstream name>")
     p.add_argument("--targets", type=_positive_int, nargs="+", metavar="N",
-                   help="cycle targets (default: six powers of two from the network's shapes)")
+                   help="cycle targets (default: six powers of two from the network's shapes, "
+                        "the fastest within --max-lanes)")
+    p.add_argument("--max-lanes", type=_positive_int, default=None, metavar="N",
+                   help="lane budget (sum of PE x SIMD) of the default targets (4096)")
+    p.add_argument("--lanes", type=_positive_int, nargs="+", default=[], metavar="N",
+                   help="lane budgets to sweep as points: the best throughput with at most N "
+                        "lanes a matrix")
     p.add_argument("--families", nargs="+", default=["ecp5"], choices=("ecp5", "generic"))
     p.add_argument("--clocks", type=float, nargs="+", default=[200.0], metavar="MHZ")
     p.add_argument("--vectors", type=_positive_int, default=16,

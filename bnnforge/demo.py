@@ -8,9 +8,9 @@ import numpy as np
 
 from quant import bitstream as bitstream_io
 from .flows import format_table, resolve_folding
-from .kinds.mlp import generate_dense, measure_layers, simulate_dense
+from .kinds.mlp import generate_dense, measure_layers
 from .progress import Progress, step
-from .reports import (SYNTH_TARGET, clock_entry, clock_words, pick_simulator,
+from .reports import (shard_words, shards_markdown, SYNTH_TARGET, clock_entry, clock_words, pick_simulator,
                       seconds_per_item, synth_design, synth_markdown, write_reports)
 
 __all__ = ["run_demo", "software_timing"]
@@ -48,8 +48,10 @@ LAYER_VECTORS = 32
 
 def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, seed=0,
              target_cycles=64, levels=DEFAULT_LEVELS, hidden=DEFAULT_HIDDEN, images=None,
-             synth=False):
+             synth=False, shards=None, scheduler=None):
     """The whole flow; returns the report dictionary (also written as JSON and Markdown).
+    ``shards``: the test split simulated in that many shards on Dask (``scheduler`` or a
+    LocalCluster), outputs and cycles merged.
     ``synth``: generate for :data:`SYNTH_TARGET`, synthesize and place-and-route the design and
     report its resources, Fmax and the hardware time per image at that Fmax."""
     import torch
@@ -59,7 +61,8 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
     from golden.mlp import BinaryMLP
     from golden.train import accuracy, seed_everything
     from .kinds import kind_named
-    from sim.cycles import measure
+    from sim.cycles import measure_runs
+    from .shards import simulate_test_set
 
     started = time.monotonic()
     out_dir = Path(out_dir)
@@ -102,15 +105,16 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
                                          ("cycles", "cycles/image", "{}")]))
 
     step(f"simulating {len(x_test)} test images through the network top on {simulator}"
-         + (f" ({fallback_note})" if fallback_note else ""))
+         + (f" ({fallback_note})" if fallback_note else "") + shard_words(shards, scheduler))
     t_sim = time.monotonic()
     bar = Progress("images")
-    result = simulate_dense(bs, out_dir / "verilog", x_test, simulator,
-                            progress=lambda d, n: bar.update(d, n))
+    result = simulate_test_set(kind_named("mlp"), bs, bs_path, out_dir / "verilog", folding,
+                               x_test, simulator, shards, family, scheduler,
+                               progress=lambda d, n: bar.update(d, n))
     sim_wall = time.monotonic() - t_sim
     hw_scores = result["hardware"]
     acc_hw = float((hw_scores.argmax(axis=1) == y_test).mean())
-    cyc = measure(result["runs"][0], info)
+    cyc = measure_runs(result["runs"], info)
 
     n_layer = min(len(x_test), LAYER_VECTORS)
     # Cycles do not depend on the simulator; Icarus builds a small design in seconds where
@@ -156,6 +160,7 @@ def run_demo(out_dir="build/demo", simulator=None, clock_mhz=200.0, epochs=40, s
         "speedup_vs_numpy_bitpacked": soft["numpy_bitpacked_seconds_per_image"] / hw_seconds,
         "speedup_vs_torch": soft["torch_seconds_per_image"] / hw_seconds,
         "simulation_wall_seconds": sim_wall,
+        "shards": result["shards"], "engine": result["engine"],
         "family": family, "synth": synth_entry,
         "demo_wall_seconds": time.monotonic() - started,
         "files": {"bitstream": str(bs_path), "verilog": str(out_dir / "verilog"),
@@ -180,7 +185,7 @@ def _summary(r, table):
         f"| hardware (simulated) | {a['hardware']:.4f} |", "",
         f"Images simulated: {r['images']}; mismatches with the golden integer model: "
         f"**{r['mismatches']}** (and {r['layer_mismatches']} in the layers simulated alone).",
-        "",
+        "", *shards_markdown(r),
         "```", table, "```", "",
         f"Cycles measured: each layer alone in its own top on {r['layer_simulator']}, its "
         "input never starved and its output never blocked, from the spacing of its output "

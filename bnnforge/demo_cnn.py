@@ -9,9 +9,9 @@ import numpy as np
 
 from quant import bitstream as bitstream_io
 from .flows import format_table
-from .kinds.cnn import generate_cnn, op_cycles, simulate_cnn
+from .kinds.cnn import generate_cnn, op_cycles
 from .progress import Progress, step
-from .reports import (SYNTH_TARGET, clock_entry, pick_simulator, seconds_per_item,
+from .reports import (shards_markdown, shard_words, SYNTH_TARGET, clock_entry, pick_simulator, seconds_per_item,
                       synth_design, synth_markdown, write_reports)
 
 __all__ = ["run_cnn_demo", "DEFAULT_TARGET"]
@@ -21,8 +21,9 @@ DEFAULT_TARGET = 256
 
 
 def run_cnn_demo(out_dir="build/demo-cnn", simulator=None, clock_mhz=200.0, epochs=20, seed=0,
-                 target_cycles=None, images=None, synth=False):
-    """The whole flow; returns the report (also written as JSON and Markdown)."""
+                 target_cycles=None, images=None, synth=False, shards=None, scheduler=None):
+    """The whole flow; returns the report (also written as JSON and Markdown). ``shards``:
+    the test split simulated in that many shards on Dask (``scheduler`` or a LocalCluster)."""
     import torch
 
     from golden.cnn import IntegerCnn, digits_cnn
@@ -62,15 +63,20 @@ def run_cnn_demo(out_dir="build/demo-cnn", simulator=None, clock_mhz=200.0, epoc
     design = out_dir / "verilog"
     step(f"generating {design} (at most {target_cycles} cycles an image)")
     info = generate_cnn(bs, folding, design, family=family, checksum=bs.checksum)
-    step(f"simulating {len(x_test)} test images on {simulator}")
+    step(f"simulating {len(x_test)} test images on {simulator}"
+         + shard_words(shards, scheduler))
     bar = Progress("images")
     t0 = time.monotonic()
-    result = simulate_cnn(bs, design, x_test, simulator,
-                          progress=lambda done, _: bar.update(done, len(x_test)))
+    from .shards import simulate_test_set
+    from sim.cycles import pooled_interval
+
+    result = simulate_test_set(kind, bs, bs_path, design, folding, x_test, simulator, shards,
+                               family, scheduler,
+                               progress=lambda done, _: bar.update(done, len(x_test)))
     wall = time.monotonic() - t0
     acc_hw = float((result["hardware"].argmax(1) == y_test).mean())
     t_out = result["runs"][0]["t_out"]
-    cycles = float(np.diff(t_out).mean()) if len(t_out) > 1 else None
+    cycles = pooled_interval([run["t_out"] for run in result["runs"]])
     synth_r = synth_design(design, clock_mhz, cycles) if synth else None
     clock = clock_entry(clock_mhz, synth_r)
     with torch.no_grad():
@@ -96,6 +102,7 @@ def run_cnn_demo(out_dir="build/demo-cnn", simulator=None, clock_mhz=200.0, epoc
         "hw_seconds_per_image": hw_seconds, "software": software,
         "speedup_vs_torch": (software["torch_seconds_per_image"] / hw_seconds
                              if hw_seconds else None),
+        "shards": result["shards"], "engine": result["engine"],
         "simulation_wall_seconds": wall, "demo_wall_seconds": time.monotonic() - started,
         "files": {"bitstream": str(bs_path), "verilog": str(design),
                   "simulator_log": result["log"]}}
@@ -146,7 +153,7 @@ def _summary(r):
         f"{r['simulator']}" + (f" ({r['simulator_note']})" if r["simulator_note"] else "") + ".",
         "", "```", format_table(rows, [("what", "", "{}"), ("value", "", "{}")]), "```", "",
         "Per op (busy cycles of its slowest block, measured at the blocks' busy ports, beside "
-        "the model):", "", "```", layers, "```", "",
+        "the model):", "", "```", layers, "```", "", *shards_markdown(r),
         "Hardware time is the measured cycles per image at the clock: \"placed\" is the Fmax "
         "the design reached after place and route, \"target\" a clock no placed design has "
         "reached (" + r["clock"]["note"] + ").", "",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 
 from quant import bitstream as bitstream_io
-from .reports import (SYNTH_TARGET, clock_entry, pick_simulator, seconds_per_item,
+from .reports import (shards_markdown, shard_words, SYNTH_TARGET, clock_entry, pick_simulator, seconds_per_item,
                       synth_design, synth_markdown, write_reports)
 from .flows import format_table, resolve_folding
-from .kinds.groupnet import generate_groupnet, simulate_groupnet
+from .kinds.groupnet import generate_groupnet
 from .progress import Progress, step
 
 __all__ = ["run_groupnet_demo"]
@@ -33,7 +33,9 @@ def software_timing(host, images):
 def _run_k(bases, data, out_dir, simulator, args, progress_label):
     from golden.groupnet import GroupNet, HostParts
     from golden.train import accuracy, seed_everything
+    from sim.cycles import pooled_interval
     from .kinds import kind_named
+    from .shards import simulate_test_set
 
     k_dir = out_dir / f"k{bases}"
     step(f"K = {bases}: training a Group-Net ({args['channels']} channels, "
@@ -55,23 +57,29 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     family = SYNTH_TARGET[0] if args["synth"] else None
     info = generate_groupnet(bs, folding, k_dir / "verilog", family=family,
                              checksum=bs.checksum)
-    step(f"K = {bases}: simulating {len(data['x_test'])} test images on {simulator}")
+    step(f"K = {bases}: simulating {len(data['x_test'])} test images on {simulator}"
+         + shard_words(args["shards"], args["scheduler"]))
     bar = Progress(progress_label)
     t0 = time.monotonic()
-    result = simulate_groupnet(bs, k_dir / "verilog", data["x_test"], simulator,
-                               progress=lambda d, n: bar.update(d // 64, n // 64))
+    pixels = info["height"] * info["width"]
+    n_images = len(data["x_test"])
+    result = simulate_test_set(
+        kind_named("groupnet"), bs, bs_path, k_dir / "verilog", folding, data["x_test"],
+        simulator, args["shards"], family, args["scheduler"],
+        # on this machine progress counts output pixels, on Dask images
+        progress=lambda d, n: bar.update(d // pixels if n > n_images else d, n_images))
     wall = time.monotonic() - t0
     y = data["y_test"]
-    pixels = info["height"] * info["width"]
+    runs = result["runs"]
     layers = []
-    for g, fires in zip(info["groups"], result["runs"][0]["fires"]):
-        measured = (fires[-1] - fires[pixels - 1]) / (len(fires) // pixels - 1) \
-            if len(fires) >= 2 * pixels else None
+    for i, g in enumerate(info["groups"]):
+        # the last output pixel of each image; intervals pooled over the shards' runs
         layers.append({"name": g["name"], "bases": g["bases"],
                        "shared_first_unit": g["shared_first_unit"],
-                       "cycles_simulated": measured, "cycles_model": g["cycles_model"]})
-    t_out = result["runs"][0]["t_out"]
-    cycles_per_image = (t_out[-1] - t_out[pixels - 1]) / (len(t_out) // pixels - 1)
+                       "cycles_simulated": pooled_interval([r["fires"][i] for r in runs],
+                                                           pixels),
+                       "cycles_model": g["cycles_model"]})
+    cycles_per_image = pooled_interval([r["t_out"] for r in runs], pixels)
     spec = bs.groupnet
     c = spec["channels"]
     units = sum(len(base) for g in spec["groups"] for base in g["units"])
@@ -96,6 +104,7 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
         "software": software_timing(host, data["x_test"]),
         "weight_bits": units * c * 9 * c, "lanes": lanes,
         "folding": info["folding"], "simulation_wall_seconds": wall,
+        "shards": result["shards"], "engine": result["engine"],
         "files": {"bitstream": str(bs_path), "verilog": str(k_dir / "verilog"),
                   "simulator_log": result["log"]},
     }
@@ -103,9 +112,10 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
 
 def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=200.0,
                       epochs=30, seed=0, target_cycles=1024, bases=(1, 3, 5), images=None,
-                      channels=16, blocks=2, synth=False):
+                      channels=16, blocks=2, synth=False, shards=None, scheduler=None):
     """Train, export, generate and simulate one Group-Net for each K in ``bases`` (and with
-    ``synth``, synthesize each design: :func:`bnnforge.demo.synth_design`)."""
+    ``synth``, synthesize each design: :func:`bnnforge.demo.synth_design`; with ``shards``,
+    simulate each test split in that many shards on Dask)."""
     from golden.digits import as_images, load_digits_split
 
     started = time.monotonic()
@@ -118,7 +128,8 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
     if images is not None:
         data["x_test"], data["y_test"] = data["x_test"][:images], data["y_test"][:images]
     args = {"epochs": epochs, "seed": seed, "target_cycles": target_cycles,
-            "clock_mhz": clock_mhz, "channels": channels, "blocks": blocks, "synth": synth}
+            "clock_mhz": clock_mhz, "channels": channels, "blocks": blocks, "synth": synth,
+            "shards": shards, "scheduler": scheduler}
     runs = [_run_k(k, data, out_dir, simulator, args, "images") for k in bases]
     report = {"network": "groupnet", "dataset": "sklearn-digits", "simulator": simulator,
               "simulator_note": note, "clock_mhz": clock_mhz, "target_cycles": target_cycles,
@@ -160,6 +171,7 @@ def _summary(r):
         "hw s/image is the simulated cycles per image at the clock: \"placed\" is the Fmax "
         "the design reached after place and route, \"target\" a clock no placed design has "
         "reached (" + r["runs"][0]["clock"]["note"] + ").", "",
+        *[line for x in r["runs"] for line in shards_markdown(x)],
         "Software times are the binary groups in fixed point on this CPU (PyTorch convolution "
         "or packed 64-bit words with np.bitwise_count), batch of the test split.", "",
         *(["## Resources and Fmax (`--synth`)", "",

@@ -20,29 +20,39 @@ import numpy as np
 from quant.bitstream import atomic_write
 from quant.errors import BnnforgeError
 
-__all__ = ["explore", "default_targets", "pareto_front"]
+__all__ = ["explore", "default_targets", "pareto_front", "folding_lanes", "DEFAULT_MAX_LANES",
+           "point_label"]
 
 CACHE_VERSION = 1
 """Bumped when a row's meaning changes, so that old cached rows are not reused."""
 
 
-def default_targets(kind, bitstream, points=6):
-    """Cycle targets from the network's shapes: powers of two from the fastest useful folding
-    (the largest matrix's rows, one PE a row and SIMD across) up, ``points`` of them."""
-    from hw.cnn import vectors_per_image
+DEFAULT_MAX_LANES = 4096
+"""The default sweep's lane budget (sum of PE x SIMD over the folding table): its first point is
+the fastest power-of-two cycle target whose folding stays within it. Larger designs take tens
+of minutes each to place and route with nextpnr (digits MLP: about 7,300 lanes at 16 cycles
+did not finish in 30 minutes on two cores); ``--targets`` sweeps them when wanted."""
 
+
+def folding_lanes(folding):
+    """Sum of PE x SIMD over a folding table."""
+    return sum(f.pe * f.simd for f in folding.values())
+
+
+def default_targets(kind, bitstream, points=6, max_lanes=DEFAULT_MAX_LANES):
+    """Cycle targets from the network's shapes: powers of two from the fastest useful folding
+    (the largest matrix's rows, one PE a row and SIMD across) up to the slowest (one lane a
+    matrix), skipping those whose folding needs more than ``max_lanes`` lanes; ``points`` of
+    them."""
     shapes = kind.shapes(bitstream)
-    if kind.name == "cnn":
-        vectors = vectors_per_image(bitstream)
-        low = max(v for v in vectors.values())
-    else:
-        low = 1
+    low = kind.vectors_per_input(bitstream)
     start = 1 << max(0, int(np.ceil(np.log2(max(low, 4)))))
-    top = max(r * c for r, c in shapes.values()) * (low if kind.name == "cnn" else 1)
+    top = max(r * c for r, c in shapes.values()) * low
     targets = []
     t = start
     while len(targets) < points and t <= top:
-        targets.append(t)
+        if folding_lanes(kind.fold(bitstream, target_cycles=t)) <= max_lanes:
+            targets.append(t)
         t *= 2
     return targets
 
@@ -58,6 +68,7 @@ def _point_task(data, point):
     import tempfile
 
     from quant import bitstream as bitstream_io
+    from sim.cycles import pooled_interval
     from .kinds import kind_of
 
     row = dict(point)
@@ -68,18 +79,21 @@ def _point_task(data, point):
             path.write_bytes(data)
             bs = bitstream_io.read(path)
             kind = kind_of(bs)
-            folding = kind.fold(bs, target_cycles=point["target_cycles"])
+            if point.get("max_lanes"):
+                folding = kind.fold(bs, max_lanes=point["max_lanes"])
+            else:
+                folding = kind.fold(bs, target_cycles=point["target_cycles"])
             family = None if point["family"] == "generic" else point["family"]
             design = Path(tmp) / "design"
             info = kind.generate(bs, folding, design, family=family, checksum=bs.checksum)
             inputs = kind.random_inputs(bs, point["vectors"],
                                         np.random.default_rng(point["seed"]))
             result = kind.simulate(bs, design, inputs, point["simulator"])
-            t_out = result["runs"][0]["t_out"]
-            cycles = float(np.diff(t_out).mean()) if len(t_out) > 1 else None
+            cycles = pooled_interval([result["runs"][0]["t_out"]],
+                                     kind.transfers_per_input(bs))
             row.update(folding=[{"layer": n, "pe": f.pe, "simd": f.simd}
                                 for n, f in folding.items()],
-                       lanes=sum(f.pe * f.simd for f in folding.values()),
+                       lanes=folding_lanes(folding),
                        cycles_per_input=cycles,
                        cycles_per_input_model=info.get("cycles_per_frame",
                                                        info.get("cycles_per_vector")),
@@ -108,11 +122,20 @@ def pareto_front(rows, x, y="inputs_per_second"):
                                      and (o[x] < r[x] or o[y] > r[y]) for o in ok)]
 
 
+def point_label(row):
+    """A point's folding rule in words: ``"64 cycles"`` or ``"512 lanes"``."""
+    if row.get("max_lanes"):
+        return f"{row['max_lanes']} lanes"
+    return f"{row['target_cycles']} cycles"
+
+
 def explore(bitstream_path, out_dir=None, targets=None, families=("ecp5",), clocks=(200.0,),
             vectors=16, simulator="icarus", synth=True, scheduler=None, workers=None,
-            seed=0, progress=None):
+            seed=0, progress=None, lanes=(), max_lanes=DEFAULT_MAX_LANES):
     """The sweep; writes ``results.json`` (and ``pareto.png`` with synthesis) and returns the
-    results."""
+    results. Foldings: the cycle ``targets`` (default :func:`default_targets` within
+    ``max_lanes``) and the lane budgets ``lanes`` (the best throughput with at most that many
+    lanes a matrix)."""
     from quant import bitstream as bitstream_io
     from .kinds import kind_of
     from .shards import dask_client
@@ -120,17 +143,18 @@ def explore(bitstream_path, out_dir=None, targets=None, families=("ecp5",), cloc
     bitstream_path = Path(bitstream_path)
     bs = bitstream_io.read(bitstream_path)
     kind = kind_of(bs)
-    if kind.name not in ("mlp", "cnn"):
-        raise BnnforgeError(f"bnnforge explore sweeps dense (mlp) and CNN bitstreams, not "
-                            f"{kind.name}")
+    if kind.name not in ("mlp", "cnn", "groupnet"):
+        raise BnnforgeError(f"bnnforge explore sweeps dense (mlp), CNN and Group-Net "
+                            f"bitstreams, not {kind.name}")
     data = bitstream_path.read_bytes()
     out_dir = Path(out_dir or Path("build") / "explore" / bitstream_path.stem)
     cache = out_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    targets = list(targets or default_targets(kind, bs))
-    points = [{"target_cycles": t, "family": f, "clock_mhz": c, "vectors": vectors,
-               "simulator": simulator, "seed": seed, "synth": synth}
-              for t in targets for f in families for c in clocks]
+    targets = list(targets or ([] if lanes else default_targets(kind, bs, max_lanes=max_lanes)))
+    rules = [{"target_cycles": t} for t in targets] + [{"max_lanes": n} for n in lanes]
+    points = [dict(rule, family=f, clock_mhz=c, vectors=vectors, simulator=simulator,
+                   seed=seed, synth=synth)
+              for rule in rules for f in families for c in clocks]
     rows, todo = {}, []
     for i, p in enumerate(points):
         f = cache / f"{_key(data, p)}.json"
@@ -167,8 +191,8 @@ def explore(bitstream_path, out_dir=None, targets=None, families=("ecp5",), cloc
     results = {"bitstream": str(bitstream_path), "network": kind.name, "engine": engine,
                "workers": n_workers, "points": ordered,
                "wall_seconds": time.monotonic() - started,
-               "pareto_logic": [r["target_cycles"] for r in pareto_front(ordered, "logic_slots")],
-               "pareto_bram": [r["target_cycles"] for r in pareto_front(ordered, "bram")]}
+               "pareto_logic": [point_label(r) for r in pareto_front(ordered, "logic_slots")],
+               "pareto_bram": [point_label(r) for r in pareto_front(ordered, "bram")]}
     atomic_write(out_dir / "results.json",
                  lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
     if synth:
@@ -187,7 +211,7 @@ def _plot(rows, path, unit):
         ok = [r for r in rows if r.get(x) is not None and r.get("inputs_per_second")]
         ax.scatter([r[x] for r in ok], [r["inputs_per_second"] for r in ok], color="tab:blue")
         for r in ok:
-            ax.annotate(str(r["target_cycles"]), (r[x], r["inputs_per_second"]), fontsize=7)
+            ax.annotate(point_label(r), (r[x], r["inputs_per_second"]), fontsize=7)
         front = sorted(pareto_front(rows, x), key=lambda r: r[x])
         ax.plot([r[x] for r in front], [r["inputs_per_second"] for r in front],
                 color="tab:orange", label="Pareto front")
@@ -195,7 +219,7 @@ def _plot(rows, path, unit):
         ax.set_ylabel(f"{unit}s per second at the placed Fmax")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
-    fig.suptitle("bnnforge explore: throughput vs resources (labels: cycle target)")
+    fig.suptitle("bnnforge explore: throughput vs resources (labels: the folding's rule)")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)

@@ -9,7 +9,8 @@ from quant.bitstream import atomic_write
 from .progress import step
 
 __all__ = ["pick_simulator", "synth_design", "synth_markdown", "seconds_per_item",
-           "write_reports", "clock_entry", "clock_words", "SYNTH_TARGET"]
+           "write_reports", "clock_entry", "clock_words", "SYNTH_TARGET", "shards_markdown",
+           "shard_words"]
 
 SYNTH_TARGET = ("ecp5", "85k")
 """Family and device of the demos' ``--synth`` runs (the designs are then generated for it)."""
@@ -125,3 +126,23 @@ def pick_simulator(simulator, clock_mhz):
     if "verilator" in sims:
         return "verilator", None
     return sims[0], "Verilator is unavailable; simulated on Icarus Verilog instead"
+
+
+def shards_markdown(r, unit="image"):
+    """Lines on a test split simulated in shards (none when it ran in one piece)."""
+    shards = r.get("shards")
+    if not shards:
+        return []
+    each = ", ".join(f"{s['n']} ({s['cycles_per_input']:.2f})" if s["cycles_per_input"]
+                     else str(s["n"]) for s in shards)
+    return [f"Test split simulated in {len(shards)} shards on {r['engine']}; {unit}s a shard "
+            f"(cycles per {unit} measured in it): {each}. The cycle figures pool the shards' "
+            f"intervals; the outputs are merged in order.", ""]
+
+
+def shard_words(shards, scheduler):
+    """The words a progress step adds for a sharded test-set run."""
+    if not shards:
+        return ""
+    return (f", in {shards} shards on Dask "
+            f"({'the scheduler ' + scheduler if scheduler else 'a LocalCluster'})")

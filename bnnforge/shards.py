@@ -13,7 +13,7 @@ import numpy as np
 
 from quant.errors import BnnforgeError
 
-__all__ = ["simulate_sharded", "dask_client"]
+__all__ = ["simulate_sharded", "simulate_test_set", "dask_client"]
 
 
 def dask_client(scheduler=None, workers=None):
@@ -61,17 +61,24 @@ def _shard_task(bitstream_bytes, folding, family, reg_every, inputs, simulator, 
         kind.generate(bs, fold, Path(tmp) / "design", reg_every, family=family,
                       checksum=bs.checksum)
         result = kind.simulate(bs, Path(tmp) / "design", inputs, simulator)
-        run = result["runs"][0]
-        return {"index": index, "hardware": np.asarray(result["hardware"]),
-                "golden": np.asarray(result["golden"]), "mismatches": result["mismatches"],
-                "cycles": run["cycles"], "t_out": run["t_out"], "n": len(inputs)}
+        # The run's stamps and busy counts go back; its output words and log stay (the merged
+        # outputs are the decoded arrays, the log a path on the worker).
+        run = {k: v for k, v in result["runs"][0].items() if k not in ("outputs", "log")}
+        extra = {k: np.asarray(result[k]) for k in MERGED if k in result}
+        return {"index": index, "mismatches": result["mismatches"], "run": run,
+                "n": len(inputs), **extra}
+
+
+MERGED = ("hardware", "golden", "predictions", "golden_predictions")
+"""Per-input arrays of a kind's simulation result that the merge concatenates in order."""
 
 
 def simulate_sharded(bitstream_path, folding, inputs, simulator, shards, family=None,
                      reg_every=1, scheduler=None, workers=None, progress=None):
     """Split ``inputs`` into ``shards`` contiguous shards, simulate them on Dask workers and
-    merge: ``{hardware, golden, mismatches, shards: [{n, cycles, cycles_per_input}], engine}``
-    with outputs in input order."""
+    merge: ``{hardware, golden, mismatches, runs, shards: [{n, cycles, cycles_per_input}],
+    engine}`` with outputs in input order (and a kind's ``predictions``), ``runs`` one a
+    shard (stamps and busy counts)."""
     from pathlib import Path
 
     from dask.distributed import as_completed
@@ -96,11 +103,30 @@ def simulate_sharded(bitstream_path, folding, inputs, simulator, shards, family=
         if cluster is not None:
             cluster.close()
     ordered = [done[i] for i in range(len(parts))]
-    return {"hardware": np.concatenate([r["hardware"] for r in ordered]),
-            "golden": np.concatenate([r["golden"] for r in ordered]),
-            "mismatches": sum(r["mismatches"] for r in ordered),
-            "shards": [{"n": r["n"], "cycles": r["cycles"],
-                        "cycles_per_input": (float(np.diff(r["t_out"]).mean())
-                                             if len(r["t_out"]) > 1 else None)}
-                       for r in ordered],
-            "engine": engine}
+    runs = [r["run"] for r in ordered]
+    merged = {k: np.concatenate([r[k] for r in ordered]) for k in MERGED if k in ordered[0]}
+    return dict(merged, mismatches=sum(r["mismatches"] for r in ordered), runs=runs, log=None,
+                shards=[{"n": r["n"], "cycles": r["run"]["cycles"],
+                         "cycles_per_input": (float(np.diff(r["run"]["t_out"]).mean())
+                                              if len(r["run"]["t_out"]) > 1 else None)}
+                        for r in ordered],
+                engine=engine)
+
+
+def simulate_test_set(kind, bitstream, bitstream_path, design_dir, folding, inputs, simulator,
+                      shards=None, family=None, scheduler=None, progress=None):
+    """A demo's test-set run: on this machine (``shards`` None) with the design in
+    ``design_dir``, or split into ``shards`` on Dask (each worker generating the same design
+    from the bitstream's bytes). Both return the kind's result with ``runs`` (one a shard; cycle
+    figures pool them: :func:`sim.cycles.measure_runs`, :func:`sim.cycles.pooled_interval`),
+    ``shards`` and ``engine`` (None on this machine)."""
+    if not shards:
+        result = kind.simulate(bitstream, design_dir, inputs, simulator, progress=progress)
+        return dict(result, shards=None, engine=None)
+    result = simulate_sharded(bitstream_path, folding, inputs, simulator, shards, family=family,
+                              scheduler=scheduler, progress=progress)
+    import json
+    from pathlib import Path
+
+    result["info"] = json.loads((Path(design_dir) / "design.json").read_text())
+    return result

@@ -19,16 +19,21 @@ def test_sweep_cache_and_a_failed_point(tmp_path):
                               tmp_path / "net.bnn")
     out = tmp_path / "x"
     r = explore(path, out, targets=[0, 4, 16], families=("generic",), vectors=8, synth=False,
-                workers=2)
+                workers=2, lanes=(40,))
     saved = json.loads((out / "results.json").read_text())
     assert saved["engine"] == "dask.distributed LocalCluster (2 workers, 1 thread each)"
     assert saved["workers"] == 2
-    bad, four, sixteen = saved["points"]
+    bad, four, sixteen, budget = saved["points"]
     assert bad["target_cycles"] == 0 and bad["error"].startswith("FoldingError: target cycles")
     for p, t in ((four, 4), (sixteen, 16)):
         assert p["mismatches"] == 0 and "error" not in p
         assert p["cycles_per_input"] == p["cycles_per_input_model"] <= t
     assert four["lanes"] > sixteen["lanes"]
+    # 40 lanes a matrix: the 16 x 32 layer's best is 32 lanes (16 cycles), and every layer
+    # then takes the fewest lanes for 16 cycles
+    assert budget["max_lanes"] == 40 and budget["mismatches"] == 0
+    assert max(f["pe"] * f["simd"] for f in budget["folding"]) <= 40
+    assert budget["cycles_per_input"] == budget["cycles_per_input_model"] == 16
     again = explore(path, out, targets=[4, 16], families=("generic",), vectors=8, synth=False)
     assert again["engine"] == "none: every point cached"
     assert [p["cached"] for p in again["points"]] == [True, True]
@@ -45,4 +50,16 @@ def test_pareto_front_and_default_targets():
     from bnnforge.kinds import kind_named
 
     bs = random_dense(np.random.default_rng(0), [192, 256, 256, 10])
-    assert default_targets(kind_named("mlp"), bs) == [4, 8, 16, 32, 64, 128]
+    # Within 4,096 lanes: 16 cycles needs 3,072 + 4,096 + 160 lanes, 32 cycles 1,536 + 2,048
+    # + 80.
+    assert default_targets(kind_named("mlp"), bs) == [32, 64, 128, 256, 512, 1024]
+    assert default_targets(kind_named("mlp"), bs, max_lanes=1 << 20) == [4, 8, 16, 32, 64, 128]
+    from golden.groupnet import GroupNet
+    import torch
+
+    torch.manual_seed(0)
+    gn = GroupNet(channels=16, blocks=2, bases=1, decomposition="groupnet").eval()
+    # 8 x 8 pixels: a matrix (16 x 144) takes at least 64 cycles an image, one a pixel;
+    # lanes 4 units x 16 x 144 / (target / 64)
+    assert default_targets(kind_named("groupnet"), gn.to_bitstream(8, 8)) == \
+        [256, 512, 1024, 2048, 4096, 8192]

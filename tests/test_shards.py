@@ -42,3 +42,43 @@ def test_sim_command_with_shards(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "engine: dask.distributed LocalCluster" in out
     assert "PASS: 12 vectors in 2 shards, 0 mismatches with the golden model" in out
+
+
+def test_mlp_demo_test_split_in_shards(tmp_path):
+    """The demo's test split in two shards on two workers: every image bit-exact, the cycles
+    pooled over the shards still the slowest layer's model, the report names the shards."""
+    from bnnforge.demo import run_demo
+
+    report = run_demo(out_dir=tmp_path / "demo", simulator="icarus", epochs=2, images=10,
+                      hidden=(32,), target_cycles=16, clock_mhz=100.0, shards=2)
+    assert report["mismatches"] == 0 and report["images"] == 10
+    assert report["accuracy"]["hardware"] == report["accuracy"]["golden"]
+    assert [s["n"] for s in report["shards"]] == [5, 5]
+    assert all(s["cycles_per_input"] == 16 for s in report["shards"])
+    assert report["cycles_per_image"] == 16
+    assert report["engine"].startswith("dask.distributed LocalCluster")
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert "Test split simulated in 2 shards on dask.distributed LocalCluster" in md
+
+
+def test_groupnet_demo_test_split_in_shards(tmp_path):
+    from bnnforge.demo_groupnet import run_groupnet_demo
+
+    report = run_groupnet_demo(out_dir=tmp_path / "d", simulator="icarus", epochs=1,
+                               bases=(2,), images=4, channels=4, target_cycles=8 * 8 * 4,
+                               shards=2)
+    run = report["runs"][0]
+    assert run["mismatches"] == 0 and run["images"] == 4
+    assert run["accuracy"]["hardware"] == run["accuracy"]["golden"]
+    assert [s["n"] for s in run["shards"]] == [2, 2]
+    # Pooled over two shards of two images each: one interval a shard, each the model's.
+    assert run["cycles_per_image"] == run["cycles_per_image_model"] == 256
+    assert all(layer["cycles_simulated"] is not None for layer in run["layers"])
+
+
+def test_bscnet_demo_refuses_shards(capsys):
+    from bnnforge.cli import main
+
+    assert main(["demo", "--network", "bscnet", "--shards", "2"]) == 2
+    assert ("error: --shards splits a test set of images across Dask workers; the bscnet demo "
+            "runs one frame (leave --shards out)") in capsys.readouterr().err

@@ -62,6 +62,15 @@ class NetworkKind:
     output_unit = "vector"  # what one output transfer of the design carries (progress bars)
     narrow_ports = False    # whether the design can take vectors in narrow beats
 
+    def vectors_per_input(self, bitstream):
+        """Matrix-vector products the busiest matrix does for one input (an image of a CNN
+        or Group-Net, a vector of an MLP): the fewest cycles an input can take."""
+        return 1
+
+    def transfers_per_input(self, bitstream):
+        """Output transfers of the design for one input."""
+        return 1
+
     def target_per_matrix(self, bitstream, target_cycles):
         """A cycle target (per :attr:`target_unit`) as cycles per vector of each matrix."""
         return target_cycles

@@ -179,6 +179,9 @@ class BscNetKind(NetworkKind):
             raise BnnforgeError("--synth applies to the mlp and groupnet demos; synthesize a "
                                 "BSC-Net layer with `bnnforge verilog BITSTREAM -o DIR "
                                 "--family ecp5` and `bnnforge synth DIR/LAYER`")
+        if args.shards:
+            raise BnnforgeError("--shards splits a test set of images across Dask workers; "
+                                "the bscnet demo runs one frame (leave --shards out)")
         out = args.out or "build/demo-bscnet"
         report = run_bscnet_demo(out_dir=out, simulator=args.simulator,
                                  voxel_size=args.voxel_size, epochs=args.epochs or 40,

@@ -95,10 +95,11 @@ def simulate_cnn(bitstream, design_dir, images, simulator, stall_modes=("none",)
 
 def op_cycles(result, info):
     """One row an op: busy cycles an image of its slowest block (measured at the blocks'
-    ``busy`` ports) beside the model."""
-    run = result["runs"][0]
-    images = max(1, len(run["t_out"]))
-    busy = {b["name"]: n for b, n in zip(info["blocks"], run["busy"])}
+    ``busy`` ports) beside the model; pooled over the runs of a sharded simulation."""
+    runs = result["runs"]
+    images = max(1, sum(len(run["t_out"]) for run in runs))
+    busy = {b["name"]: sum(run["busy"][i] for run in runs)
+            for i, b in enumerate(info["blocks"])}
     return [{"name": op["name"], "op": op["op"],
              "cycles_simulated": max(busy.get(b, 0) for b in op["blocks"]) / images,
              "cycles_model": op["cycles_model"]} for op in info["ops"]]
@@ -123,6 +124,11 @@ class CnnKind(NetworkKind):
         for name, shape in shapes.items():
             out.update(choose_for_target({name: shape}, max(1, target_cycles // vectors[name])))
         return out
+
+    def vectors_per_input(self, bitstream):
+        from hw.cnn import vectors_per_image
+
+        return max(vectors_per_image(bitstream).values())
 
     def train(self, model, x, y, epochs, seed=0, progress=None):
         from golden.cnn import TRAINING
@@ -207,5 +213,6 @@ class CnnKind(NetworkKind):
         report = run_cnn_demo(out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
                               epochs=args.epochs or 20, seed=args.seed,
                               target_cycles=args.target_cycles, images=args.images,
-                              synth=args.synth)
+                              synth=args.synth, shards=args.shards,
+                              scheduler=args.scheduler)
         return report, report["mismatches"], out

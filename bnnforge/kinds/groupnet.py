@@ -84,6 +84,11 @@ class GroupNetKind(NetworkKind):
     target_unit = "image"
     output_unit = "pixel"
 
+    def vectors_per_input(self, bitstream):
+        return bitstream.groupnet["height"] * bitstream.groupnet["width"]
+
+    transfers_per_input = vectors_per_input
+
     def target_per_matrix(self, bitstream, target_cycles):
         """Units take ``height x width`` windows an image."""
         pixels = bitstream.groupnet["height"] * bitstream.groupnet["width"]
@@ -159,5 +164,6 @@ class GroupNetKind(NetworkKind):
         report = run_groupnet_demo(
             out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
             epochs=args.epochs or 30, seed=args.seed,
-            target_cycles=args.target_cycles or 1024, images=args.images, synth=args.synth)
+            target_cycles=args.target_cycles or 1024, images=args.images, synth=args.synth,
+            shards=args.shards, scheduler=args.scheduler)
         return report, sum(r["mismatches"] for r in report["runs"]), out

@@ -182,5 +182,5 @@ class MlpKind(NetworkKind):
         report = run_demo(out_dir=out, simulator=args.simulator, clock_mhz=args.clock_mhz,
                           epochs=args.epochs or 40, seed=args.seed,
                           target_cycles=args.target_cycles or 64, images=args.images,
-                          synth=args.synth)
+                          synth=args.synth, shards=args.shards, scheduler=args.scheduler)
         return report, report["mismatches"] + report["layer_mismatches"], out
