@@ -345,7 +345,7 @@ def build_parser():
                    help="cycle targets (default: six powers of two from the network's shapes, "
                         "the fastest within --max-lanes)")
     p.add_argument("--max-lanes", type=_positive_int, default=None, metavar="N",
-                   help="lane budget (sum of PE x SIMD) of the default targets (4096)")
+                   help="lane budget (sum of PE x SIMD) of the default targets (2048)")
     p.add_argument("--lanes", type=_positive_int, nargs="+", default=[], metavar="N",
                    help="lane budgets to sweep as points: the best throughput with at most N "
                         "lanes a matrix")

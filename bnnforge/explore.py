@@ -27,11 +27,12 @@ CACHE_VERSION = 1
 """Bumped when a row's meaning changes, so that old cached rows are not reused."""
 
 
-DEFAULT_MAX_LANES = 4096
+DEFAULT_MAX_LANES = 2048
 """The default sweep's lane budget (sum of PE x SIMD over the folding table): its first point is
 the fastest power-of-two cycle target whose folding stays within it. Larger designs take tens
-of minutes each to place and route with nextpnr (digits MLP: about 7,300 lanes at 16 cycles
-did not finish in 30 minutes on two cores); ``--targets`` sweeps them when wanted."""
+of minutes each to place and route with nextpnr (the digits MLP at 32 cycles, 3,664 lanes, was
+still routing after 10 minutes, at 16 cycles, 7,328 lanes, still placing; at 256 cycles a point
+took under a minute); ``--targets`` or ``--max-lanes`` sweeps them when wanted."""
 
 
 def folding_lanes(folding):

@@ -50,9 +50,9 @@ def test_pareto_front_and_default_targets():
     from bnnforge.kinds import kind_named
 
     bs = random_dense(np.random.default_rng(0), [192, 256, 256, 10])
-    # Within 4,096 lanes: 16 cycles needs 3,072 + 4,096 + 160 lanes, 32 cycles 1,536 + 2,048
-    # + 80.
-    assert default_targets(kind_named("mlp"), bs) == [32, 64, 128, 256, 512, 1024]
+    # Within 2,048 lanes: 32 cycles needs 1,536 + 2,048 + 80 lanes, 64 cycles 768 + 1,024
+    # + 40.
+    assert default_targets(kind_named("mlp"), bs) == [64, 128, 256, 512, 1024, 2048]
     assert default_targets(kind_named("mlp"), bs, max_lanes=1 << 20) == [4, 8, 16, 32, 64, 128]
     from golden.groupnet import GroupNet
     import torch
@@ -60,6 +60,6 @@ def test_pareto_front_and_default_targets():
     torch.manual_seed(0)
     gn = GroupNet(channels=16, blocks=2, bases=1, decomposition="groupnet").eval()
     # 8 x 8 pixels: a matrix (16 x 144) takes at least 64 cycles an image, one a pixel;
-    # lanes 4 units x 16 x 144 / (target / 64)
+    # lanes 4 units x 16 x 144 / (target / 64): 2,304 at 256 cycles, 1,152 at 512
     assert default_targets(kind_named("groupnet"), gn.to_bitstream(8, 8)) == \
-        [256, 512, 1024, 2048, 4096, 8192]
+        [512, 1024, 2048, 4096, 8192, 16384]
