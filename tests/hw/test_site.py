@@ -1,0 +1,107 @@
+"""BSC-Net's per-site fixed-point arithmetic in hardware: batch-norm with residual or projection
+add, and the real 1x1 convolution, bit-exact against the golden ops in every stall mode, at
+the cycles their models state."""
+
+import numpy as np
+import pytest
+
+from golden.bscnet_fixed import SparseFixedPoint, apply_op
+from hw.axis import AxisTop
+from hw.generate import design_info, write_design
+from hw.sparse.site import (SiteAffine, SiteLinear, pack_codes, pack_fields, unpack_codes)
+from quant.errors import BnnforgeError
+from quant.fixed import signed_range
+from quant.layout import Folding
+from sim.cycles import interval
+from sim.runner import run_vectors
+
+FMT = SparseFixedPoint()
+
+
+def _rand(rng, width, shape, edge=0.2):
+    """Signed ``width``-bit values with the extremes (saturation) among them."""
+    lo, hi = signed_range(width)
+    v = rng.integers(lo, hi + 1, shape)
+    pick = rng.random(shape)
+    v[pick < edge / 2] = lo
+    v[(pick >= edge / 2) & (pick < edge)] = hi
+    return v
+
+
+def _affine_design(tmp_path, unit):
+    top = AxisTop([unit], element_width=FMT.width)
+    write_design(tmp_path, top, "site_top", {}, design_info(top, "site_top", "site-affine"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_site_affine_bit_exact(tmp_path, projection):
+    rng = np.random.default_rng(11 + projection)
+    P, sw, n = 4, 12, 120
+    unit = SiteAffine(P, sw, FMT, projection=projection, sum_width2=9 if projection else None)
+    design = _affine_design(tmp_path / "d", unit)
+    beats, expected = [], []
+    for t in range(n):
+        s = _rand(rng, sw, P)
+        m, b = _rand(rng, FMT.mant_width, P, 0.1), _rand(rng, FMT.width, P, 0.1)
+        e = int(rng.integers(0, FMT.max_exp + 1))      # below, at and above frac
+        vals = {"s": s, "m": m, "b": b, "e": e}
+        op = {"op": "bn_add", "sums": "s", "m": m, "e": e, "b": b, "res": None, "sums2": None}
+        bufs = {"s": s[None]}
+        if projection:
+            s2 = _rand(rng, 9, P)
+            m2, b2 = _rand(rng, FMT.mant_width, P, 0.1), _rand(rng, FMT.width, P, 0.1)
+            e2 = int(rng.integers(0, FMT.max_exp + 1))
+            vals.update(s2=s2, m2=m2, b2=b2, e2=e2)
+            op.update(sums2="t", m2=m2, e2=e2, b2=b2)
+            bufs["t"] = s2[None]
+        else:
+            r = _rand(rng, FMT.width, P)
+            vals["r"] = r
+            op["res"] = "r"
+            bufs["r"] = r[None]
+        beats.append(pack_fields(unit.layout, vals))
+        expected.append(pack_codes(apply_op(op, bufs, None, FMT)[0], FMT.width))
+    # the golden results reach both saturation limits: the test sees the clamp
+    lanes = [x for word in expected for x in unpack_codes(word, P, FMT.width)]
+    assert min(lanes) == signed_range(FMT.width)[0] and max(lanes) == signed_range(FMT.width)[1]
+    result = run_vectors(design, beats, expected, "icarus")
+    assert result["passed"], result["log"]
+    quiet = result["runs"][0]
+    assert interval(quiet["t_out"]) == 1                    # a beat a cycle
+    assert quiet["t_out"][0] - quiet["t_in"][0] == unit.latency == 2
+
+
+@pytest.mark.parametrize("pe,simd", [(3, 4), (1, 8), (6, 1)])
+def test_site_linear_bit_exact_at_its_folds(tmp_path, pe, simd):
+    rng = np.random.default_rng(pe * 10 + simd)
+    cin, cout, n, e = 8, 6, 24, 17
+    w = _rand(rng, FMT.mant_width, (cout, cin), 0.1)
+    b = _rand(rng, FMT.width, cout, 0.1)
+    z = _rand(rng, FMT.width, (n, cin), 0.05)
+    z[:4] = rng.integers(-300, 300, (4, cin))               # some sites far from saturation
+    unit = SiteLinear(w, b, e, FMT, Folding(pe, simd))
+    top = AxisTop([unit], element_width=FMT.width)
+    write_design(tmp_path / "d", top, "site_top", {}, design_info(top, "site_top", "linear"))
+    want = apply_op({"op": "linear", "src": "z", "m": w, "e": e, "b": b}, {"z": z}, None, FMT)
+    lo, hi = signed_range(FMT.width)
+    assert (want == lo).any() and (want == hi).any() and ((want > lo) & (want < hi)).any()
+    result = run_vectors(tmp_path / "d", [pack_codes(r, FMT.width) for r in z],
+                         [pack_codes(r, FMT.width) for r in want], "icarus")
+    assert result["passed"], result["log"]
+    quiet = result["runs"][0]
+    folds = (cout // pe) * (cin // simd)
+    assert unit.cycles_per_vector == folds
+    assert interval(quiet["t_out"]) == folds
+    assert quiet["t_out"][0] - quiet["t_in"][0] == unit.latency
+
+
+def test_site_errors():
+    with pytest.raises(BnnforgeError, match="^lin: PE=4 does not divide the 6 output channels$"):
+        SiteLinear(np.zeros((6, 8)), np.zeros(6), 3, FMT, Folding(4, 1), name="lin")
+    with pytest.raises(BnnforgeError, match="^lin: 5 biases for 6 output channels$"):
+        SiteLinear(np.zeros((6, 8)), np.zeros(5), 3, FMT, Folding(1, 1), name="lin")
+    with pytest.raises(BnnforgeError, match="^lin: weights outside 18-bit mantissas$"):
+        SiteLinear(np.full((2, 2), 1 << 17), np.zeros(2), 3, FMT, Folding(1, 1), name="lin")
+    with pytest.raises(BnnforgeError, match="^lanes must be a positive integer, not 0$"):
+        SiteAffine(0, 8, FMT)
