@@ -15,7 +15,7 @@ __all__ = ["generate_sparse", "simulate_sparse", "sparse_error_messages"]
 
 def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
                     kind="ssc", output="bits", offsets=1, family=None):
-    """Write one binary sparse layer (``kind`` ssc, down or up; search in hardware) as Verilog
+    """Write one binary sparse layer (``kind`` ssc, down, up or pointwise; search in hardware) as Verilog
     with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums; ``offsets``
     kernel offsets a cycle; ``family`` the target FPGA family (None: generic)."""
     from hw.axis import AxisTop

@@ -242,7 +242,7 @@ class BinarySparseConv(nn.Module):
 
 def sparse_layer_rows(kind, frame, bits):
     """Output coordinates and kernel-map rows ``(out, in, slot)`` of one hardware layer on one
-    frame: ``(coords, feat_bits)`` for ``ssc`` and ``down``, ``(coarse_coords,
+    frame: ``(coords, feat_bits)`` for ``ssc``, ``down`` and ``pointwise``, ``(coarse_coords,
     coarse_feat_bits, fine_coords)`` for ``up`` (absent parents give no row)."""
     if kind == "ssc":
         coords = frame[0]
@@ -253,6 +253,9 @@ def sparse_layer_rows(kind, frame, bits):
     if kind == "up":
         coarse, _, fine = frame
         return fine, upsample_map(fine, coarse, allow_missing=True)
+    if kind == "pointwise":
+        n = len(frame[0])
+        return frame[0], np.stack([np.arange(n), np.arange(n), np.zeros(n, np.int64)], axis=1)
     raise BnnforgeError(f"unknown sparse layer kind {kind!r}")
 
 

@@ -86,15 +86,17 @@ def tile_layer(kind, frame, bits, max_voxels):
         raise BnnforgeError(f"tiles need max_voxels >= 27 (a voxel and its halo), not "
                             f"{max_voxels}")
     limit = 1 << bits
-    if kind == "ssc":
+    if kind in ("ssc", "pointwise"):
+        # SSC reads a one-voxel halo around its tile; a pointwise layer none.
+        pad = 1 if kind == "ssc" else 0
         coords, feats = (np.asarray(a) for a in frame)
         coords = coords.astype(np.int64)
-        side = limit - 2
+        side = limit - 2 * pad
         if side < 1:
             raise BnnforgeError(f"SSC tiles need coordinates of at least 2 bits, not {bits}")
 
         def halo(lo, size):
-            return _inside(coords, lo - 1, lo + size + 1)
+            return _inside(coords, lo - pad, lo + size + pad)
 
         boxes = _boxes(coords, lambda lo, s: int(_inside(coords, lo, lo + s).sum()),
                        lambda lo, s: int(halo(lo, s).sum()) <= max_voxels and (s <= side).all(),
@@ -102,11 +104,11 @@ def tile_layer(kind, frame, bits, max_voxels):
         tiles = []
         for lo, size in boxes:
             sel = np.flatnonzero(halo(lo, size))
-            local = coords[sel] - (lo - 1)
+            local = coords[sel] - (lo - pad)
             order = np.lexsort(local.T)          # key order: z, then y, then x
             local, idx = local[order], sel[order]
             keep = _inside(coords[idx], lo, lo + size)
-            tiles.append(Tile((local, feats[idx]), keep, idx[keep], lo - 1))
+            tiles.append(Tile((local, feats[idx]), keep, idx[keep], lo - pad))
         return tiles, len(coords)
     if kind == "down":
         coords, feats = (np.asarray(a) for a in frame)

@@ -34,6 +34,10 @@ search:
     parity's queue. A fine site whose parent is absent receives nothing (``y = 0``). Each lane
     needs at most ``N_coarse + N_fine(parity)`` steps.
 
+``pointwise`` (1x1x1, 1 slot; outputs at the input sites)
+    Every stored site is its own output with itself at slot 0 (the 1-bit projections of
+    BSC-Net's SSC layers whose channel count changes).
+
 The search runs ahead of the compute through a FIFO of records (output key, mask of present
 slots, input indices); the compute takes ``ceil(Cin / SIMD) * ceil(Cout / PE)`` cycles for each
 group of up to ``offsets`` present slots of a site (``offsets`` kernel offsets a cycle).
@@ -51,7 +55,7 @@ have left for the valid prefix of such a frame before the bad voxel arrived; the
 voids every beat of its frame (as a network MAC marks a bad frame on its last beat), and the
 tool drops them.
 
-Cost: key copies (ssc 10, up 4 coarse + 1 fine) of ``max_voxels`` words of ``3B`` bits, 4
+Cost: key copies (ssc 10, up 4 coarse + 1 fine, pointwise 1) of ``max_voxels`` words of ``3B`` bits, 4
 parity lists of ``max_voxels`` words (down: key and index; up: key), ``max_voxels * Cin``
 feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
 """

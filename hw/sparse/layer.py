@@ -10,6 +10,7 @@ from ..params import check_family, check_positive_int, construction
 from .compute import SparseCompute
 from .layouts import KINDS, record_layout, sum_width, voxel_in_layout, voxel_out_layout
 from .search_resample import DownSearch, UpSearch
+from .search_pointwise import PointwiseSearch
 from .search_ssc import SscSearch
 from .store import FrameStore
 from ..block import StreamBlock
@@ -22,7 +23,7 @@ class SparseLayer(StreamBlock):
 
     Parameters
     ----------
-    kind : "ssc", "down" or "up"
+    kind : "ssc", "down", "up" or "pointwise"
     weights : array (slots, Cout, Cin) of 0/1
         ``W_k``; ssc offsets ``k = (dx+1) + 3(dy+1) + 9(dz+1)``, down/up slots
         ``px + 2 py + 4 pz``. For ``output="bits"`` the rows of channels with a negative
@@ -119,7 +120,7 @@ class SparseLayer(StreamBlock):
     @property
     def cycles_per_vector(self):
         """A bound on the cycles per input voxel the testbench's timeout uses."""
-        return 27 if self.kind == "ssc" else 8
+        return {"ssc": 27, "pointwise": 1}.get(self.kind, 8)
 
     latency = None
 
@@ -127,7 +128,8 @@ class SparseLayer(StreamBlock):
         m = Module()
         B, N = self.coord_bits, self.max_voxels
         m.submodules.store = store = FrameStore(self.kind, self.cin, B, N, self.offsets)
-        search = {"ssc": SscSearch, "down": DownSearch, "up": UpSearch}[self.kind](B, N)
+        search = {"ssc": SscSearch, "down": DownSearch, "up": UpSearch,
+                  "pointwise": PointwiseSearch}[self.kind](B, N)
         m.submodules.search = search
         m.submodules.records = records = StreamFifo(
             record_layout(self.slots, B, N), self.record_depth, name="records")
@@ -148,6 +150,9 @@ class SparseLayer(StreamBlock):
         if self.kind == "ssc":
             for r in range(10):
                 wiring.connect(m, search.keys[r], store.keys0[r])
+            m.d.comb += search.count.eq(store.counts[0])
+        elif self.kind == "pointwise":
+            wiring.connect(m, search.keys, store.keys0[0])
             m.d.comb += search.count.eq(store.counts[0])
         else:
             for e in range(4):

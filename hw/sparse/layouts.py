@@ -14,10 +14,10 @@ __all__ = ["KINDS", "PAIRS_PER_SITE", "ERROR_TOO_MANY", "ERROR_UNSORTED", "voxel
 ERROR_TOO_MANY = 1
 ERROR_UNSORTED = 2
 
-KINDS = {"ssc": 27, "down": 8, "up": 8}
+KINDS = {"ssc": 27, "down": 8, "up": 8, "pointwise": 1}
 """Kernel slots of each layer kind."""
 
-PAIRS_PER_SITE = {"ssc": 27, "down": 8, "up": 1}
+PAIRS_PER_SITE = {"ssc": 27, "down": 8, "up": 1, "pointwise": 1}
 """The most pairs one output site can have."""
 
 

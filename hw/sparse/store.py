@@ -11,7 +11,8 @@ from .ports import read_port
 
 __all__ = ["FrameStore", "PARTS", "PARITY_PART", "end_layout"]
 
-PARTS = {"ssc": [(10, True)], "down": [(0, True)], "up": [(4, True), (1, False)]}
+PARTS = {"ssc": [(10, True)], "down": [(0, True)], "up": [(4, True), (1, False)],
+         "pointwise": [(1, True)]}
 """Input parts of a frame per kind: (key-memory copies, whether it stores features)."""
 
 PARITY_PART = {"down": 0, "up": 1}

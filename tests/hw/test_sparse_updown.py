@@ -147,7 +147,7 @@ def test_error_found_late_voids_the_outputs_already_sent(kind):
 def test_parameter_errors():
     w = np.zeros((8, 6, 8))
     with pytest.raises(BnnforgeError, match="^unknown sparse layer kind 'pool'; choose one of "
-                                            "ssc, down, up$"):
+                                            "ssc, down, up, pointwise$"):
         SparseLayer("pool", w, np.zeros(6), 16, 4, Folding(1, 8))
     with pytest.raises(BnnforgeError, match=r"^down weights must be 8 x Cout x Cin, not "
                                             r"\(27, 6, 8\)$"):

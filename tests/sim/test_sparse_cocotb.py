@@ -213,3 +213,32 @@ def test_offsets_per_cycle_edge_cases(tmp_path, simulator="icarus"):
     result = simulate_sparse(tmp_path / "ssc", edge_frames(rng), w, t, simulator,
                              stall_modes=STALL_MODES)
     assert result["passed"] and result["mismatches"] == 0, result["log"]
+
+
+def test_pointwise_edge_cases_and_tiles(tmp_path):
+    """A pointwise (1x1x1) layer, sums out: the edge-case frames in four stall modes (a pair a
+    site, so a frame takes about its sites x folds cycles), and the frog frame at voxel size
+    24 through a 64-site design in tiles without halos."""
+    from bnnforge.sparse_flows import simulate_tiled
+    from golden.frog import frog_frame
+    from golden.sparse import sparse_layer_sums
+
+    rng = np.random.default_rng(23)
+    w = rng.integers(0, 2, (1, 6, CIN))
+    frames = edge_frames(rng)
+    generate_sparse(w, None, NMAX, B, Folding(3, 4), tmp_path / "pw", kind="pointwise",
+                    output="sums")
+    result = simulate_sparse(tmp_path / "pw", frames, w, None, "icarus",
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    for f, got in zip(frames, result["outputs"]):
+        assert np.array_equal(got, sparse_layer_sums("pointwise", f, w, B)[1])
+    for f, pairs in zip(frames, result["pairs"]):
+        assert pairs == len(f[0])
+    coords, feats, _ = frog_frame(24, 4)
+    w4 = rng.integers(0, 2, (1, 4, 4), dtype=np.uint8)
+    generate_sparse(w4, None, 64, 3, Folding(4, 4), tmp_path / "t", kind="pointwise",
+                    output="sums")
+    r = simulate_tiled(tmp_path / "t", (coords, feats), w4, "icarus")
+    assert r["mismatches"] == 0 and r["errors"] == []
+    assert r["pairs"] == r["pairs_whole_frame"] == 579 and r["sites_kept"] == 579
