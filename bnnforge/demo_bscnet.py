@@ -16,17 +16,8 @@ from .reports import clock_entry, clock_words, pick_simulator, write_reports
 from .flows import format_table
 from .progress import Progress, step
 
-__all__ = ["run_bscnet_demo", "hardware_layer_names", "simulate_bscnet", "train_bscnet",
-           "segmentation_frame", "layer_design", "layer_level", "LAYER_COLUMNS"]
-
-
-def hardware_layer_names(net):
-    """The binary layers the demo runs in hardware: the encoder's SSC layers, the Conv
-    (down-sampling) layers and the deepest DeConv (up-sampling) layer."""
-    levels = net.cfg["levels"]
-    names = [name for name, _ in net.binary_layers()
-             if name.startswith(("enc.", "down."))]
-    return names + [f"up.{levels - 2}.conv"]
+__all__ = ["run_bscnet_demo", "simulate_bscnet", "train_bscnet", "segmentation_frame",
+           "layer_design", "layer_level", "LAYER_COLUMNS"]
 
 
 def train_bscnet(net, frames, epochs, lr, seed):
@@ -129,78 +120,44 @@ def layer_design(conv, name, level, frame_bits, max_voxels, out_dir, family=None
     return design, folding
 
 
-def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, names=None):
-    """Run ``net`` on one frame with the binary layers ``names`` (default
-    :func:`hardware_layer_names`) in hardware simulation; every layer's sums are compared with
-    golden's and the host goes on with the hardware's. Returns ``(rows, mismatches,
-    accuracy, simulation seconds, predictions)``."""
-    from golden.sparse import sparse_layer_sums
-    from golden.spconv_peer import spconv_available
-    from golden.train import torch_threads
-    from .sparse_flows import simulate_tiled
+def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, spconv=True):
+    """Run ``net`` (eval mode) on one frame in fixed point (:class:`golden.bscnet_fixed.
+    FixedBscNet`) with every op of its program that has hardware in simulated hardware
+    (:class:`bnnforge.bscnet_hw.ProgramRunner`): each op's output is compared with golden's
+    and the next op reads the hardware's. The first layer and the head run on the host.
 
-    wanted = hardware_layer_names(net) if names is None else names
-    rows, mismatches, sim_seconds = [], 0, 0.0
-    bar = Progress("hardware layers")
+    Returns ``{rows, mismatches, accuracy, golden_accuracy, seconds, predictions,
+    golden_predictions, numpy_seconds}``: ``rows`` one an op plus the first layer and the head
+    (``where`` hardware or host), ``numpy_seconds`` the golden program's time on this CPU."""
+    from golden.bscnet_fixed import FixedBscNet, run_program
+    from .bscnet_hw import ProgramRunner
 
-    def hook(name, conv, level, bits_in, sums):
-        nonlocal mismatches, sim_seconds
-        if name not in wanted:
-            return None
-        kind, w = conv.kind, conv.weight_bits()
-        bits = frame.bits[level]
-        if kind == "up":
-            fr = (frame.coords[level + 1], bits_in, frame.coords[level])
-            n_in = len(frame.coords[level + 1])
-        else:
-            fr = (frame.coords[level], bits_in)
-            n_in = len(frame.coords[level])
-        # Every layer's design has the same bounded size whatever the frame: the frame runs
-        # through it in tiles with halos (golden/tiling.py).
-        design, folding = layer_design(conv, name, level, TILE_BITS, TILE_VOXELS, out_dir)
-        t0 = time.monotonic()
-        result = simulate_tiled(design, fr, w, simulator)
-        sim_seconds += time.monotonic() - t0
-        hw = result["outputs"]
-        gold = sums.round().to(torch.int64).numpy()
-        bad = int(result["mismatches"]) + int(not np.array_equal(hw, gold))
-        mismatches += bad
-        reps = 3
-        t1 = time.perf_counter()
-        for _ in range(reps):
-            sparse_layer_sums(kind, fr, w, bits)
-        software = (time.perf_counter() - t1) / reps
-        peer = {}
-        if kind == "ssc" and spconv_available():
-            # spconv's SubMConv3d on the same frame and weights, one thread (its CPU
-            # scatter-add races on several): its sums must be golden's.
-            from golden.spconv_peer import spconv_ssc_dot
-
-            with torch_threads(1):
-                sp_sums, sp_seconds = spconv_ssc_dot(fr[0], fr[1], w, bits, repeats=3)
-            peer = {"spconv_seconds": sp_seconds,
-                    "spconv_equal": bool(np.array_equal(sp_sums, gold))}
-        pairs = result["pairs"]
-        cycles = result["cycles"] or None
-        folds = (conv.cout // folding.pe) * (conv.cin // folding.simd)
-        rows.append({"name": name, "kind": kind, "level": level, "voxels": n_in,
-                     "out_voxels": len(hw), "cin": conv.cin, "cout": conv.cout,
-                     "pe": folding.pe, "simd": folding.simd, "pairs": pairs,
-                     "cycles_simulated": cycles, "cycles_model": pairs * folds,
-                     "ratio": cycles / (pairs * folds) if cycles and pairs else None,
-                     "search_cycles": result["search_cycles"], "mismatches": bad,
-                     "tiles": result["tiles"], "largest_tile": result["largest_tile"],
-                     "onchip_memory_bits": result["info"]["memory_budget"]["bits"],
-                     "pairs_whole_frame": result["pairs_whole_frame"],
-                     "software_seconds": software, **peer,
-                     "hardware_seconds": cycles / (clock_mhz * 1e6) if cycles else None,
-                     "simulation_seconds": time.monotonic() - t0})
-        bar.update(len(rows), len(wanted), name)
-        return hw
-
-    pred = _predict(net, frame, feats, sums_hook=hook)
-    acc = float((pred == labels).float().mean())
-    return rows, mismatches, acc, sim_seconds, pred
+    fx = FixedBscNet(net)
+    codes = fx.first_codes(feats, frame)
+    t0 = time.perf_counter()
+    golden_codes = run_program(fx.program, frame, codes)
+    numpy_seconds = time.perf_counter() - t0
+    golden_pred = fx.head(golden_codes).argmax(1)
+    runner = ProgramRunner(fx.program, frame, out_dir, simulator, TILE_VOXELS, TILE_BITS,
+                           spconv=spconv)
+    hw_codes = run_program(fx.program, frame, codes, hook=runner)
+    pred = fx.head(hw_codes).argmax(1)
+    n = frame.size(0)
+    rows = ([{"name": "stem", "op": "first layer", "kind": "ssc (real-valued)", "level": 0,
+              "where": "host", "sites": n, "cycles_simulated": None, "cycles_model": None}]
+            + runner.rows
+            + [{"name": "head", "op": "head", "kind": "batch-norm + linear (real-valued)",
+                "level": 0, "where": "host", "sites": n, "cycles_simulated": None,
+                "cycles_model": None}])
+    for r in rows:
+        if r.get("cycles_simulated") is not None:
+            r["hardware_seconds"] = r["cycles_simulated"] / (clock_mhz * 1e6)
+    return {"rows": rows, "mismatches": runner.mismatches,
+            "accuracy": float((pred == labels).float().mean()),
+            "golden_accuracy": float((golden_pred == labels).float().mean()),
+            "seconds": runner.sim_seconds, "predictions": pred,
+            "golden_predictions": golden_pred, "numpy_seconds": numpy_seconds,
+            "format": fx.fmt.to_dict()}
 
 
 def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, epochs=40,
@@ -219,6 +176,7 @@ def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, e
 
 def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, arch):
     from golden.bscnet import BSCNet, from_bitstream, to_bitstream
+    from golden.bscnet_fixed import FixedBscNet
     from golden.frog import FROG_CLASSES
     from quant.bitstream import read, write
 
@@ -251,13 +209,14 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
                        {"arch": arch, "dataset": "frog-tissues"}), bs_path)
     golden_net = from_bitstream(read(bs_path))
     frame, feats, labels = test
-    pred_golden = _predict(golden_net, frame, feats)
-    acc_golden = float((pred_golden == labels).float().mean())
-
-    step(f"running {len(hardware_layer_names(golden_net))} binary layers in hardware on "
-         f"{simulator} (the other layers on the host); frame of {frame.size(0)} sites")
-    rows, mismatches, acc_hw, sim_seconds, pred_hw = simulate_bscnet(
-        golden_net, frame, feats, labels, out_dir / "designs", simulator, clock_mhz)
+    ops = len(FixedBscNet(golden_net).program["ops"])
+    step(f"running the network's {ops} ops between its first layer and its head in hardware "
+         f"on {simulator}, one op after another (golden: the fixed-point program); frame of "
+         f"{frame.size(0)} sites")
+    sim = simulate_bscnet(golden_net, frame, feats, labels, out_dir / "designs", simulator,
+                          clock_mhz)
+    rows = sim["rows"]
+    pred_golden, pred_hw = sim["golden_predictions"], sim["predictions"]
     train_labels = np.concatenate([t[2].numpy() for t in train])
     majority = int(np.bincount(train_labels).argmax())
     y = labels.numpy()
@@ -270,21 +229,24 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
                     "golden": segmentation_metrics(pred_golden.numpy(), y),
                     "hardware": segmentation_metrics(pred_hw.numpy(), y)}],
         "note": "BSC-Net (with SFSC) is not in this demo: SFSC has no hardware mapping yet"}
-    for r in rows:
-        r["speedup"] = (r["software_seconds"] / r["hardware_seconds"]
-                        if r["hardware_seconds"] else None)
+    hw_rows = [r for r in rows if r["where"] == "hardware"]
     report = {"network": "bscnet", "arch": arch, "sfsc": False, "dataset": "frog-tissues",
               "voxel_size": voxel_size, "sites": frame.size(0),
               "sites_per_level": [frame.size(l) for l in range(levels)],
               "simulator": simulator, "simulator_note": note, "clock_mhz": clock_mhz,
-              "clock": clock_entry(clock_mhz), "epochs": epochs, "seed": seed, "mismatches": mismatches,
-              "accuracy": {"float": acc_float, "golden": acc_golden, "hardware": acc_hw},
+              "clock": clock_entry(clock_mhz), "epochs": epochs, "seed": seed,
+              "mismatches": sim["mismatches"], "format": sim["format"],
+              "accuracy": {"float": acc_float, "golden": sim["golden_accuracy"],
+                           "hardware": sim["accuracy"]},
+              "accuracy_note": "golden: the fixed-point program (golden.bscnet_fixed), which "
+                               "the hardware matches bit for bit; float: the float network",
               "evaluation": evaluation,
-              "layers": rows, "simulation_seconds": sim_seconds,
-              "seconds_per_frame": seconds_per_frame(rows, clock_mhz),
+              "layers": rows, "simulation_seconds": sim["seconds"],
+              "seconds_per_frame": seconds_per_frame(rows, clock_mhz, sim["numpy_seconds"]),
               "tile": {"coord_bits": TILE_BITS, "max_voxels": TILE_VOXELS},
-              "onchip_memory_bits": max(r["onchip_memory_bits"] for r in rows),
-              "onchip_memory_bits_all_layers": sum(r["onchip_memory_bits"] for r in rows),
+              "onchip_memory_bits": max(r["onchip_memory_bits"] for r in hw_rows),
+              "onchip_memory_bits_all_designs": sum(r["onchip_memory_bits"] for r in hw_rows),
+              "synth": None,
               "demo_wall_seconds": time.monotonic() - started}
     summary = _summary(report)
     write_reports(out_dir, report, summary)
@@ -292,31 +254,50 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, ar
     return report
 
 
-def seconds_per_frame(rows, clock_mhz):
-    """The hardware layers' time for one frame: in hardware (simulated cycles at the clock),
-    in the NumPy golden model, and in spconv (its SSC layers only; the down- and up-sampling
-    layers are not timed there: ``spconv_scope``), all summed over the layers."""
-    ssc = [r for r in rows if r["kind"] == "ssc"]
+def seconds_per_frame(rows, clock_mhz, numpy_seconds):
+    """One frame's time: in hardware (the ops' simulated cycles, one op after another, at the
+    clock), in the NumPy golden program on this CPU (every op, first layer and head excluded),
+    and in spconv (the SSC layers only: ``spconv_scope``), beside the hardware's and NumPy's
+    time on those SSC layers."""
+    ssc = [r for r in rows if r.get("kind") == "ssc" and r["where"] == "hardware"]
     timed = [r for r in ssc if r.get("spconv_seconds") is not None]
-    return {"hardware": sum(r["hardware_seconds"] or 0 for r in rows),
+    hw = [r for r in rows if r["where"] == "hardware"]
+    return {"hardware": sum(r["hardware_seconds"] for r in hw),
             "hardware_clock_mhz": clock_mhz, "hardware_clock_source": "target",
-            "numpy": sum(r["software_seconds"] for r in rows),
-            "numpy_ssc": sum(r["software_seconds"] for r in ssc),
-            "hardware_ssc": sum(r["hardware_seconds"] or 0 for r in ssc),
+            "hardware_scope": f"{len(hw)} ops in hardware, summed (one after another)",
+            "numpy": numpy_seconds,
+            "numpy_scope": "the golden fixed-point program (every op) on this CPU",
+            "numpy_ssc": sum(r.get("software_seconds") or 0 for r in ssc),
+            "hardware_ssc": sum(r["hardware_seconds"] for r in ssc),
             "spconv": sum(r["spconv_seconds"] for r in timed) if timed else None,
-            "spconv_scope": f"the {len(timed)} SSC layers of {len(rows)} hardware layers "
-                            f"(spconv, one thread)" if timed else "spconv not installed",
+            "spconv_scope": f"the {len(timed)} SSC layers (spconv, one thread)" if timed
+                            else "spconv not installed",
             "spconv_equal": all(r["spconv_equal"] for r in timed) if timed else None}
 
 
 LAYER_COLUMNS = [
-    ("name", "layer", "{}"), ("kind", "kind", "{}"), ("voxels", "voxels", "{}"),
-    ("pairs", "pairs", "{}"), ("cin", "Cin", "{}"), ("cout", "Cout", "{}"),
+    ("name", "op", "{}"), ("kind", "kind", "{}"), ("where", "where", "{}"),
+    ("level", "level", "{}"), ("sites", "sites", "{}"), ("pairs", "pairs", "{}"),
+    ("cin", "Cin", "{}"), ("cout", "Cout", "{}"), ("channels", "C", "{}"),
     ("cycles_simulated", "cycles", "{}"), ("cycles_model", "model", "{}"),
-    ("ratio", "ratio", "{:.2f}"), ("search_cycles", "search", "{}"), ("tiles", "tiles", "{}"),
-    ("software_seconds", "software s", "{:.4f}"), ("spconv_seconds", "spconv s", "{:.4f}"),
-    ("speedup", "speed-up", "{:.0f}x"),
-    ("mismatches", "mismatches", "{}")]
+    ("tiles", "tiles", "{}"), ("software_seconds", "NumPy s", "{:.4f}"),
+    ("spconv_seconds", "spconv s", "{:.4f}"), ("mismatches", "mismatches", "{}")]
+
+
+def kind_totals(rows):
+    """Cycles simulated and modelled per op kind (hardware ops)."""
+    out = {}
+    for r in rows:
+        if r["where"] != "hardware":
+            continue
+        t = out.setdefault(r["kind"], {"kind": r["kind"], "ops": 0, "cycles_simulated": 0,
+                                       "cycles_model": 0})
+        t["ops"] += 1
+        t["cycles_simulated"] += r["cycles_simulated"]
+        t["cycles_model"] += r["cycles_model"]
+    for t in out.values():
+        t["ratio"] = t["cycles_simulated"] / t["cycles_model"] if t["cycles_model"] else None
+    return list(out.values())
 
 
 def _miou(r):
@@ -331,34 +312,39 @@ def _s(v):
 
 def _summary(r):
     table = format_table(r["layers"], LAYER_COLUMNS)
-    a = r["accuracy"]
+    kinds = format_table(kind_totals(r["layers"]), [
+        ("kind", "kind", "{}"), ("ops", "ops", "{}"), ("cycles_simulated", "cycles", "{:,}"),
+        ("cycles_model", "model", "{:,}"), ("ratio", "ratio", "{:.2f}")])
+    a, spf = r["accuracy"], r["seconds_per_frame"]
+    hw = [x for x in r["layers"] if x["where"] == "hardware"]
+    host = [x["name"] for x in r["layers"] if x["where"] == "host"]
+    fmt = r["format"]
     return (f"# BSC-Net demo ({r['arch'].upper()}, frog tissues, voxel size {r['voxel_size']}, "
             f"{r['sites']} sites)\n\n"
             f"Sites per level: {r['sites_per_level']}. Simulator: {r['simulator']}. "
-            f"Hardware layers: {len(r['layers'])}; the others run on the host. Every layer's "
-            f"design stores at most {r['tile']['max_voxels']} sites with "
-            f"{r['tile']['coord_bits']}-bit coordinates, whatever the frame: the frame runs "
-            f"through it in tiles with halos (docs/sparse.md); on-chip memory of the largest "
-            f"layer design {r['onchip_memory_bits']:,} bits, of all "
-            f"{r['onchip_memory_bits_all_layers']:,}.\n\n"
+            f"{len(hw)} ops in hardware, one after another (each its own design, the frame's "
+            f"buffers between them on the host as a layer sequencer's external memory would "
+            f"hold them); on the host: {', '.join(host)}. Fixed point: {fmt['width']}-bit "
+            f"codes with {fmt['frac']} fractional bits, {fmt['mant_width']}-bit mantissas. "
+            f"Every design with a frame store keeps at most {r['tile']['max_voxels']} sites "
+            f"with {r['tile']['coord_bits']}-bit coordinates, whatever the frame (tiles with "
+            f"halos, docs/sparse.md); on-chip memory of the largest design "
+            f"{r['onchip_memory_bits']:,} bits.\n\n"
             f"Held-out evaluation ({r['evaluation']['split']}; {r['evaluation']['test_sites']} "
-            f"test sites): voxel accuracy float {a['float']:.4f}, golden (bitstream) "
-            f"{a['golden']:.4f}, with the hardware's sums {a['hardware']:.4f}; mean IoU over "
-            f"the tissue classes present: {_miou(r)}; predicting the training region's "
-            f"majority class: accuracy {r['evaluation']['majority_class']['accuracy']:.4f}, "
-            f"mean IoU {r['evaluation']['majority_class']['miou']:.4f}.\n\n"
-            f"```\n{table}\n```\n\n"
-            f"Mismatches: {r['mismatches']}. Cycles: first input beat to last output beat of "
-            f"each tile, summed (the search overlaps the store); model: pairs x "
-            f"(Cout/PE)(Cin/SIMD), pairs with the tiles' halos. Hardware "
-            f"time {clock_words(r['clock'])} vs the golden sparse convolution (NumPy) on "
-            f"this CPU; spconv (CPU, one thread) on the SSC layers, its sums "
-            f"{'equal to' if r['seconds_per_frame']['spconv_equal'] else 'NOT equal to'} the "
-            f"golden ones. Per frame, summed over the hardware layers: hardware "
-            f"{r['seconds_per_frame']['hardware']:.3g} s (target clock), NumPy golden "
-            f"{r['seconds_per_frame']['numpy']:.3g} s; SSC layers only: hardware "
-            f"{r['seconds_per_frame']['hardware_ssc']:.3g} s, NumPy "
-            f"{r['seconds_per_frame']['numpy_ssc']:.3g} s, spconv "
-            f"{_s(r['seconds_per_frame']['spconv'])}. "
+            f"test sites): voxel accuracy float {a['float']:.4f}, golden (fixed point) "
+            f"{a['golden']:.4f}, hardware {a['hardware']:.4f}; mean IoU over the tissue classes "
+            f"present: {_miou(r)}; predicting the training region's majority class: accuracy "
+            f"{r['evaluation']['majority_class']['accuracy']:.4f}, mean IoU "
+            f"{r['evaluation']['majority_class']['miou']:.4f}.\n\n"
+            f"Cycles per op kind (simulated: first input beat to last output beat, tiles "
+            f"summed; model: pairs x folds for binary layers with the tiles' halos, beats for "
+            f"batch-norm, sites x folds for the 1x1, present inputs for the means):\n\n"
+            f"```\n{kinds}\n```\n\n```\n{table}\n```\n\n"
+            f"Mismatches: {r['mismatches']}. One frame: hardware {spf['hardware']:.3g} s "
+            f"({spf['hardware_scope']}, {clock_words(r['clock'])}); NumPy golden program "
+            f"{spf['numpy']:.3g} s on this CPU. SSC layers only: hardware "
+            f"{spf['hardware_ssc']:.3g} s, NumPy {spf['numpy_ssc']:.3g} s, spconv (CPU, one "
+            f"thread) {_s(spf['spconv'])}, its sums "
+            f"{'equal to' if spf['spconv_equal'] else 'NOT equal to'} the hardware's. "
             f"Simulation {r['simulation_seconds']:.0f} s, demo "
             f"{r['demo_wall_seconds']:.0f} s.\n")

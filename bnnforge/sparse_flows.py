@@ -10,7 +10,8 @@ import numpy as np
 from hw.generate import check_output_dir, design_info, write_design
 from .flows import TOP_NAME
 
-__all__ = ["generate_sparse", "simulate_sparse", "sparse_error_messages"]
+__all__ = ["generate_sparse", "generate_sparse_mean", "simulate_sparse", "simulate_tiled",
+           "sparse_error_messages", "codes_to_bits", "bits_to_codes", "mean_golden"]
 
 
 def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
@@ -33,6 +34,61 @@ def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_di
         "folds_per_pair": conv.folds, "offsets": offsets, "family": family})
     write_design(out_dir, top, TOP_NAME, {}, info)
     return json.loads((Path(out_dir) / "design.json").read_text())
+
+
+def generate_sparse_mean(kind, channels, fmt, max_voxels, coord_bits, out_dir, name="mean"):
+    """Write a mean layer (``kind`` down: pool, up: unpool; :class:`hw.sparse.SparseMean`) of
+    ``channels`` fixed-point codes a site as Verilog with voxel framing; its features are the
+    codes' bits (:func:`codes_to_bits`)."""
+    from hw.axis import AxisTop
+    from hw.sparse import SparseMean
+
+    check_output_dir(out_dir)
+    layer = SparseMean(kind, channels, fmt, max_voxels, coord_bits)
+    layer.name = name
+    top = AxisTop([layer], sparse=True)
+    info = design_info(top, TOP_NAME, f"sparse-mean-{kind}", {
+        "layer_kind": kind, "output": "mean", "out_width": layer.out_width,
+        "sum_width": fmt.width, "max_voxels": max_voxels, "coord_bits": coord_bits,
+        "cin": layer.cin, "cout": channels, "channels": channels, "format": fmt.to_dict(),
+        "folds_per_pair": 1, "offsets": 1, "family": None})
+    write_design(out_dir, top, TOP_NAME, {}, info)
+    return json.loads((Path(out_dir) / "design.json").read_text())
+
+
+def codes_to_bits(codes, width):
+    """Signed codes ``N x C`` as feature bits ``N x (C width)``: code ``c``'s two's complement
+    bits at ``c * width``, lowest first."""
+    v = np.asarray(codes, dtype=np.int64) & ((1 << width) - 1)
+    bits = (v[:, :, None] >> np.arange(width)) & 1
+    return bits.reshape(len(v), v.shape[1] * width).astype(np.uint8)
+
+
+def bits_to_codes(bits, channels, width):
+    """The inverse of :func:`codes_to_bits`."""
+    b = np.asarray(bits, dtype=np.int64).reshape(len(bits), channels, width)
+    v = (b << np.arange(width)).sum(axis=2)
+    return np.where(v >> (width - 1), v - (1 << width), v)
+
+
+def mean_golden(fmt, channels):
+    """The golden outputs of a mean layer for :func:`simulate_sparse`: each output site's
+    ``sat(rs(sum * r[n], pool_frac))`` over its kernel-map rows (no row: 0)."""
+    from golden.bscnet_fixed import mean_over_rows
+
+    def golden(kind, frame, rows, n_out):
+        return mean_over_rows(bits_to_codes(frame[1], channels, fmt.width), rows, n_out, fmt)
+
+    return golden
+
+
+def _binary_golden(weights):
+    from golden.sparse import binary_ssc_dot
+
+    def golden(kind, frame, rows, n_out):
+        return binary_ssc_dot(frame[1], weights, rows, n_out)
+
+    return golden
 
 
 def sparse_error_messages(run, frames, info):
@@ -62,15 +118,16 @@ def sparse_error_messages(run, frames, info):
 
 
 def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_modes=("none",),
-                    waves=None, progress=None, seed=0):
+                    waves=None, progress=None, seed=0, golden_fn=None):
     """Run voxel frames through a sparse layer design and compare every output beat (vector,
     coordinates, framing) with golden. ``frames``: ``(coords, feature bits)`` for ssc/down,
     ``(coarse coords, coarse feature bits, fine coords)`` for up; ``thresholds`` None for a
     design that outputs sums. Returns the runner's result with ``mismatches`` (frames with any
     difference), ``pairs`` per frame, ``frame_cycles`` per frame (first input beat to last
     output beat, stall mode none), ``search_cycles`` and ``outputs`` (per frame, the
-    hardware's bits or sums, N x Cout)."""
-    from golden.sparse import sparse_layer_rows, sparse_layer_sums
+    hardware's bits or sums, N x Cout). ``golden_fn(kind, frame, rows, n_out)`` gives the
+    golden outputs of a layer that is not a binary convolution (:func:`mean_golden`)."""
+    from golden.sparse import sparse_layer_rows
     from sim.runner import run_vectors
     from sim.voxels import layer_beats, unpack_sums
 
@@ -79,9 +136,10 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
     bits, cin, cout = info["coord_bits"], info["cin"], info["cout"]
     sw = info.get("sum_width") if thresholds is None else None
     maps = [sparse_layer_rows(kind, f, bits) for f in frames]
-    golden = [sparse_layer_sums(kind, f, weights, bits, rows) for f, rows in zip(frames, maps)]
+    fn = golden_fn or _binary_golden(weights)
+    golden = [(coords, fn(kind, f, rows, len(coords))) for f, (coords, rows) in zip(frames, maps)]
     data, framing, want, want_framing = layer_beats(kind, frames, weights, thresholds, bits,
-                                                    cin, sw, golden)
+                                                    cin, sw, golden, cout=cout)
     per_site = 28 * info["folds_per_pair"] + 8
     result = run_vectors(design_dir, data, want, simulator=simulator, stall_modes=stall_modes,
                          waves=waves, progress=progress, seed=seed, framing=framing,
@@ -123,7 +181,7 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
     return result
 
 
-def simulate_tiled(design_dir, frame, weights, simulator, stall_modes=("none",)):
+def simulate_tiled(design_dir, frame, weights, simulator, stall_modes=("none",), golden_fn=None):
     """Run a frame of any size through a sparse layer design of bounded size: the frame is cut
     into tiles that fit the design's ``max_voxels`` and ``coord_bits``
     (:mod:`golden.tiling`), the tiles run as consecutive frames, and their outputs are put
@@ -132,21 +190,23 @@ def simulate_tiled(design_dir, frame, weights, simulator, stall_modes=("none",))
     Returns ``{outputs, mismatches, tiles, largest_tile, sites_with_halo, pairs, cycles,
     search_cycles, pairs_whole_frame}``: ``mismatches`` counts tiles the runner found
     different plus 1 if the merged sums differ from the whole frame's; ``cycles`` sums the
-    tiles' frame cycles (first input beat to last output beat, no stalls)."""
-    from golden.sparse import sparse_layer_rows, sparse_layer_sums
+    tiles' frame cycles (first input beat to last output beat, no stalls). ``golden_fn``: as
+    for :func:`simulate_sparse`."""
+    from golden.sparse import sparse_layer_rows
     from golden.tiling import merge_outputs, tile_layer, tile_stats
 
     info = json.loads((Path(design_dir) / "design.json").read_text())
     kind = info.get("layer_kind", "ssc")
     tiles, n_out = tile_layer(kind, frame, info["coord_bits"], info["max_voxels"])
     result = simulate_sparse(design_dir, [t.frame for t in tiles], weights, None, simulator,
-                             stall_modes=stall_modes)
+                             stall_modes=stall_modes, golden_fn=golden_fn)
     merged = merge_outputs(tiles, result["outputs"], n_out)
     wbits = max(1, int(max(np.asarray(p).max(initial=0) for p in
                            ((frame[0], frame[2]) if kind == "up" else (frame[0],)))
                        ).bit_length())
     whole_rows = sparse_layer_rows(kind, frame, wbits)
-    want = sparse_layer_sums(kind, frame, weights, wbits, whole_rows)[1]
+    want = (golden_fn or _binary_golden(weights))(kind, frame, whole_rows[1],
+                                                  len(whole_rows[0]))
     return {"outputs": merged,
             "mismatches": int(result["mismatches"]) + int(not np.array_equal(merged, want)),
             **tile_stats(tiles), "pairs": int(sum(result["pairs"])),

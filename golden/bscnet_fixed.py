@@ -49,7 +49,7 @@ from quant.fixed import round_shift, saturate, to_fixed
 from .sparse import binary_ssc_dot
 
 __all__ = ["SparseFixedPoint", "fixed_program", "run_program", "FixedBscNet", "mantissas",
-           "scale_shift", "apply_op", "binary_sums"]
+           "scale_shift", "apply_op", "binary_sums", "mean_over_rows"]
 
 
 @dataclass(frozen=True)
@@ -217,8 +217,10 @@ def binary_sums(op, frame, bits):
                            for g, s in enumerate(op["shifts"])], axis=1)
 
 
-def _pool(codes, rows, n_out, fmt):
-    rows = np.asarray(rows, dtype=np.int64)
+def mean_over_rows(codes, rows, n_out, fmt):
+    """Each output's ``sat(rs(sum * r[n], pool_frac))`` over the kernel-map rows ``(out, in,
+    slot)`` reaching it (``n`` of them; none: 0)."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
     total = np.zeros((n_out, codes.shape[1]), dtype=np.int64)
     np.add.at(total, rows[:, 0], codes[rows[:, 1]])
     count = np.bincount(rows[:, 0], minlength=n_out)
@@ -240,7 +242,8 @@ def apply_op(op, buffers, frame, fmt):
         return saturate(v, fmt.width)
     if kind == "pool":
         level = op["level"]
-        return _pool(buffers[op["src"]], frame.rows("down", level), frame.size(level + 1), fmt)
+        return mean_over_rows(buffers[op["src"]], frame.rows("down", level),
+                              frame.size(level + 1), fmt)
     if kind == "unpool":
         rows = np.asarray(frame.rows("up", op["level"]), dtype=np.int64)
         return buffers[op["src"]][rows[:, 1]]

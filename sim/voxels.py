@@ -125,7 +125,8 @@ def unpack_sums(words, width, cout):
     return np.array(rows, dtype=np.int64).reshape(len(words), cout)
 
 
-def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None, golden=None):
+def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None, golden=None,
+                cout=None):
     """Input beats and the golden output beats of one sparse layer on ``frames``.
 
     ``frames``: ``(coords, feature bits)`` for ssc/down, ``(coarse coords, coarse feature
@@ -135,7 +136,7 @@ def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None, go
     from golden.sparse import sparse_layer_sums
 
     parts, outs = [], []
-    cout = np.asarray(weights).shape[1]
+    cout = np.asarray(weights).shape[1] if cout is None else cout
     if golden is None:
         golden = [sparse_layer_sums(kind, f, weights, bits) for f in frames]
     for frame, (coords, sums) in zip(frames, golden):

@@ -93,15 +93,14 @@ class BscNetKind(NetworkKind):
                                   net.cfg["levels"])
 
     def simulate(self, bitstream, design_dir, inputs, simulator, **kwargs):
-        """The frame through the network, its hardware layers simulated; ``{rows,
-        mismatches, accuracy, seconds}``."""
-        from ..demo_bscnet import hardware_layer_names, simulate_bscnet
+        """The frame through the network in fixed point, every op between its first layer
+        and its head in simulated hardware (:func:`bnnforge.demo_bscnet.simulate_bscnet`);
+        ``{rows, mismatches, accuracy, seconds, ...}``."""
+        from ..demo_bscnet import simulate_bscnet
 
-        net = self.load(bitstream)
         frame, feats, labels = inputs
-        rows, bad, acc, seconds = simulate_bscnet(net, frame, feats, labels, design_dir,
-                                                  simulator, 200.0, hardware_layer_names(net))
-        return {"rows": rows, "mismatches": bad, "accuracy": acc, "seconds": seconds}
+        return simulate_bscnet(self.load(bitstream), frame, feats, labels, design_dir,
+                               simulator, 200.0, spconv=False)
 
     def software(self, bitstream, inputs):
         raise NotImplementedError("BSC-Net layers report their software time per layer "
@@ -151,24 +150,25 @@ class BscNetKind(NetworkKind):
         return 0
 
     def sim_command(self, args, bitstream):
-        """The frog frame through the network, binary encoder layers in hardware."""
+        """The frog frame through the network, every op between its first layer and its head
+        in hardware."""
         from .. import flows
-        from ..demo_bscnet import hardware_layer_names
         from ..progress import step
 
         inputs = self.random_inputs(bitstream, 1, None)
         out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
-        names = hardware_layer_names(self.load(bitstream))
         step(f"frog frame at voxel size {int(bitstream.input.get('voxel_size', 9))} "
-             f"({inputs[0].size(0)} sites): {len(names)} binary layers on {args.simulator}, "
-             f"the others on the host")
+             f"({inputs[0].size(0)} sites): the fixed-point program's ops on {args.simulator}, "
+             f"first layer and head on the host")
         result = self.simulate(bitstream, out, inputs, args.simulator)
         for rows, columns in self.report_rows(result):
             print(flows.format_table(rows, columns))
         ok = result["mismatches"] == 0
-        print(f"{'PASS' if ok else 'FAIL'}: {len(result['rows'])} layers, "
-              f"{result['mismatches']} mismatches with the golden model; accuracy with the "
-              f"hardware's sums {result['accuracy']:.4f}; simulation {result['seconds']:.0f} s")
+        hw = sum(r["where"] == "hardware" for r in result["rows"])
+        print(f"{'PASS' if ok else 'FAIL'}: {hw} ops in hardware, "
+              f"{result['mismatches']} mismatches with the golden fixed-point program; "
+              f"accuracy {result['accuracy']:.4f} (golden {result['golden_accuracy']:.4f}); "
+              f"simulation {result['seconds']:.0f} s")
         return 0 if ok else 1
 
     def demo(self, args):

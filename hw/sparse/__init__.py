@@ -61,8 +61,9 @@ feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
 """
 
 from .layer import SparseConv, SparseLayer
+from .mean import SparseMean
 from .layouts import (ERROR_TOO_MANY, ERROR_UNSORTED, KINDS, record_layout, sum_width,
                       voxel_in_layout, voxel_out_layout)
 
-__all__ = ["SparseLayer", "SparseConv", "KINDS", "ERROR_TOO_MANY", "ERROR_UNSORTED",
+__all__ = ["SparseLayer", "SparseConv", "SparseMean", "KINDS", "ERROR_TOO_MANY", "ERROR_UNSORTED",
            "sum_width", "voxel_in_layout", "voxel_out_layout", "record_layout"]

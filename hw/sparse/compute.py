@@ -11,7 +11,7 @@ from .layouts import pack, record_layout, voxel_out_layout
 from .ports import read_port
 from .store import end_layout
 
-__all__ = ["SparseCompute"]
+__all__ = ["SparseCompute", "output_stage"]
 
 
 class SparseCompute(wiring.Component):
@@ -183,39 +183,46 @@ class SparseCompute(wiring.Component):
             vector = [y >= int(t) for y, t in zip(nxt_acc, self.thresholds)]
         else:
             vector = nxt_acc
-        B, out_layout = self.coord_bits, o.payload.shape()
-        result = Signal(out_layout)
-        m.d.comb += result.eq(pack(out_layout, vector=Cat(*vector), x=c.key[:B],
-                                   y=c.key[B:2 * B], z=c.key[2 * B:], last=c.frame_last))
-        error_beat = Signal(out_layout)
-        m.d.comb += error_beat.eq(pack(out_layout, x=self.error_code, marker=1, error=1,
-                                       last=1))
-        held = Signal(o.payload.shape())
-        out_free = ~o.valid | o.ready
-        with m.If(o.valid & o.ready):
-            m.d.sync += o.valid.eq(0)
-        # The frame's last output of a frame found bad becomes its error beat (the beats before
-        # it in that frame are void). A frame without outputs gets the store's marker beat
-        # (empty frame, or bad before any site of its last part was stored). The handshake
-        # signals are continuous assignments (Icarus leaves a process unevaluated until its
-        # inputs change).
-        take_held = pending & out_free
-        take_result = ~pending & c.valid & c.last & out_free
-        take_end = ~pending & ~(c.valid & c.last) & out_free
-        m.d.comb += [self.end.ready.eq(take_end),
-                     self.frame_end.eq((take_held & held.last) | (take_result & c.frame_last))]
-        with m.If(take_held):
-            m.d.sync += [o.payload.eq(Mux(self.bad & held.last, error_beat.as_value(),
-                                          held.as_value())),
-                         o.valid.eq(1), pending.eq(0)]
-        with m.If(take_result):
-            m.d.sync += [o.payload.eq(Mux(self.bad & c.frame_last, error_beat.as_value(),
-                                          result.as_value())),
-                         o.valid.eq(1)]
-        with m.If(~pending & c.valid & c.last & ~out_free):
-            m.d.sync += [held.eq(result), pending.eq(1)]
-        with m.If(take_end & self.end.valid):
-            m.d.sync += [o.payload.eq(pack(out_layout, x=self.end.payload.code, marker=1,
-                                           error=self.end.payload.error, last=1)),
-                         o.valid.eq(1)]
+        output_stage(m, self, pending, c.valid, c.last, c.frame_last, c.key, Cat(*vector))
         return m
+
+
+def output_stage(m, comp, pending, valid, last, frame_last, key, vector):
+    """The output register of a sparse compute stage ``comp`` (its ``o``, ``end``, ``bad``,
+    ``error_code``, ``frame_end``): a site's ``vector`` leaves when ``valid & last``; while the
+    output is blocked it waits in a held register and ``pending`` (which the caller's pipeline
+    stops on) is set. The frame's last output of a frame found bad becomes its error beat (the
+    beats before it in that frame are void). A frame without outputs gets the store's marker
+    beat (empty frame, or bad before any site of its last part was stored). The handshake
+    signals are continuous assignments (Icarus leaves a process unevaluated until its inputs
+    change)."""
+    o = comp.o
+    B, out_layout = comp.coord_bits, o.payload.shape()
+    result = Signal(out_layout)
+    m.d.comb += result.eq(pack(out_layout, vector=vector, x=key[:B], y=key[B:2 * B],
+                               z=key[2 * B:], last=frame_last))
+    error_beat = Signal(out_layout)
+    m.d.comb += error_beat.eq(pack(out_layout, x=comp.error_code, marker=1, error=1, last=1))
+    held = Signal(o.payload.shape())
+    out_free = ~o.valid | o.ready
+    with m.If(o.valid & o.ready):
+        m.d.sync += o.valid.eq(0)
+    take_held = pending & out_free
+    take_result = ~pending & valid & last & out_free
+    take_end = ~pending & ~(valid & last) & out_free
+    m.d.comb += [comp.end.ready.eq(take_end),
+                 comp.frame_end.eq((take_held & held.last) | (take_result & frame_last))]
+    with m.If(take_held):
+        m.d.sync += [o.payload.eq(Mux(comp.bad & held.last, error_beat.as_value(),
+                                      held.as_value())),
+                     o.valid.eq(1), pending.eq(0)]
+    with m.If(take_result):
+        m.d.sync += [o.payload.eq(Mux(comp.bad & frame_last, error_beat.as_value(),
+                                      result.as_value())),
+                     o.valid.eq(1)]
+    with m.If(~pending & valid & last & ~out_free):
+        m.d.sync += [held.eq(result), pending.eq(1)]
+    with m.If(take_end & comp.end.valid):
+        m.d.sync += [o.payload.eq(pack(out_layout, x=comp.end.payload.code, marker=1,
+                                       error=comp.end.payload.error, last=1)),
+                     o.valid.eq(1)]

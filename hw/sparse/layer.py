@@ -124,6 +124,12 @@ class SparseLayer(StreamBlock):
 
     latency = None
 
+    def make_compute(self):
+        """The stage after the record FIFO (the XNOR-popcount compute)."""
+        return SparseCompute(self.weights, self.thresholds, self.coord_bits, self.max_voxels,
+                             self.pe, self.simd, self.offsets, self.out_width, self.sum_width,
+                             self.reg_every, self.family)
+
     def elaborate(self, platform):
         m = Module()
         B, N = self.coord_bits, self.max_voxels
@@ -133,9 +139,7 @@ class SparseLayer(StreamBlock):
         m.submodules.search = search
         m.submodules.records = records = StreamFifo(
             record_layout(self.slots, B, N), self.record_depth, name="records")
-        m.submodules.compute = compute = SparseCompute(
-            self.weights, self.thresholds, B, N, self.pe, self.simd, self.offsets,
-            self.out_width, self.sum_width, self.reg_every, self.family)
+        m.submodules.compute = compute = self.make_compute()
         wiring.connect(m, wiring.flipped(self.i), store.i)
         wiring.connect(m, search.records, records.i)
         wiring.connect(m, records.o, compute.records)

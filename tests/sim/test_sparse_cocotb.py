@@ -242,3 +242,46 @@ def test_pointwise_edge_cases_and_tiles(tmp_path):
     r = simulate_tiled(tmp_path / "t", (coords, feats), w4, "icarus")
     assert r["mismatches"] == 0 and r["errors"] == []
     assert r["pairs"] == r["pairs_whole_frame"] == 579 and r["sites_kept"] == 579
+
+
+@pytest.mark.parametrize("kind", ["down", "up"])
+def test_mean_pool_and_unpool(tmp_path, kind):
+    """Mean pooling (down: a coarse site from its present children) and unpooling (up: a fine
+    site from its parent; none: 0) of fixed-point codes, the search in hardware: the edge-case
+    frames in four stall modes against golden.bscnet_fixed's mean, and an unpool gives back
+    exactly the parent's codes."""
+    from bnnforge.sparse_flows import (bits_to_codes, codes_to_bits, generate_sparse_mean,
+                                       mean_golden)
+    from golden.bscnet_fixed import SparseFixedPoint
+    from golden.sparse import sparse_layer_rows
+    from quant.fixed import signed_range
+    from tests.hw.test_sparse_updown import B as B2, NMAX as N2, down_frames, up_frames
+
+    fmt, C = SparseFixedPoint(), 3
+    rng = np.random.default_rng(31)
+    lo, hi = signed_range(fmt.width)
+
+    def codes(n):
+        v = rng.integers(lo, hi + 1, (n, C))
+        v[: n // 3] = rng.integers(-5000, 5000, (n // 3, C))   # means that round
+        return codes_to_bits(v, fmt.width)
+
+    if kind == "down":
+        frames = [(c, codes(len(c))) for c, _ in down_frames(rng)]
+    else:
+        frames = [(cc, codes(len(cc)), fine) for cc, _, fine in up_frames(rng)]
+    generate_sparse_mean(kind, C, fmt, N2, B2, tmp_path / kind)
+    golden = mean_golden(fmt, C)
+    result = simulate_sparse(tmp_path / kind, frames, None, None, "icarus",
+                             stall_modes=STALL_MODES, golden_fn=golden)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    for f, got in zip(frames, result["outputs"]):
+        coords, rows = sparse_layer_rows(kind, f, B2)
+        assert np.array_equal(got, golden(kind, f, rows, len(coords)))
+        if kind == "up" and len(rows):
+            parent = bits_to_codes(f[1], C, fmt.width)[rows[:, 1]]
+            assert np.array_equal(got[rows[:, 0]], parent)
+    if kind == "down":
+        # a parent of three children: (a + b + c) * round(2^15 / 3) rounded, not the exact mean
+        assert any(np.bincount(sparse_layer_rows("down", f, B2)[1][:, 0]).max(initial=0) == 3
+                   for f in frames if len(f[0]))

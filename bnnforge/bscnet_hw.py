@@ -1,0 +1,261 @@
+"""A BSC-Net's fixed-point program (:mod:`golden.bscnet_fixed`) with its ops in simulated
+hardware, one op after another: every op's output is compared with the golden one and the
+hardware's is the one the next op reads (the host holds the buffers between ops, as the
+external memory of a layer sequencer would).
+
+Hardware of each op:
+
+* ``binary`` (ssc, down, up, pointwise): :class:`hw.sparse.SparseLayer` with sums out, the
+  search in hardware, one design a layer (its weights), the frame in tiles of the design's
+  bounded size (:func:`bnnforge.sparse_flows.simulate_tiled`); PE the largest divisor of Cout
+  up to 16, SIMD = Cin.
+* ``bn_add``: :class:`hw.sparse.site.SiteAffine`, ``AFFINE_LANES`` channels a beat, one design
+  for every layer (the parameters travel with the data).
+* ``linear``: :class:`hw.sparse.site.SiteLinear`, one design a layer (its weights), PE x SIMD of
+  at most ``LINEAR_FOLD``.
+* ``pool`` and ``unpool``: :class:`hw.sparse.SparseMean` over the down- or up-sampling search,
+  one design a channel count, in tiles.
+* ``concat`` has no arithmetic: channel blocks side by side, on the host.
+
+SFSC's shifted windows have no hardware yet: a binary op with shifts is refused.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from quant.errors import BnnforgeError
+from .progress import Progress
+
+__all__ = ["ProgramRunner", "AFFINE_LANES", "LINEAR_FOLD", "largest_divisor"]
+
+AFFINE_LANES = 16
+LINEAR_FOLD = (4, 8)
+"""Upper bounds of PE and SIMD of the real 1x1 convolutions."""
+
+
+def largest_divisor(n, limit):
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+class ProgramRunner:
+    """Runs ops in hardware as :func:`golden.bscnet_fixed.run_program`'s hook; ``rows`` one an
+    op: ``{name, op, kind, level, where, sites, cycles_simulated, cycles_model, mismatches,
+    onchip_memory_bits, ...}``; ``mismatches`` the ops whose hardware output differed."""
+
+    def __init__(self, program, frame, out_dir, simulator, tile_voxels, tile_bits,
+                 spconv=False):
+        from hw.sparse.layouts import sum_width
+
+        self.program, self.frame, self.fmt = program, frame, program["format"]
+        self.out_dir, self.simulator = Path(out_dir), simulator
+        self.tile_voxels, self.tile_bits, self.spconv = tile_voxels, tile_bits, spconv
+        self.rows, self.mismatches, self.sim_seconds = [], 0, 0.0
+        ops = program["ops"]
+        binary = {op["dst"]: op for op in ops if op["op"] == "binary"}
+        widths = {dst: sum_width(op["kind"], op["cin"]) for dst, op in binary.items()}
+        affine = [op for op in ops if op["op"] == "bn_add"]
+        self.sum_width = max(widths[op["sums"]] for op in affine) if affine else 1
+        self.sum_width2 = max((widths[op["sums2"]] for op in affine if op["sums2"]),
+                              default=1)
+        self._designs = {}
+        self._bar = Progress("ops")
+        self._done, self._total = 0, len(ops)
+
+    # -- designs --------------------------------------------------------------------------
+    def _design(self, key, make):
+        if key not in self._designs:
+            self._designs[key] = make(self.out_dir / key)
+        return self._designs[key]
+
+    def _site_design(self, unit, path):
+        from hw.axis import AxisTop
+        from hw.generate import design_info, write_design
+
+        top = AxisTop([unit], element_width=self.fmt.width)
+        write_design(path, top, "bnn_top", {},
+                     design_info(top, "bnn_top", f"site-{type(unit).__name__}"))
+        return path
+
+    # -- the hook -------------------------------------------------------------------------
+    def __call__(self, op, buffers):
+        from golden.bscnet_fixed import apply_op
+
+        golden = apply_op(op, buffers, self.frame, self.fmt)
+        kind = op["op"]
+        t0 = time.monotonic()
+        if kind == "concat":
+            out, row = None, {"where": "host", "note": "channel blocks side by side, no "
+                                                       "arithmetic"}
+        else:
+            run = {"binary": self._binary, "bn_add": self._affine, "linear": self._linear,
+                   "pool": self._mean, "unpool": self._mean}[kind]
+            out, row = run(op, buffers)
+            bad = int(row.pop("tile_mismatches", 0)) + int(not np.array_equal(out, golden))
+            self.mismatches += bad
+            row.update(where="hardware", mismatches=bad)
+        seconds = time.monotonic() - t0
+        self.sim_seconds += seconds
+        name = op.get("name") or f"{kind}.{op.get('level', '')}".rstrip(".")
+        self.rows.append(dict({"name": name, "op": kind, "kind": op.get("kind", kind),
+                               "level": op.get("level"), "sites": int(len(golden))},
+                              **row, simulation_seconds=seconds))
+        self._done += 1
+        self._bar.update(self._done, self._total, name)
+        return out
+
+    # -- ops ------------------------------------------------------------------------------
+    def _binary(self, op, buffers):
+        from quant.layout import Folding
+        from .sparse_flows import generate_sparse, simulate_tiled
+
+        if op["shifts"] is not None and np.any(op["shifts"]):
+            raise BnnforgeError(f"{op['name']}: SFSC's shifted windows have no hardware yet; "
+                                f"run BSC-Baseline (sfsc=False) in hardware")
+        level, kind, w = op["level"], op["kind"], op["weights"]
+        bits = (buffers[op["src"]] >= 0).astype(np.uint8)
+        fr = self.frame
+        frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
+                 else (fr.coords[level], bits))
+        folding = Folding(largest_divisor(op["cout"], 16), op["cin"])
+        design = self._design(op["name"].replace(".", "_"), lambda p: (
+            generate_sparse(w, None, self.tile_voxels, self.tile_bits, folding, p,
+                            name=op["name"].replace(".", "_"), kind=kind, output="sums"), p)[1])
+        r = simulate_tiled(design, frame, w, self.simulator)
+        folds = (op["cout"] // folding.pe) * (op["cin"] // folding.simd)
+        row = {"pe": folding.pe, "simd": folding.simd, "cin": op["cin"], "cout": op["cout"],
+               "pairs": r["pairs"], "pairs_whole_frame": r["pairs_whole_frame"],
+               "cycles_simulated": r["cycles"], "cycles_model": r["pairs"] * folds,
+               "cycles_model_source": "pairs (tiles' halos included) x (Cout/PE)(Cin/SIMD)",
+               "tiles": r["tiles"], "tile_mismatches": r["mismatches"],
+               "onchip_memory_bits": r["info"]["memory_budget"]["bits"]}
+        if self.spconv and kind == "ssc":
+            row.update(self._peer(frame, w, fr.bits[level], r["outputs"]))
+        return r["outputs"], row
+
+    def _peer(self, frame, w, bits, hw):
+        """spconv and the NumPy golden on the same SSC layer (one thread)."""
+        from golden.sparse import sparse_layer_sums
+        from golden.spconv_peer import spconv_available, spconv_ssc_dot
+        from golden.train import torch_threads
+
+        t1 = time.perf_counter()
+        for _ in range(3):
+            sparse_layer_sums("ssc", frame, w, bits)
+        out = {"software_seconds": (time.perf_counter() - t1) / 3}
+        if spconv_available():
+            with torch_threads(1):
+                sums, seconds = spconv_ssc_dot(frame[0], frame[1], w, bits, repeats=3)
+            out.update(spconv_seconds=seconds, spconv_equal=bool(np.array_equal(sums, hw)))
+        return out
+
+    def _affine(self, op, buffers):
+        from hw.sparse.site import (SiteAffine, affine_layout, pack_codes, pack_fields,
+                                    unpack_codes)
+        from sim.runner import run_vectors
+
+        fmt, L = self.fmt, AFFINE_LANES
+        proj = op["sums2"] is not None
+        s = buffers[op["sums"]]
+        n, c = s.shape
+        groups = -(-c // L)
+
+        def lanes(a):          # N x C (or C) padded to whole groups: N x groups x L
+            a = np.asarray(a, dtype=np.int64)
+            a = np.broadcast_to(a, (n, c)) if a.ndim == 1 else a
+            out = np.zeros((n, groups * L), np.int64)
+            out[:, :c] = a
+            return out.reshape(n, groups, L)
+
+        fields = {"s": lanes(s), "m": lanes(op["m"]), "b": lanes(op["b"])}
+        if proj:
+            fields.update(s2=lanes(buffers[op["sums2"]]), m2=lanes(op["m2"]),
+                          b2=lanes(op["b2"]))
+        else:
+            fields["r"] = lanes(buffers[op["res"]])
+        key = "affine-projection" if proj else "affine-residual"
+        sw2 = self.sum_width2 if proj else None
+        layout = affine_layout(L, self.sum_width, fmt, proj, sw2)
+        design = self._design(key, lambda p: self._site_design(
+            SiteAffine(L, self.sum_width, fmt, projection=proj, sum_width2=sw2, name=key), p))
+        beats = []
+        for i in range(n):
+            for g in range(groups):
+                v = {k: a[i, g] for k, a in fields.items()}
+                v["e"] = op["e"]
+                if proj:
+                    v["e2"] = op["e2"]
+                beats.append(pack_fields(layout, v))
+        from golden.bscnet_fixed import apply_op
+
+        want = lanes(apply_op(op, buffers, self.frame, fmt)).reshape(n * groups, L)
+        expected = [pack_codes(r, fmt.width) for r in want]
+        result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",))
+        run = result["runs"][0]
+        got = np.array([unpack_codes(int(v, 16), L, fmt.width) for v in run["outputs"]],
+                       dtype=np.int64).reshape(n, groups * L)[:, :c]
+        return got, {"channels": c, "lanes": L, "beats": n * groups,
+                     "cycles_simulated": _span(run), "cycles_model": n * groups,
+                     "cycles_model_source": "a beat of lanes channels a cycle",
+                     "onchip_memory_bits": _memory_bits(design)}
+
+    def _linear(self, op, buffers):
+        from hw.sparse.site import SiteLinear, pack_codes, unpack_codes
+        from quant.layout import Folding
+        from sim.runner import run_vectors
+
+        fmt = self.fmt
+        z = buffers[op["src"]]
+        cout, cin = op["m"].shape
+        folding = Folding(largest_divisor(cout, LINEAR_FOLD[0]),
+                          largest_divisor(cin, LINEAR_FOLD[1]))
+        folds = (cout // folding.pe) * (cin // folding.simd)
+        design = self._design(op["name"].replace(".", "_"), lambda p: self._site_design(
+            SiteLinear(op["m"], op["b"], op["e"], fmt, folding, name=op["name"]), p))
+        from golden.bscnet_fixed import apply_op
+
+        want = apply_op(op, buffers, self.frame, fmt)
+        result = run_vectors(design, [pack_codes(r, fmt.width) for r in z],
+                             [pack_codes(r, fmt.width) for r in want], self.simulator,
+                             stall_modes=("none",))
+        run = result["runs"][0]
+        got = np.array([unpack_codes(int(v, 16), cout, fmt.width) for v in run["outputs"]],
+                       dtype=np.int64).reshape(len(z), cout)
+        return got, {"cin": cin, "cout": cout, "pe": folding.pe, "simd": folding.simd,
+                     "cycles_simulated": _span(run), "cycles_model": len(z) * folds,
+                     "cycles_model_source": "sites x (Cout/PE)(Cin/SIMD)",
+                     "onchip_memory_bits": _memory_bits(design)}
+
+    def _mean(self, op, buffers):
+        from .sparse_flows import codes_to_bits, generate_sparse_mean, mean_golden, \
+            simulate_tiled
+
+        fmt, fr, level = self.fmt, self.frame, op["level"]
+        codes = buffers[op["src"]]
+        c = codes.shape[1]
+        kind = "down" if op["op"] == "pool" else "up"
+        bits = codes_to_bits(codes, fmt.width)
+        frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
+                 else (fr.coords[level], bits))
+        design = self._design(f"{op['op']}-c{c}", lambda p: (
+            generate_sparse_mean(kind, c, fmt, self.tile_voxels, self.tile_bits, p), p)[1])
+        r = simulate_tiled(design, frame, None, self.simulator, golden_fn=mean_golden(fmt, c))
+        return r["outputs"], {"channels": c, "pairs": r["pairs"],
+                              "cycles_simulated": r["cycles"], "cycles_model": r["pairs"],
+                              "cycles_model_source": "a present input a cycle",
+                              "tiles": r["tiles"], "tile_mismatches": r["mismatches"],
+                              "onchip_memory_bits": r["info"]["memory_budget"]["bits"]}
+
+
+def _span(run):
+    """First input beat to last output beat (inclusive)."""
+    if not run["t_out"]:
+        return 0
+    return int(run["t_out"][-1] - run["t_in"][0] + 1)
+
+
+def _memory_bits(design):
+    import json
+
+    return json.loads((Path(design) / "design.json").read_text())["memory_budget"]["bits"]
