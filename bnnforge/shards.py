@@ -39,7 +39,8 @@ def dask_client(scheduler=None, workers=None):
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=":0")
-    return Client(cluster), cluster, f"dask.distributed LocalCluster ({n} workers, 1 thread each)"
+    return Client(cluster), cluster, (f"dask.distributed LocalCluster ({n} workers, 1 thread "
+                                      f"each), scheduler {cluster.scheduler_address}")
 
 
 def _shard_task(bitstream_bytes, folding, family, reg_every, inputs, simulator, index):
