@@ -9,7 +9,8 @@ batch-norm with its residual or projection add, and the real 1x1 convolution.
     + R)`` or ``sat(rs(m S, e - frac) + b + rs(m2 S2, e2 - frac) + b2)``, ``lanes`` codes. The
     parameters travel with the data, so one design serves every layer of a width (a layer
     sequencer reads them from a parameter memory as it reads the sums). One beat a cycle;
-    ``2 lanes`` (projection: ``4 lanes``) multipliers; two register stages.
+    ``lanes`` (projection: ``2 lanes``) multipliers; three register stages (products, shifts,
+    saturated sums); exponents in ``[0, max_exp]``.
 :class:`SiteLinear` (the ``linear`` op)
     One beat a site: its ``Cin`` codes in, its ``Cout`` codes out,
     ``sat(rs(M z, e) + b)``; ``M`` (``Cout x Cin`` mantissas) and ``b`` are the layer's
@@ -87,13 +88,16 @@ def unpack_codes(word, count, width):
     return out
 
 
-def _scaled(m, prod, e, frac, width, name):
-    """``rs(prod, e - frac)`` for a run-time exponent ``e`` (a left shift below ``frac``)."""
-    right = Signal(range(64), name=f"{name}_right")
+def _scaled(m, prod, e, fmt, width, name):
+    """``rs(prod, e - frac)`` for a run-time exponent ``e`` in ``[0, max_exp]`` (a left shift
+    below ``frac``): shifters of ``max_exp - frac`` and ``frac`` places."""
+    frac = fmt.frac
+    top = max(fmt.max_exp - frac, 0)
+    right = Signal(range(top + 1), name=f"{name}_right")
     left = Signal(range(frac + 1), name=f"{name}_left")
     m.d.comb += [right.eq(Mux(e > frac, e - frac, 0)), left.eq(Mux(e < frac, frac - e, 0))]
-    half = Signal(unsigned(64), name=f"{name}_half")
-    m.d.comb += half.eq((Const(1, unsigned(64)) << right) >> 1)
+    half = Signal(unsigned(top + 1), name=f"{name}_half")
+    m.d.comb += half.eq((Const(1, unsigned(top + 1)) << right) >> 1)
     out = Signal(signed(width), name=name)
     m.d.comb += out.eq(((prod << left) + half) >> right)
     return out
@@ -119,7 +123,7 @@ class SiteAffine(StreamBlock):
         Channel ``k`` at bit ``k * fmt.width``.
     """
 
-    latency = 2
+    latency = 3
     cycles_per_vector = 1
 
     def __init__(self, lanes, sum_width, fmt, projection=False, sum_width2=None, name="affine"):
@@ -143,49 +147,48 @@ class SiteAffine(StreamBlock):
         w, frac = fmt.width, fmt.frac
         beat = self.i.payload
         pw = fmt.mant_width + max(self.sum_width, self.sum_width2 or 0)
-        # Stage 1: the products (and the operands the sum needs).
-        v1 = Signal()
+        acc = pw + frac + 2          # a product shifted left by up to frac bits
+        # Three stages that advance together unless the output is blocked: the products,
+        # their shifts (with the bias and the residual summed beside them), the sum saturated.
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en),
+                     self.busy.eq(self.i.valid & en)]
+        v1, v2 = Signal(), Signal()
         prod = [Signal(signed(pw), name=f"prod{k}") for k in range(P)]
-        prod2 = [Signal(signed(pw), name=f"prod2_{k}") for k in range(P)] if self.projection \
-            else []
-        b1 = [Signal(signed(w + 1), name=f"b1_{k}") for k in range(P)]
-        r1 = [Signal(signed(w), name=f"r1_{k}") for k in range(P)]
-        e1 = Signal(EXP_BITS)
-        e21 = Signal(EXP_BITS)
-        out_free = ~self.o.valid | self.o.ready
-        take1 = v1 & out_free
-        m.d.comb += [self.i.ready.eq(~v1 | out_free), self.busy.eq(self.i.valid & self.i.ready)]
-        with m.If(take1):
-            m.d.sync += v1.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [v1.eq(1), e1.eq(beat.e)]
-            for k in range(P):
-                m.d.sync += prod[k].eq(beat.m[k] * beat.s[k])
-                if self.projection:
-                    m.d.sync += [prod2[k].eq(beat.m2[k] * beat.s2[k]),
-                                 b1[k].eq(beat.b[k] + beat.b2[k])]
-                else:
-                    m.d.sync += [r1[k].eq(beat.r[k]), b1[k].eq(beat.b[k])]
+        prod2 = [Signal(signed(pw), name=f"prod2_{k}") for k in range(P)]
+        add1 = [Signal(signed(w + 2), name=f"add1_{k}") for k in range(P)]
+        e1, e21 = Signal(EXP_BITS), Signal(EXP_BITS)
+        sh = [Signal(signed(acc), name=f"sh{k}") for k in range(P)]
+        sh2 = [Signal(signed(acc), name=f"sh2_{k}") for k in range(P)]
+        add2 = [Signal(signed(w + 2), name=f"add2_{k}") for k in range(P)]
+        # (combinational parts built outside the enable: a conditional continuous assignment
+        # leaves Icarus with undefined values)
+        scaled = [_scaled(m, prod[k], e1, fmt, acc, f"s{k}") for k in range(P)]
+        scaled2 = ([_scaled(m, prod2[k], e21, fmt, acc, f"s2_{k}") for k in range(P)]
+                   if self.projection else [])
+        with m.If(en):
+            m.d.sync += [v1.eq(self.i.valid), v2.eq(v1), e1.eq(beat.e)]
             if self.projection:
                 m.d.sync += e21.eq(beat.e2)
-        # Stage 2: shift, add, saturate.
-        acc = pw + frac + 2          # a product shifted left by up to frac bits
+            for k in range(P):
+                m.d.sync += [prod[k].eq(beat.m[k] * beat.s[k]), add2[k].eq(add1[k])]
+                if self.projection:
+                    m.d.sync += [prod2[k].eq(beat.m2[k] * beat.s2[k]),
+                                 add1[k].eq(beat.b[k] + beat.b2[k])]
+                else:
+                    m.d.sync += add1[k].eq(beat.b[k] + beat.r[k])
+                m.d.sync += sh[k].eq(scaled[k])
+                if self.projection:
+                    m.d.sync += sh2[k].eq(scaled2[k])
         outs = []
         for k in range(P):
-            total = _scaled(m, prod[k], e1, frac, acc, f"sh{k}") + b1[k]
-            if self.projection:
-                total = total + _scaled(m, prod2[k], e21, frac, acc, f"sh2_{k}")
-            else:
-                total = total + r1[k]
             t = Signal(signed(acc + 2), name=f"t{k}")
-            m.d.comb += t.eq(total)
+            m.d.comb += t.eq(sh[k] + add2[k] + (sh2[k] if self.projection else 0))
             o = Signal(signed(w), name=f"o{k}")
             m.d.comb += o.eq(saturate(t, w))
             outs.append(o)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(take1):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(Cat(*outs))]
+        with m.If(en):
+            m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(Cat(*outs))]
         return m
 
 

@@ -69,7 +69,7 @@ def test_site_affine_bit_exact(tmp_path, projection):
     assert result["passed"], result["log"]
     quiet = result["runs"][0]
     assert interval(quiet["t_out"]) == 1                    # a beat a cycle
-    assert quiet["t_out"][0] - quiet["t_in"][0] == unit.latency == 2
+    assert quiet["t_out"][0] - quiet["t_in"][0] == unit.latency == 3
 
 
 @pytest.mark.parametrize("pe,simd", [(3, 4), (1, 8), (6, 1)])
