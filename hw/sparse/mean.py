@@ -95,18 +95,28 @@ class MeanCompute(wiring.Component):
                 with m.Case(n):
                     m.d.comb += r.eq(v)
         half = 1 << (fmt.pool_frac - 1)
+        # A register stage between the sums and the scaling multiply.
+        d_valid, d_last, d_frame_last = Signal(), Signal(), Signal()
+        d_key = Signal(len(rec.key))
+        d_r = Signal(unsigned(fmt.pool_frac + 2))
+        d_sums = [Signal(signed(sw), name=f"dsum{c}") for c in range(C)]
         outs = []
         for c in range(C):
             nxt = Signal(signed(sw), name=f"nsum{c}")
             m.d.comb += nxt.eq(Mux(c_first, 0, sums[c]) + Mux(c_real, codes[c], 0))
             with m.If(en & c_valid):
                 m.d.sync += sums[c].eq(nxt)
+            with m.If(en):
+                m.d.sync += d_sums[c].eq(nxt)
             o = Signal(signed(w), name=f"mean{c}")
-            m.d.comb += o.eq(saturate((nxt * r + half) >> fmt.pool_frac, w))
+            m.d.comb += o.eq(saturate((d_sums[c] * d_r + half) >> fmt.pool_frac, w))
             outs.append(o)
         with m.If(en & c_valid):
             m.d.sync += count.eq(nxt_count)
-        output_stage(m, self, pending, c_valid, c_last, c_frame_last, c_key, Cat(*outs))
+        with m.If(en):
+            m.d.sync += [d_valid.eq(c_valid), d_last.eq(c_last), d_frame_last.eq(c_frame_last),
+                         d_key.eq(c_key), d_r.eq(r)]
+        output_stage(m, self, pending, d_valid, d_last, d_frame_last, d_key, Cat(*outs))
         return m
 
 

@@ -253,9 +253,9 @@ class SiteLinear(StreamBlock):
 
     @property
     def latency(self):
-        """Input register, the site register, the folds, the product and the output
+        """Input register, the site register, the folds, the product, accumulator and output
         registers."""
-        return self.folds + 4
+        return self.folds + 5
 
     def rom_words(self):
         """Word ``g * (Cin/SIMD) + f``: ``M[g PE + p, f SIMD + q]`` at element ``p SIMD + q``."""
@@ -316,17 +316,23 @@ class SiteLinear(StreamBlock):
                              idx.eq(0)]
             with m.Elif(walk_last):
                 m.d.sync += running.eq(0)
-        # Multiply stage: PE x SIMD products summed into PE accumulators.
+        # Multiply stage: the PE x SIMD products registered; accumulate stage: their sums
+        # into PE accumulators.
         acc_w = w + mw + bits_for(self.cin) + 1
         accs = [Signal(signed(acc_w), name=f"acc{p}") for p in range(P)]
         word = data.ArrayLayout(signed(mw), P * Q)(rd.data)
+        prods = [Signal(signed(w + mw), name=f"prod{k}") for k in range(P * Q)]
+        acc_v, acc_f, acc_g = Signal(), Signal(range(folds_in)), Signal(range(groups))
         done_v, done_g = Signal(), Signal(range(groups))
         with m.If(en):
-            m.d.sync += [done_v.eq(mul_v & (mul_f == folds_in - 1)), done_g.eq(mul_g)]
+            m.d.sync += [acc_v.eq(mul_v), acc_f.eq(mul_f), acc_g.eq(mul_g)]
+            m.d.sync += [prods[p * Q + q].eq(word[p * Q + q] * zreg[q])
+                         for p in range(P) for q in range(Q)]
+            m.d.sync += [done_v.eq(acc_v & (acc_f == folds_in - 1)), done_g.eq(acc_g)]
             for p in range(P):
-                dot = sum(word[p * Q + q] * zreg[q] for q in range(Q))
-                with m.If(mul_v):
-                    m.d.sync += accs[p].eq(Mux(mul_f == 0, 0, accs[p]) + dot)
+                dot = sum(prods[p * Q + q] for q in range(Q))
+                with m.If(acc_v):
+                    m.d.sync += accs[p].eq(Mux(acc_f == 0, 0, accs[p]) + dot)
         m.d.comb += self.busy.eq(mul_v & en)
         # Done stage: a group's accumulators rounded, biased and saturated; the last group's
         # go straight to the output register with the others'.
