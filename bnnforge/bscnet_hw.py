@@ -14,7 +14,7 @@ Hardware of each op:
 * ``linear``: :class:`hw.sparse.site.SiteLinear`, one design a layer (its weights), PE x SIMD of
   at most ``LINEAR_FOLD``.
 * ``pool`` and ``unpool``: :class:`hw.sparse.SparseMean` over the down- or up-sampling search,
-  one design a channel count, in tiles.
+  one design a channel count, in tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
 * ``concat`` has no arithmetic: channel blocks side by side, on the host.
 
 SFSC's shifted windows have no hardware yet: a binary op with shifts is refused.
@@ -28,9 +28,14 @@ import numpy as np
 from quant.errors import BnnforgeError
 from .progress import Progress
 
-__all__ = ["ProgramRunner", "AFFINE_LANES", "LINEAR_FOLD", "largest_divisor"]
+__all__ = ["ProgramRunner", "AFFINE_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS",
+           "largest_divisor"]
 
 AFFINE_LANES = 16
+MEAN_FEATURE_BITS = 1 << 20
+"""A mean layer stores codes (``C x width`` bits a site), not bits: its tile holds at most this
+many bits of them (the largest power of two of sites up to the binary layers' tile), so that
+112 channels of 24-bit codes take 256-site tiles instead of 5.5 Mbit of 2,048."""
 LINEAR_FOLD = (4, 8)
 """Upper bounds of PE and SIMD of the real 1x1 convolutions."""
 
@@ -129,7 +134,7 @@ class ProgramRunner:
                "cycles_simulated": r["cycles"], "cycles_model": r["pairs"] * folds,
                "cycles_model_source": "pairs (tiles' halos included) x (Cout/PE)(Cin/SIMD)",
                "tiles": r["tiles"], "tile_mismatches": r["mismatches"],
-               "onchip_memory_bits": r["info"]["memory_budget"]["bits"]}
+               **_budget(r["info"])}
         if self.spconv and kind == "ssc":
             row.update(self._peer(frame, w, fr.bits[level], r["outputs"]))
         return r["outputs"], row
@@ -198,7 +203,7 @@ class ProgramRunner:
         return got, {"channels": c, "lanes": L, "beats": n * groups,
                      "cycles_simulated": _span(run), "cycles_model": n * groups,
                      "cycles_model_source": "a beat of lanes channels a cycle",
-                     "onchip_memory_bits": _memory_bits(design)}
+                     **_budget(design)}
 
     def _linear(self, op, buffers):
         from hw.sparse.site import SiteLinear, pack_codes, unpack_codes
@@ -225,7 +230,7 @@ class ProgramRunner:
         return got, {"cin": cin, "cout": cout, "pe": folding.pe, "simd": folding.simd,
                      "cycles_simulated": _span(run), "cycles_model": len(z) * folds,
                      "cycles_model_source": "sites x (Cout/PE)(Cin/SIMD)",
-                     "onchip_memory_bits": _memory_bits(design)}
+                     **_budget(design)}
 
     def _mean(self, op, buffers):
         from .sparse_flows import codes_to_bits, generate_sparse_mean, mean_golden, \
@@ -238,14 +243,17 @@ class ProgramRunner:
         bits = codes_to_bits(codes, fmt.width)
         frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
                  else (fr.coords[level], bits))
+        sites = self.tile_voxels
+        while sites > 32 and sites * c * fmt.width > MEAN_FEATURE_BITS:
+            sites //= 2
         design = self._design(f"{op['op']}-c{c}", lambda p: (
-            generate_sparse_mean(kind, c, fmt, self.tile_voxels, self.tile_bits, p), p)[1])
+            generate_sparse_mean(kind, c, fmt, sites, self.tile_bits, p), p)[1])
         r = simulate_tiled(design, frame, None, self.simulator, golden_fn=mean_golden(fmt, c))
-        return r["outputs"], {"channels": c, "pairs": r["pairs"],
+        return r["outputs"], {"channels": c, "pairs": r["pairs"], "tile_sites": sites,
                               "cycles_simulated": r["cycles"], "cycles_model": r["pairs"],
                               "cycles_model_source": "a present input a cycle",
                               "tiles": r["tiles"], "tile_mismatches": r["mismatches"],
-                              "onchip_memory_bits": r["info"]["memory_budget"]["bits"]}
+                              **_budget(r["info"])}
 
 
 def _span(run):
@@ -255,7 +263,11 @@ def _span(run):
     return int(run["t_out"][-1] - run["t_in"][0] + 1)
 
 
-def _memory_bits(design):
+def _budget(design):
+    """``{onchip_memory_bits, memory_fits}`` of a design (its ``design.json`` or its path)."""
     import json
 
-    return json.loads((Path(design) / "design.json").read_text())["memory_budget"]["bits"]
+    info = design if isinstance(design, dict) else json.loads(
+        (Path(design) / "design.json").read_text())
+    b = info["memory_budget"]
+    return {"onchip_memory_bits": b["bits"], "memory_fits": b.get("fits")}
