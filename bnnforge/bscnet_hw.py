@@ -41,7 +41,9 @@ LINEAR_FOLD = (4, 8)
 
 
 def largest_divisor(n, limit):
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+    from hw.folding import divisors
+
+    return max(d for d in divisors(n) if d <= limit)
 
 
 class ProgramRunner:
@@ -96,7 +98,7 @@ class ProgramRunner:
         else:
             run = {"binary": self._binary, "bn_add": self._affine, "linear": self._linear,
                    "pool": self._mean, "unpool": self._mean}[kind]
-            out, row = run(op, buffers)
+            out, row = run(op, buffers, golden)
             bad = int(row.pop("tile_mismatches", 0)) + int(not np.array_equal(out, golden))
             self.mismatches += bad
             row.update(where="hardware", mismatches=bad)
@@ -111,7 +113,7 @@ class ProgramRunner:
         return out
 
     # -- ops ------------------------------------------------------------------------------
-    def _binary(self, op, buffers):
+    def _binary(self, op, buffers, golden):
         from quant.layout import Folding
         from .sparse_flows import generate_sparse, simulate_tiled
 
@@ -124,9 +126,14 @@ class ProgramRunner:
         frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
                  else (fr.coords[level], bits))
         folding = Folding(largest_divisor(op["cout"], 16), op["cin"])
-        design = self._design(op["name"].replace(".", "_"), lambda p: (
-            generate_sparse(w, None, self.tile_voxels, self.tile_bits, folding, p,
-                            name=op["name"].replace(".", "_"), kind=kind, output="sums"), p)[1])
+        name = op["name"].replace(".", "_")
+
+        def make(path):
+            generate_sparse(w, None, self.tile_voxels, self.tile_bits, folding, path,
+                            name=name, kind=kind, output="sums")
+            return path
+
+        design = self._design(name, make)
         r = simulate_tiled(design, frame, w, self.simulator)
         folds = (op["cout"] // folding.pe) * (op["cin"] // folding.simd)
         row = {"pe": folding.pe, "simd": folding.simd, "cin": op["cin"], "cout": op["cout"],
@@ -155,7 +162,7 @@ class ProgramRunner:
             out.update(spconv_seconds=seconds, spconv_equal=bool(np.array_equal(sums, hw)))
         return out
 
-    def _affine(self, op, buffers):
+    def _affine(self, op, buffers, golden):
         from hw.sparse.site import (SiteAffine, affine_layout, pack_codes, pack_fields,
                                     unpack_codes)
         from sim.runner import run_vectors
@@ -192,9 +199,7 @@ class ProgramRunner:
                 if proj:
                     v["e2"] = op["e2"]
                 beats.append(pack_fields(layout, v))
-        from golden.bscnet_fixed import apply_op
-
-        want = lanes(apply_op(op, buffers, self.frame, fmt)).reshape(n * groups, L)
+        want = lanes(golden).reshape(n * groups, L)
         expected = [pack_codes(r, fmt.width) for r in want]
         result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",))
         run = result["runs"][0]
@@ -205,7 +210,7 @@ class ProgramRunner:
                      "cycles_model_source": "a beat of lanes channels a cycle",
                      **_budget(design)}
 
-    def _linear(self, op, buffers):
+    def _linear(self, op, buffers, golden):
         from hw.sparse.site import SiteLinear, pack_codes, unpack_codes
         from quant.layout import Folding
         from sim.runner import run_vectors
@@ -218,11 +223,8 @@ class ProgramRunner:
         folds = (cout // folding.pe) * (cin // folding.simd)
         design = self._design(op["name"].replace(".", "_"), lambda p: self._site_design(
             SiteLinear(op["m"], op["b"], op["e"], fmt, folding, name=op["name"]), p))
-        from golden.bscnet_fixed import apply_op
-
-        want = apply_op(op, buffers, self.frame, fmt)
         result = run_vectors(design, [pack_codes(r, fmt.width) for r in z],
-                             [pack_codes(r, fmt.width) for r in want], self.simulator,
+                             [pack_codes(r, fmt.width) for r in golden], self.simulator,
                              stall_modes=("none",))
         run = result["runs"][0]
         got = np.array([unpack_codes(int(v, 16), cout, fmt.width) for v in run["outputs"]],
@@ -232,7 +234,7 @@ class ProgramRunner:
                      "cycles_model_source": "sites x (Cout/PE)(Cin/SIMD)",
                      **_budget(design)}
 
-    def _mean(self, op, buffers):
+    def _mean(self, op, buffers, golden):
         from .sparse_flows import codes_to_bits, generate_sparse_mean, mean_golden, \
             simulate_tiled
 
@@ -246,8 +248,12 @@ class ProgramRunner:
         sites = self.tile_voxels
         while sites > 32 and sites * c * fmt.width > MEAN_FEATURE_BITS:
             sites //= 2
-        design = self._design(f"{op['op']}-c{c}", lambda p: (
-            generate_sparse_mean(kind, c, fmt, sites, self.tile_bits, p), p)[1])
+
+        def make(path):
+            generate_sparse_mean(kind, c, fmt, sites, self.tile_bits, path)
+            return path
+
+        design = self._design(f"{op['op']}-c{c}", make)
         r = simulate_tiled(design, frame, None, self.simulator, golden_fn=mean_golden(fmt, c))
         return r["outputs"], {"channels": c, "pairs": r["pairs"], "tile_sites": sites,
                               "cycles_simulated": r["cycles"], "cycles_model": r["pairs"],

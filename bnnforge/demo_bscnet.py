@@ -44,10 +44,6 @@ def _predict(net, frame, feats, **kw):
         return net(feats, frame, **kw).argmax(1)
 
 
-def _accuracy(net, frame, feats, labels, **kw):
-    return float((_predict(net, frame, feats, **kw) == labels).float().mean())
-
-
 def segmentation_metrics(pred, labels):
     """Voxel accuracy and mean IoU over the tissue classes present in ``labels``."""
     pred, labels = np.asarray(pred), np.asarray(labels)

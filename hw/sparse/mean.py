@@ -4,7 +4,7 @@ coarse site its present children, the up-sampling search each fine site its pare
 compute sums the codes of a site's present inputs and scales the sum by the reciprocal of
 their number, ``sat(rs(sum * r[n], pool_frac))`` (a parent alone: its codes exactly)."""
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

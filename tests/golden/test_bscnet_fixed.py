@@ -26,6 +26,21 @@ def _trained_like(net, seed):
     return net.eval()
 
 
+def _bn_reference(bn):
+    """``(a, c)`` with ``bn(s) = a s + c`` in float64, from the module's own tensors."""
+    std = torch.sqrt(bn.running_var.double() + bn.eps).numpy()
+    a = bn.weight.detach().double().numpy() / std
+    return a, bn.bias.detach().double().numpy() - a * bn.running_mean.double().numpy()
+
+
+def _traced(fx, frame, n):
+    """``(trace, buffers)``: the program run on ``n`` sites of random features, with the
+    buffers holding the first layer's codes."""
+    trace, x = [], torch.rand(n, 1)
+    fx(x, frame, trace=trace)
+    return trace, {"x": fx.first_codes(x, frame)}
+
+
 def test_ops_by_hand():
     fmt = SparseFixedPoint(width=8, frac=4, pool_frac=6)
     # bn_add: rs(3 * 5, 6 - 4) = floor((15 + 2) / 4) = 4; + b 1 + res 2 = 7; 40 * 5 = 200,
@@ -85,29 +100,20 @@ def test_every_op_within_its_rounding_bound_of_the_float_network(seed):
     fx = FixedBscNet(net)
     F = fx.fmt.frac
     q = 2.0 ** -F
-    trace = []
-    x = torch.rand(len(c), 1)
-    fx(x, fr, trace=trace)
-    buffers = {"x": fx.first_codes(x, fr)}
+    trace, buffers = _traced(fx, fr, len(c))
     layers = dict(net.named_modules())
     checked = 0
     for op, out in trace:
         if op["op"] == "bn_add":
             owner = layers[op["name"]]
-            bn = owner.bn
-            std = torch.sqrt(bn.running_var.double() + bn.eps).numpy()
-            a = bn.weight.detach().double().numpy() / std
-            cc = bn.bias.detach().double().numpy() - a * bn.running_mean.double().numpy()
+            a, cc = _bn_reference(owner.bn)
             s = buffers[op["sums"]]
             want = a * s + cc
             bound = np.abs(s) * 2.0 ** -(op["e"] + 1) + q
             if op["res"] is not None:
                 want = want + buffers[op["res"]] * q
             else:
-                bn2 = owner.proj_bn
-                std2 = torch.sqrt(bn2.running_var.double() + bn2.eps).numpy()
-                a2 = bn2.weight.detach().double().numpy() / std2
-                c2 = bn2.bias.detach().double().numpy() - a2 * bn2.running_mean.double().numpy()
+                a2, c2 = _bn_reference(owner.proj_bn)
                 s2 = buffers[op["sums2"]]
                 want = want + a2 * s2 + c2
                 bound = bound + np.abs(s2) * 2.0 ** -(op["e2"] + 1) + q
@@ -115,10 +121,7 @@ def test_every_op_within_its_rounding_bound_of_the_float_network(seed):
             checked += 1
         elif op["op"] == "linear":
             owner = layers[op["name"].removesuffix(".lin")]
-            bn = owner.bn_out
-            std = torch.sqrt(bn.running_var.double() + bn.eps).numpy()
-            a = bn.weight.detach().double().numpy() / std
-            cc = bn.bias.detach().double().numpy() - a * bn.running_mean.double().numpy()
+            a, cc = _bn_reference(owner.bn_out)
             z = buffers[op["src"]] * q
             want = (z @ owner.lin.weight.detach().double().numpy().T) * a + cc
             bound = np.abs(z).sum(1, keepdims=True) * 2.0 ** -(op["e"] + 1) + q + 1e-12
@@ -143,10 +146,7 @@ def test_binary_ops_equal_the_float_layers_sums_sfsc_included():
     shifts = [op["shifts"] for op in fixed_program(net)["ops"] if op["op"] == "binary"
               and op["shifts"] is not None]
     assert len(shifts) == 2 * 3 + 2 * 2 and any(s != [[0, 0, 0]] * 4 for s in shifts)
-    trace = []
-    fx, x = FixedBscNet(net), torch.rand(len(c), 1)
-    fx(x, fr, trace=trace)
-    buffers = {"x": fx.first_codes(x, fr)}
+    trace, buffers = _traced(FixedBscNet(net), fr, len(c))
     layers = dict(net.binary_layers())
     checked = 0
     for op, out in trace:
