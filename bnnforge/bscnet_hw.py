@@ -17,7 +17,9 @@ Hardware of each op:
   one design a channel count, in tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
 * ``concat`` has no arithmetic: channel blocks side by side, on the host.
 
-SFSC's shifted windows have no hardware yet: a binary op with shifts is refused.
+SFSC's shifted windows: a binary op with per-group shifts runs one pass a distinct shift, each
+an SSC design whose search looks at the shifted window (:class:`hw.sparse.search_ssc.
+SscSearch` ``shift``) for the output channels of the groups that chose it.
 """
 
 import time
@@ -114,37 +116,69 @@ class ProgramRunner:
 
     # -- ops ------------------------------------------------------------------------------
     def _binary(self, op, buffers, golden):
+        """A binary op; SFSC (``shifts``): one pass a distinct window shift, each a design with
+        that shift and the output channels of the groups that chose it (the channels put back
+        in place on the host, no arithmetic)."""
         from quant.layout import Folding
         from .sparse_flows import generate_sparse, simulate_tiled
 
-        if op["shifts"] is not None and np.any(op["shifts"]):
-            raise BnnforgeError(f"{op['name']}: SFSC's shifted windows have no hardware yet; "
-                                f"run BSC-Baseline (sfsc=False) in hardware")
         level, kind, w = op["level"], op["kind"], op["weights"]
         bits = (buffers[op["src"]] >= 0).astype(np.uint8)
         fr = self.frame
         frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
                  else (fr.coords[level], bits))
-        folding = Folding(largest_divisor(op["cout"], 16), op["cin"])
-        name = op["name"].replace(".", "_")
+        cout = op["cout"]
+        passes = [((0, 0, 0), np.arange(cout))]
+        if op["shifts"] is not None:
+            shifts = [tuple(int(v) for v in s) for s in op["shifts"]]
+            size = cout // len(shifts)
+            passes = [(s, np.concatenate([np.arange(g * size, (g + 1) * size)
+                                          for g, t in enumerate(shifts) if t == s]))
+                      for s in sorted(set(shifts))]
+        out = None
+        row = {"cin": op["cin"], "cout": cout, "pairs": 0, "pairs_whole_frame": 0,
+               "cycles_simulated": 0, "cycles_model": 0, "tiles": 0, "tile_mismatches": 0,
+               "onchip_memory_bits": 0, "memory_fits": True, "passes": []}
+        base = op["name"].replace(".", "_")
+        for shift, chans in passes:
+            wp = w[:, chans]
+            folding = Folding(largest_divisor(len(chans), 16), op["cin"])
+            name = base if len(passes) == 1 and not any(shift) else \
+                base + "_s" + "".join("mzp"[v + 1] for v in shift)
 
-        def make(path):
-            generate_sparse(w, None, self.tile_voxels, self.tile_bits, folding, path,
-                            name=name, kind=kind, output="sums")
-            return path
+            def make(path, wp=wp, folding=folding, shift=shift, name=name):
+                generate_sparse(wp, None, self.tile_voxels, self.tile_bits, folding, path,
+                                name=name, kind=kind, output="sums", shift=shift)
+                return path
 
-        design = self._design(name, make)
-        r = simulate_tiled(design, frame, w, self.simulator)
-        folds = (op["cout"] // folding.pe) * (op["cin"] // folding.simd)
-        row = {"pe": folding.pe, "simd": folding.simd, "cin": op["cin"], "cout": op["cout"],
-               "pairs": r["pairs"], "pairs_whole_frame": r["pairs_whole_frame"],
-               "cycles_simulated": r["cycles"], "cycles_model": r["pairs"] * folds,
-               "cycles_model_source": "pairs (tiles' halos included) x (Cout/PE)(Cin/SIMD)",
-               "tiles": r["tiles"], "tile_mismatches": r["mismatches"],
-               **_budget(r["info"])}
-        if self.spconv and kind == "ssc":
-            row.update(self._peer(frame, w, fr.bits[level], r["outputs"]))
-        return r["outputs"], row
+            design = self._design(name, make)
+            r = simulate_tiled(design, frame, wp, self.simulator)
+            if out is None:
+                out = np.zeros((len(r["outputs"]), cout), r["outputs"].dtype)
+            out[:, chans] = r["outputs"]
+            folds = (len(chans) // folding.pe) * (op["cin"] // folding.simd)
+            budget = _budget(r["info"])
+            row["passes"].append({"shift": list(shift), "channels": len(chans),
+                                  "pe": folding.pe, "simd": folding.simd,
+                                  "cycles_simulated": r["cycles"],
+                                  "cycles_model": r["pairs"] * folds})
+            for key, v in (("pairs", r["pairs"]), ("pairs_whole_frame", r["pairs_whole_frame"]),
+                           ("cycles_simulated", r["cycles"]),
+                           ("cycles_model", r["pairs"] * folds), ("tiles", r["tiles"]),
+                           ("tile_mismatches", r["mismatches"])):
+                row[key] += v
+            row["onchip_memory_bits"] = max(row["onchip_memory_bits"],
+                                            budget["onchip_memory_bits"])
+            row["memory_fits"] = bool(row["memory_fits"] and budget["memory_fits"])
+            row.update(pe=folding.pe, simd=folding.simd)
+        row["cycles_model_source"] = ("pairs (tiles' halos included) x (Cout/PE)(Cin/SIMD)" +
+                                      (", summed over the shifts' passes"
+                                       if len(passes) > 1 else ""))
+        if op["shifts"] is None:
+            del row["passes"]
+        if self.spconv and kind == "ssc" and op["shifts"] is None:
+            row.update(self._peer(frame, w, fr.bits[level], out))
+        return out, row
 
     def _peer(self, frame, w, bits, hw):
         """spconv and the NumPy golden on the same SSC layer (one thread)."""

@@ -15,23 +15,25 @@ __all__ = ["generate_sparse", "generate_sparse_mean", "simulate_sparse", "simula
 
 
 def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
-                    kind="ssc", output="bits", offsets=1, family=None):
-    """Write one binary sparse layer (``kind`` ssc, down, up or pointwise; search in hardware) as Verilog
-    with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums; ``offsets``
-    kernel offsets a cycle; ``family`` the target FPGA family (None: generic)."""
+                    kind="ssc", output="bits", offsets=1, family=None, shift=(0, 0, 0)):
+    """Write one binary sparse layer (``kind`` ssc, down, up or pointwise; search in hardware)
+    as Verilog with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums;
+    ``offsets`` kernel offsets a cycle; ``family`` the target FPGA family (None: generic);
+    ``shift`` an ssc layer's window shift (SFSC)."""
     from hw.axis import AxisTop
     from hw.sparse import SparseLayer
 
     check_output_dir(out_dir)
     conv = SparseLayer(kind, weights, thresholds, max_voxels, coord_bits, folding, output=output,
-                       offsets=offsets, family=family)
+                       offsets=offsets, family=family, shift=shift)
     conv.name = name
     top = AxisTop([conv], sparse=True)
     info = design_info(top, TOP_NAME, f"sparse-{kind}", {
         "layer_kind": kind, "output": output, "out_width": conv.out_width,
         "sum_width": conv.sum_width, "max_voxels": max_voxels, "coord_bits": coord_bits,
         "cin": conv.cin, "cout": conv.cout, "pe": folding.pe, "simd": folding.simd,
-        "folds_per_pair": conv.folds, "offsets": offsets, "family": family})
+        "folds_per_pair": conv.folds, "offsets": offsets, "family": family,
+        "shift": list(conv.shift)})
     write_design(out_dir, top, TOP_NAME, {}, info)
     return json.loads((Path(out_dir) / "design.json").read_text())
 
@@ -135,7 +137,8 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
     kind = info.get("layer_kind", "ssc")
     bits, cin, cout = info["coord_bits"], info["cin"], info["cout"]
     sw = info.get("sum_width") if thresholds is None else None
-    maps = [sparse_layer_rows(kind, f, bits) for f in frames]
+    shift = tuple(info.get("shift", (0, 0, 0)))
+    maps = [sparse_layer_rows(kind, f, bits, shift) for f in frames]
     fn = golden_fn or _binary_golden(weights)
     golden = [(coords, fn(kind, f, rows, len(coords))) for f, (coords, rows) in zip(frames, maps)]
     data, framing, want, want_framing = layer_beats(kind, frames, weights, thresholds, bits,
@@ -197,14 +200,16 @@ def simulate_tiled(design_dir, frame, weights, simulator, stall_modes=("none",),
 
     info = json.loads((Path(design_dir) / "design.json").read_text())
     kind = info.get("layer_kind", "ssc")
-    tiles, n_out = tile_layer(kind, frame, info["coord_bits"], info["max_voxels"])
+    shift = tuple(info.get("shift", (0, 0, 0)))
+    tiles, n_out = tile_layer(kind, frame, info["coord_bits"], info["max_voxels"],
+                              reach=1 + max(abs(v) for v in shift))
     result = simulate_sparse(design_dir, [t.frame for t in tiles], weights, None, simulator,
                              stall_modes=stall_modes, golden_fn=golden_fn)
     merged = merge_outputs(tiles, result["outputs"], n_out)
     wbits = max(1, int(max(np.asarray(p).max(initial=0) for p in
                            ((frame[0], frame[2]) if kind == "up" else (frame[0],)))
                        ).bit_length())
-    whole_rows = sparse_layer_rows(kind, frame, wbits)
+    whole_rows = sparse_layer_rows(kind, frame, wbits, shift)
     want = (golden_fn or _binary_golden(weights))(kind, frame, whole_rows[1],
                                                   len(whole_rows[0]))
     return {"outputs": merged,

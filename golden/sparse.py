@@ -240,13 +240,16 @@ class BinarySparseConv(nn.Module):
         return self.binarize.bits(self.weight).numpy()
 
 
-def sparse_layer_rows(kind, frame, bits):
+def sparse_layer_rows(kind, frame, bits, shift=(0, 0, 0)):
     """Output coordinates and kernel-map rows ``(out, in, slot)`` of one hardware layer on one
     frame: ``(coords, feat_bits)`` for ``ssc``, ``down`` and ``pointwise``, ``(coarse_coords,
-    coarse_feat_bits, fine_coords)`` for ``up`` (absent parents give no row)."""
+    coarse_feat_bits, fine_coords)`` for ``up`` (absent parents give no row). ``shift``: an
+    ``ssc`` layer's window shift (SFSC)."""
+    if any(shift) and kind != "ssc":
+        raise BnnforgeError(f"only an ssc layer's window shifts, not a {kind} layer's")
     if kind == "ssc":
         coords = frame[0]
-        return coords, (ssc_kernel_map(coords, bits) if len(coords)
+        return coords, (ssc_kernel_map(coords, bits, shift) if len(coords)
                         else np.zeros((0, 3), np.int64))
     if kind == "down":
         return downsample_map(frame[0])
@@ -259,10 +262,10 @@ def sparse_layer_rows(kind, frame, bits):
     raise BnnforgeError(f"unknown sparse layer kind {kind!r}")
 
 
-def sparse_layer_sums(kind, frame, weight_bits, bits, rows=None):
+def sparse_layer_sums(kind, frame, weight_bits, bits, rows=None, shift=(0, 0, 0)):
     """Golden signed sums of one hardware layer on one frame: ``(out_coords, sums)``
     (``rows``: the frame's :func:`sparse_layer_rows`, when already at hand)."""
-    coords, rows = sparse_layer_rows(kind, frame, bits) if rows is None else rows
+    coords, rows = sparse_layer_rows(kind, frame, bits, shift) if rows is None else rows
     return coords, binary_ssc_dot(frame[1], weight_bits, rows, len(coords))
 
 

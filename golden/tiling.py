@@ -8,15 +8,16 @@ tiles, put back in place, are exactly the outputs of the whole frame.
 - **SSC** (3x3x3, outputs at the input's sites): a tile's input is the sites of its box and of
   a halo one voxel wide around it (their neighbours); its outputs are kept at the box's sites
   only. Local coordinates are ``c - (lo - 1)``, so a box of ``2^bits - 2`` voxels a side fits
-  ``bits``-bit coordinates.
+  ``bits``-bit coordinates. A shifted window (SFSC) reaches two voxels: ``reach = 2``, a halo
+  two wide.
 - **Down-sampling** (kernel 2, stride 2): boxes start and end at even coordinates, so that all
   eight children of a coarse site fall in one box; no halo. Local coordinates ``c - lo``.
 - **Up-sampling**: boxes of the fine level, even-aligned; the tile's coarse part is the coarse
   sites of the box halved. No halo.
 
 A box with more sites than ``max_voxels`` (its halo included) is split in two along its longest
-side until every tile fits; a single voxel and its halo are at most 27 sites, so
-``max_voxels >= 27`` always suffices. The cost is the halo: SSC computes its sites too and
+side until every tile fits; a single voxel and its halo are at most 27 sites (125 with a
+reach of 2), so ``max_voxels >= 27`` (125) always suffices. The cost is the halo: SSC computes its sites too and
 throws their outputs away (``halo_pairs`` in :func:`tile_stats`).
 """
 
@@ -78,22 +79,25 @@ def _boxes(coords, count, fits, side, even):
     return sorted(out, key=lambda b: tuple(b[0][::-1]))
 
 
-def tile_layer(kind, frame, bits, max_voxels):
+def tile_layer(kind, frame, bits, max_voxels, reach=1):
     """Cut ``frame`` (``(coords, feats)`` for ssc and down, ``(coarse coords, coarse feats,
     fine coords)`` for up) into tiles for a layer of ``bits``-bit coordinates and
-    ``max_voxels`` sites a part. Returns ``(tiles, out_count)``."""
-    if max_voxels < 27:
-        raise BnnforgeError(f"tiles need max_voxels >= 27 (a voxel and its halo), not "
+    ``max_voxels`` sites a part; ``reach`` the farthest neighbour of an ssc layer (1, or 2
+    for a shifted window). Returns ``(tiles, out_count)``."""
+    least = (2 * reach + 1) ** 3 if kind == "ssc" else 27
+    if max_voxels < least:
+        raise BnnforgeError(f"tiles need max_voxels >= {least} (a voxel and its halo), not "
                             f"{max_voxels}")
     limit = 1 << bits
     if kind in ("ssc", "pointwise"):
-        # SSC reads a one-voxel halo around its tile; a pointwise layer none.
-        pad = 1 if kind == "ssc" else 0
+        # SSC reads a halo of its reach around its tile; a pointwise layer none.
+        pad = reach if kind == "ssc" else 0
         coords, feats = (np.asarray(a) for a in frame)
         coords = coords.astype(np.int64)
         side = limit - 2 * pad
         if side < 1:
-            raise BnnforgeError(f"SSC tiles need coordinates of at least 2 bits, not {bits}")
+            raise BnnforgeError(f"SSC tiles of reach {pad} need coordinates of at least "
+                                f"{(2 * pad).bit_length()} bits, not {bits}")
 
         def halo(lo, size):
             return _inside(coords, lo - pad, lo + size + pad)

@@ -98,3 +98,48 @@ def test_segmentation_metrics_and_split_by_hand():
     # occupied slices 2..17: 2 + 0.6 x 16 = 11.6, rounded to a multiple of 4: 12
     assert train[2:12].all() and not train[12:].any() and test[12:18].all() and not test[:12].any()
     assert text.startswith("frog CT slices z < 12 for training")
+
+
+def test_sfsc_layers_in_hardware(tmp_path):
+    """BSC-Net's SFSC layers in hardware: the first level's two SSC layers of a two-level
+    UNET-S with SFSC, whose four channel groups chose two corner windows, run one pass a
+    shift on Icarus (the other ops golden); each layer's sums equal the golden program's."""
+    from bnnforge.bscnet_hw import ProgramRunner
+    from bnnforge.demo_bscnet import TILE_BITS, TILE_VOXELS
+    from golden.bscnet import BSCNet, SFSC, SFSC_SHIFTS
+    from golden.bscnet_fixed import FixedBscNet, run_program
+    from tests.golden.test_bscnet_fixed import _trained_like
+
+    torch.manual_seed(2)
+    net = BSCNet("unet-s", classes=16, sfsc=True, levels=2)
+    for mod in net.modules():
+        if isinstance(mod, SFSC):
+            mod.alpha.data.zero_()
+            mod.alpha.data[:2, 1] = 1.0       # groups 0, 1: the first corner
+            mod.alpha.data[2:, 8] = 1.0       # groups 2, 3: the opposite corner
+    net.fix_shifts()
+    net = _trained_like(net, 2)
+    frame, feats, _ = segmentation_frame(24, (0, 0, 0), 2)
+    fx = FixedBscNet(net)
+    runner = ProgramRunner(fx.program, frame, tmp_path, "icarus", TILE_VOXELS, TILE_BITS)
+    chosen = {"enc.0.0.a.conv", "enc.0.0.b.conv"}
+    got = {}
+
+    def hook(op, buffers):
+        if op.get("name") in chosen:
+            got[op["name"]] = runner(op, buffers)
+            return got[op["name"]]
+        return None
+
+    trace = []
+    run_program(fx.program, frame, fx.first_codes(feats, frame), hook=hook, trace=trace)
+    want = {op["name"]: out for op, out in trace if op.get("name") in chosen}
+    assert runner.mismatches == 0 and set(got) == chosen
+    for name in chosen:
+        assert np.array_equal(got[name], want[name])
+    corners = [list(map(int, SFSC_SHIFTS[1])), list(map(int, SFSC_SHIFTS[8]))]
+    for row in runner.rows:
+        assert [p["shift"] for p in row["passes"]] == sorted(corners)
+        assert [p["channels"] for p in row["passes"]] == [8, 8]
+        assert row["cycles_simulated"] == sum(p["cycles_simulated"] for p in row["passes"])
+        assert row["cycles_simulated"] >= row["cycles_model"] > 0

@@ -36,6 +36,9 @@ class SparseLayer(StreamBlock):
         PE divides Cout, SIMD divides Cin.
     output : "bits" or "sums"
         Sums are ``sum_width(kind, Cin)``-bit two's complement, channel 0 lowest.
+    shift : (sx, sy, sz), each -1, 0 or +1
+        An ``ssc`` layer's window shift (SFSC's chosen window for the output channels of
+        this layer): slot ``k`` reads the site at ``u + shift + offset_k``.
     offsets : int
         Kernel offsets computed in parallel (``offsets x PE`` trees of SIMD lanes, ``offsets``
         read ports on the feature memory and on each weight memory).
@@ -56,7 +59,8 @@ class SparseLayer(StreamBlock):
     """
 
     def __init__(self, kind, weights, thresholds, max_voxels, coord_bits, folding,
-                 output="bits", reg_every=1, record_depth=8, offsets=1, family=None):
+                 output="bits", reg_every=1, record_depth=8, offsets=1, family=None,
+                 shift=(0, 0, 0)):
         import numpy as np
 
         with construction(self):
@@ -80,6 +84,12 @@ class SparseLayer(StreamBlock):
                 raise BnnforgeError(f"SIMD={folding.simd} does not divide the {cin} input "
                                     f"channels")
             check_positive_int("offsets per cycle", offsets)
+            shift = tuple(int(v) for v in shift) if np.ndim(shift) == 1 else shift
+            if (not isinstance(shift, tuple) or len(shift) != 3
+                    or any(v not in (-1, 0, 1) for v in shift)):
+                raise BnnforgeError(f"a window shift is three of -1, 0, +1 (SFSC), not {shift!r}")
+            if any(shift) and kind != "ssc":
+                raise BnnforgeError(f"only an ssc layer's window shifts, not a {kind} layer's")
             check_family(family)
             if offsets > slots:
                 raise BnnforgeError(f"{offsets} offsets per cycle, but a {kind} layer has "
@@ -99,7 +109,7 @@ class SparseLayer(StreamBlock):
         self.cin, self.cout = cin, cout
         self.max_voxels, self.coord_bits = max_voxels, coord_bits
         self.pe, self.simd, self.reg_every = folding.pe, folding.simd, reg_every
-        self.family = family
+        self.family, self.shift = family, shift
         self.record_depth, self.offsets = record_depth, offsets
         self.sum_width = sum_width(kind, cin)
         self.out_width = cout if output == "bits" else cout * self.sum_width
@@ -134,8 +144,9 @@ class SparseLayer(StreamBlock):
         m = Module()
         B, N = self.coord_bits, self.max_voxels
         m.submodules.store = store = FrameStore(self.kind, self.cin, B, N, self.offsets)
-        search = {"ssc": SscSearch, "down": DownSearch, "up": UpSearch,
-                  "pointwise": PointwiseSearch}[self.kind](B, N)
+        search = (SscSearch(B, N, self.shift) if self.kind == "ssc" else
+                  {"down": DownSearch, "up": UpSearch,
+                   "pointwise": PointwiseSearch}[self.kind](B, N))
         m.submodules.search = search
         m.submodules.records = records = StreamFifo(
             record_layout(self.slots, B, N), self.record_depth, name="records")

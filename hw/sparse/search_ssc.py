@@ -20,6 +20,11 @@ class SscSearch(wiring.Component):
     times. A voxel is searched once it is stored and either a later one is or the frame is
     complete, so that its record knows whether it is the frame's last.
 
+    ``shift = (sx, sy, sz)`` (each -1, 0 or +1) moves the window (SFSC,
+    :class:`golden.bscnet.SFSC`): slot ``k`` then finds ``(x, y, z) + shift + offset_k``; the
+    order argument holds for any fixed offset, so only the row keys and bounds change.
+    Neighbours outside ``[0, 2^B)`` are absent.
+
     Members
     -------
     keys : In(read_port(max_voxels, 3 * coord_bits)).array(10)
@@ -32,8 +37,9 @@ class SscSearch(wiring.Component):
         High in each cycle in which the search works (not waiting for ``records``).
     """
 
-    def __init__(self, coord_bits, max_voxels):
+    def __init__(self, coord_bits, max_voxels, shift=(0, 0, 0)):
         self.coord_bits, self.max_voxels = coord_bits, max_voxels
+        self.shift = tuple(int(v) for v in shift)
         super().__init__({
             "keys": In(read_port(max_voxels, 3 * coord_bits)).array(10),
             "count": In(range(max_voxels + 1)), "complete": In(1), "reset": In(1),
@@ -51,8 +57,17 @@ class SscSearch(wiring.Component):
         search_active = (ci < n) & (complete | (ci + 1 < n)) & centre_ok
         dones, masks, idxs = [], [], []
         lim = (1 << B) - 1
+        sx, sy, sz = self.shift
+
+        def within(c, o):
+            """``c + o`` inside ``[0, lim]`` (``o`` a constant)."""
+            return (c >= -o) if o < 0 else (c <= lim - o) if o > 0 else 1
+
+        def moved(c, o):
+            return (c - (-o)) if o < 0 else (c + o)
+
         for r in range(9):
-            dy, dz = r % 3 - 1, r // 3 - 1
+            oy, oz = r % 3 - 1 + sy, r // 3 - 1 + sz
             rp = self.keys[r]
             p = Signal(range(N + 1), name=f"r{r}_p")       # index of window slot 0
             rd = Signal(range(N + 1), name=f"r{r}_rd")     # next index to read
@@ -63,12 +78,12 @@ class SscSearch(wiring.Component):
             mask = Signal(3, name=f"r{r}_mask")
             ny = Signal(B + 1, name=f"r{r}_y")
             nz = Signal(B + 1, name=f"r{r}_z")
-            m.d.comb += [ny.eq(cy + dy), nz.eq(cz + dz)]
+            m.d.comb += [ny.eq(moved(cy, oy)), nz.eq(moved(cz, oz))]
             row_ok = Signal(name=f"r{r}_ok")
-            m.d.comb += row_ok.eq(((cy != 0) if dy < 0 else (cy != lim) if dy > 0 else 1) &
-                                  ((cz != 0) if dz < 0 else (cz != lim) if dz > 0 else 1))
+            m.d.comb += row_ok.eq(within(cy, oy) & within(cz, oz))
             lower = Signal(KW, name=f"r{r}_lower")
-            m.d.comb += lower.eq(Cat(Mux(cx == 0, 0, cx - 1)[:B], ny[:B], nz[:B]))
+            lx = sx - 1                                    # the row's first x offset
+            m.d.comb += lower.eq(Cat(Mux(within(cx, lx), moved(cx, lx), 0)[:B], ny[:B], nz[:B]))
             row_key = Cat(ny[:B], nz[:B])
             pop = Signal(name=f"r{r}_pop")
             issue = Signal(name=f"r{r}_issue")
@@ -95,9 +110,8 @@ class SscSearch(wiring.Component):
                 xs = win[k][:B]
                 hit = Signal(3, name=f"r{r}_hit{k}")   # one-hot dx+1
                 present = (cnt > k) & (win[k][B:] == row_key) & row_ok
-                m.d.comb += hit.eq(Mux(present & (cx != 0) & (xs == cx - 1), 1, 0) |
-                                   Mux(present & (xs == cx), 2, 0) |
-                                   Mux(present & (cx != lim) & (xs == cx + 1), 4, 0))
+                m.d.comb += hit.eq(Cat(*(present & within(cx, sx + d) &
+                                         (xs == moved(cx, sx + d)) for d in (-1, 0, 1))))
                 hits.append(hit)
             found = hits[0] | hits[1] | hits[2]
             nbr = [Signal(IW, name=f"r{r}_j{d}") for d in range(3)]

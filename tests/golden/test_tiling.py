@@ -10,14 +10,15 @@ from golden.sparse import sort_frame, sparse_layer_sums
 from golden.tiling import merge_outputs, tile_layer, tile_stats
 
 
-def _tiled(kind, frame, w, bits, tile_bits, max_voxels):
-    tiles, n = tile_layer(kind, frame, tile_bits, max_voxels)
+def _tiled(kind, frame, w, bits, tile_bits, max_voxels, shift=(0, 0, 0)):
+    tiles, n = tile_layer(kind, frame, tile_bits, max_voxels,
+                          reach=1 + max(abs(v) for v in shift))
     for t in tiles:
         assert len(t.frame[0]) <= max_voxels and (len(t.frame) < 3 or
                                                   len(t.frame[2]) <= max_voxels)
         for part in (t.frame[0], t.frame[-1]):
             assert part.min(initial=0) >= 0 and part.max(initial=0) < 1 << tile_bits
-    outs = [sparse_layer_sums(kind, t.frame, w, tile_bits)[1] for t in tiles]
+    outs = [sparse_layer_sums(kind, t.frame, w, tile_bits, shift=shift)[1] for t in tiles]
     return merge_outputs(tiles, outs, n), tiles
 
 
@@ -38,6 +39,30 @@ def test_ssc_tiles_equal_the_whole_frame(seed, n, extent, tile_bits, max_voxels)
     want = sparse_layer_sums("ssc", (coords, feats), w, bits)[1]
     got, _ = _tiled("ssc", (coords, feats), w, bits, tile_bits, max_voxels)
     assert np.array_equal(got, want)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 300), extent=st.sampled_from([4, 9, 33]),
+       tile_bits=st.integers(3, 5), max_voxels=st.sampled_from([125, 200, 1000]),
+       shift=st.tuples(*[st.integers(-1, 1)] * 3))
+def test_shifted_window_tiles_equal_the_whole_frame(seed, n, extent, tile_bits, max_voxels,
+                                                    shift):
+    """SFSC's shifted windows reach two voxels: tiles with a halo two wide give the whole
+    frame's sums."""
+    coords, feats, bits = _frame(seed, n, extent)
+    w = np.random.default_rng(seed + 1).integers(0, 2, (27, 2, 3), dtype=np.uint8)
+    want = sparse_layer_sums("ssc", (coords, feats), w, bits, shift=shift)[1]
+    got, _ = _tiled("ssc", (coords, feats), w, bits, tile_bits, max_voxels, shift)
+    assert np.array_equal(got, want)
+
+
+def test_tiles_refuse_a_layer_too_small_for_a_shifted_window():
+    from quant.errors import BnnforgeError
+
+    coords, feats, _ = _frame(0, 20, 9)
+    with pytest.raises(BnnforgeError, match=r"tiles need max_voxels >= 125 \(a voxel and its "
+                                            r"halo\), not 100"):
+        tile_layer("ssc", (coords, feats), 4, 100, reach=2)
 
 
 @settings(max_examples=25, deadline=None)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from golden.sparse import binary_ssc_bits, sort_frame
-from hw.sparse import ERROR_TOO_MANY, ERROR_UNSORTED, SparseConv
+from hw.sparse import SparseLayer, ERROR_TOO_MANY, ERROR_UNSORTED, SparseConv
 from quant.errors import BnnforgeError
 from quant.layout import Folding
 from sim.voxels import (error_beats, frame_beats, in_payloads, out_flags_at, out_payloads,
@@ -81,6 +81,13 @@ def test_parameter_errors():
     with pytest.raises(BnnforgeError, match=r"^ssc weights must be 27 x Cout x Cin, not "
                                             r"\(9, 6, 8\)$"):
         SparseConv(np.zeros((9, 6, 8)), np.zeros(6), 16, 4, Folding(1, 8))
+    with pytest.raises(BnnforgeError, match=r"^a window shift is three of -1, 0, \+1 \(SFSC\), "
+                                            r"not \(2, 0, 0\)$"):
+        SparseConv(w, np.zeros(6), 16, 4, Folding(1, 8), shift=(2, 0, 0))
+    with pytest.raises(BnnforgeError, match="^only an ssc layer's window shifts, not a down "
+                                            "layer's$"):
+        SparseLayer("down", np.zeros((8, 6, 8)), None, 16, 4, Folding(1, 8), output="sums",
+                    shift=(1, 1, 1))
 
 
 def test_tiled_frame_through_a_small_design(tmp_path):

@@ -23,10 +23,11 @@ class SearchBench(wiring.Component):
     """A frame store and one search, wired as in :class:`hw.sparse.SparseLayer`; the frame
     ends when the search's last record is taken."""
 
-    def __init__(self, kind):
+    def __init__(self, kind, shift=(0, 0, 0)):
         self.kind = kind
         self.store = FrameStore(kind, CIN, B, NMAX, 1)
-        self.search = {"ssc": SscSearch, "down": DownSearch, "up": UpSearch}[kind](B, NMAX)
+        self.search = (SscSearch(B, NMAX, shift) if kind == "ssc" else
+                       {"down": DownSearch, "up": UpSearch}[kind](B, NMAX))
         super().__init__({"i": wiring.In(self.store.i.signature.flip()),
                           "records": wiring.Out(self.search.records.signature)})
 
@@ -63,9 +64,9 @@ def _beats(layout, coords):
             for i, c in enumerate(coords)]
 
 
-def _expected(kind, frame):
+def _expected(kind, frame, shift=(0, 0, 0)):
     """``(key, mask, {slot: input index})`` of each output site, from the golden map."""
-    out_coords, rows = sparse_layer_rows(kind, frame, B)
+    out_coords, rows = sparse_layer_rows(kind, frame, B, shift)
     want = []
     for u, c in enumerate(out_coords):
         mine = rows[rows[:, 0] == u]
@@ -75,14 +76,14 @@ def _expected(kind, frame):
     return want
 
 
-def _run(kind, frame, seed):
-    bench = SearchBench(kind)
+def _run(kind, frame, seed, shift=(0, 0, 0)):
+    bench = SearchBench(kind, shift)
     layout = voxel_in_layout(CIN, B)
     parts = [frame[0]] if kind != "up" else [frame[0], frame[2]]
     inputs = [b for part in parts for b in _beats(layout, part)]
     got = []
     rng = random.Random(seed)
-    n_out = len(_expected(kind, frame))
+    n_out = len(_expected(kind, frame, shift))
 
     async def tb(ctx):
         sent = 0
@@ -132,6 +133,19 @@ def test_search_records_equal_the_golden_kernel_map(kind):
     for i, frame in enumerate(_frames(kind, rng)):
         want = _expected(kind, frame)
         got = _run(kind, frame, seed=i)
+        assert [g[:3] for g in got] == want
+        assert [g[3] for g in got] == [0] * (len(want) - 1) + [1]
+
+
+@pytest.mark.parametrize("shift", [(-1, -1, -1), (1, 1, 1), (1, -1, 1), (-1, 1, 0)])
+def test_sfsc_search_finds_the_shifted_window(shift):
+    """SFSC's shifted windows (corners of the 3x3x3 window and one face-edge shift): the
+    records equal the golden shifted kernel map, the frame's borders included (extent 16 at
+    4-bit coordinates)."""
+    rng = np.random.default_rng(7)
+    for i, frame in enumerate(_frames("ssc", rng)):
+        want = _expected("ssc", frame, shift)
+        got = _run("ssc", frame, seed=i, shift=shift)
         assert [g[:3] for g in got] == want
         assert [g[3] for g in got] == [0] * (len(want) - 1) + [1]
 

@@ -285,3 +285,33 @@ def test_mean_pool_and_unpool(tmp_path, kind):
         # a parent of three children: (a + b + c) * round(2^15 / 3) rounded, not the exact mean
         assert any(np.bincount(sparse_layer_rows("down", f, B2)[1][:, 0]).max(initial=0) == 3
                    for f in frames if len(f[0]))
+
+
+def test_sfsc_shifted_window_edge_cases_and_tiles(tmp_path):
+    """An SSC layer whose window is shifted to a corner (SFSC), sums out: the edge-case frames
+    in four stall modes equal golden's shifted kernel map; the frog frame at voxel size 24
+    through a 128-site design in tiles with a two-voxel halo equals the whole frame's sums."""
+    from bnnforge.sparse_flows import simulate_tiled
+    from golden.sparse import sparse_layer_sums
+
+    rng = np.random.default_rng(29)
+    shift = (1, -1, 1)
+    w = rng.integers(0, 2, (27, 6, CIN))
+    frames = edge_frames(rng)
+    generate_sparse(w, None, NMAX, B, Folding(3, 4), tmp_path / "sfsc", output="sums",
+                    shift=shift)
+    result = simulate_sparse(tmp_path / "sfsc", frames, w, None, "icarus",
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    for f, got in zip(frames, result["outputs"]):
+        assert np.array_equal(got, sparse_layer_sums("ssc", f, w, B, shift=shift)[1])
+    coords, feats, bits = frog_frame(24, 4)
+    w4 = rng.integers(0, 2, (27, 4, 4), dtype=np.uint8)
+    shift = (-1, -1, 1)
+    generate_sparse(w4, None, 128, 4, Folding(4, 4), tmp_path / "t", output="sums",
+                    shift=shift)
+    r = simulate_tiled(tmp_path / "t", (coords, feats), w4, "icarus")
+    assert r["mismatches"] == 0 and r["errors"] == []
+    assert np.array_equal(r["outputs"], sparse_layer_sums("ssc", (coords, feats), w4, bits,
+                                                          shift=shift)[1])
+    assert r["sites_kept"] == len(coords) and r["tiles"] > 1
