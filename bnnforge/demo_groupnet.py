@@ -1,6 +1,6 @@
 """``bnnforge demo --network groupnet``: a small Group-Net CNN on the scikit-learn digits with
-K = 1, 3 and 5 bases: trained, exported, generated, the whole test split simulated, and the
-cycles set beside software."""
+K = 1, 3 and 5 bases, and K = 3 with 2-bit activations: trained, exported, generated, the
+whole test split simulated, and the cycles set beside software."""
 
 import time
 from pathlib import Path
@@ -30,19 +30,20 @@ def software_timing(host, images):
         "batch": n}
 
 
-def _run_k(bases, data, out_dir, simulator, args, progress_label):
+def _run_k(bases, data, out_dir, simulator, args, progress_label, act_bits=None):
     from golden.groupnet import GroupNet, HostParts
     from golden.train import accuracy, seed_everything
     from sim.cycles import pooled_interval
     from .kinds import kind_named
     from .shards import simulate_test_set
 
-    k_dir = out_dir / f"k{bases}"
-    step(f"K = {bases}: training a Group-Net ({args['channels']} channels, "
+    k_dir = out_dir / (f"k{bases}" + (f"-a{act_bits}" if act_bits else ""))
+    acts = f"{act_bits}-bit activations" if act_bits else "binary activations"
+    step(f"K = {bases}, {acts}: training a Group-Net ({args['channels']} channels, "
          f"{args['blocks']} blocks, soft connections) for {args['epochs']} epochs")
     seed_everything(args["seed"])
     model = GroupNet(channels=args["channels"], blocks=args["blocks"], bases=bases,
-                     decomposition="groupnet")
+                     decomposition="groupnet", act_bits=act_bits)
     bar = Progress("epoch")
     kind_named("groupnet").train(model, data["x_train"], data["y_train"], args["epochs"],
                                  args["seed"],
@@ -91,7 +92,7 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
     clock = clock_entry(args["clock_mhz"], synth)
     hw_clock = clock["mhz"]
     return {
-        "bases": bases,
+        "bases": bases, "act_bits": act_bits or 1,
         "accuracy": {"float": acc_float,
                      "golden": float((result["golden_predictions"] == y).mean()),
                      "hardware": float((result["predictions"] == y).mean())},
@@ -112,10 +113,13 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label):
 
 def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=200.0,
                       epochs=30, seed=0, target_cycles=1024, bases=(1, 3, 5), images=None,
-                      channels=16, blocks=2, synth=False, shards=None, scheduler=None):
-    """Train, export, generate and simulate one Group-Net for each K in ``bases`` (and with
-    ``synth``, synthesize each design: :func:`bnnforge.demo.synth_design`; with ``shards``,
-    simulate each test split in that many shards on Dask)."""
+                      channels=16, blocks=2, synth=False, shards=None, scheduler=None,
+                      act_runs=((3, 2),)):
+    """Train, export, generate and simulate one Group-Net for each K in ``bases`` (binary
+    activations) and for each ``(K, bits)`` of ``act_runs`` (K-bit activations with binary
+    weights, supplement S4; the units' MVTUs take multi-bit inputs); with ``synth``,
+    synthesize each design (:func:`bnnforge.demo.synth_design`); with ``shards``, simulate
+    each test split in that many shards on Dask."""
     from golden.digits import as_images, load_digits_split
 
     started = time.monotonic()
@@ -131,6 +135,8 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
             "clock_mhz": clock_mhz, "channels": channels, "blocks": blocks, "synth": synth,
             "shards": shards, "scheduler": scheduler}
     runs = [_run_k(k, data, out_dir, simulator, args, "images") for k in bases]
+    runs += [_run_k(k, data, out_dir, simulator, args, "images", act_bits=a)
+             for k, a in act_runs]
     report = {"network": "groupnet", "dataset": "sklearn-digits", "simulator": simulator,
               "simulator_note": note, "clock_mhz": clock_mhz, "target_cycles": target_cycles,
               "channels": channels, "blocks": blocks, "decomposition": "groupnet",
@@ -147,7 +153,7 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
 
 def _summary(r):
     synthesized = any(x.get("synth") for x in r["runs"])
-    rows = [{"bases": x["bases"], "float": x["accuracy"]["float"],
+    rows = [{"bases": x["bases"], "acts": x.get("act_bits", 1), "float": x["accuracy"]["float"],
              "golden": x["accuracy"]["golden"], "hardware": x["accuracy"]["hardware"],
              "mismatches": x["mismatches"], "cycles": x["cycles_per_image"],
              "model": x["cycles_per_image_model"], "weight_bits": x["weight_bits"],
@@ -156,7 +162,7 @@ def _summary(r):
              "hw": x["hw_seconds_per_image"],
              "clock": f"{x['clock']['mhz']:.4g} ({x['clock']['source']})"} for x in r["runs"]]
     table = format_table(rows, [
-        ("bases", "K", "{}"), ("float", "acc float", "{:.4f}"), ("golden", "acc golden", "{:.4f}"),
+        ("bases", "K", "{}"), ("acts", "act bits", "{}"), ("float", "acc float", "{:.4f}"), ("golden", "acc golden", "{:.4f}"),
         ("hardware", "acc hw", "{:.4f}"), ("mismatches", "mismatches", "{}"),
         ("cycles", "cycles/image sim", "{:.1f}"), ("model", "model", "{}"),
         ("weight_bits", "weight bits", "{}"), ("lanes", "lanes", "{}"),
@@ -173,7 +179,10 @@ def _summary(r):
         "reached (" + r["runs"][0]["clock"]["note"] + ").", "",
         *[line for x in r["runs"] for line in shards_markdown(x)],
         "Software times are the binary groups in fixed point on this CPU (PyTorch convolution "
-        "or packed 64-bit words with np.bitwise_count), batch of the test split.", "",
+        "or packed 64-bit words with np.bitwise_count; units with multi-bit activations use "
+        "the convolution in both), batch of the test split. \"act bits\" > 1: binary "
+        "weights with K-bit activations (supplement S4), the MVTUs taking multi-bit inputs "
+        "(a popcount tree a bit plane).", "",
         *(["## Resources and Fmax (`--synth`)", "",
            *synth_markdown([(f"K = {x['bases']}", x["synth"]) for x in r["runs"]]), "",
            "Out of context at nextpnr's speed grade 6, the best of placement seeds 1 and 2; "

@@ -62,6 +62,9 @@ DECOMPOSITIONS = ("layer", "gbd1", "gbd2", "gbd3", "groupnet")
 #: demo, the c-sign study and the tests share.
 TRAINING = {"lr": 1e-2}
 
+ACT_FRAC = 16
+"""Fractional bits of a K-bit activation's multiplier ``(2^K - 1) / beta``."""
+
 
 @dataclass(frozen=True)
 class FixedPoint:
@@ -84,8 +87,8 @@ class BinaryUnit(nn.Module):
 
     With ``act_bits`` the input is not binarized but quantized to ``act_bits``-bit codes on
     ``[0, act_beta]`` (:class:`quant.activation.ActivationQuant`, supplement S4.1): binary
-    weights with fixed-point activations, a golden-only variant (padding then is 0, the
-    quantizer's lowest level)."""
+    weights with K-bit activations (padding then is 0, the quantizer's lowest level); in fixed
+    point and in hardware the codes come from the input codes by :func:`act_codes`."""
 
     def __init__(self, channels, dilation=1, act_bits=None, act_beta=1.0, binarizer="sign"):
         super().__init__()
@@ -112,19 +115,27 @@ class BinaryUnit(nn.Module):
         self.weight.clamp_(-1, 1)
 
     def fixed_point(self, fmt):
-        """``{weights (HWC rows of bits), scale, shift, dilation}`` of this unit."""
-        if self.act is not None:
-            raise ValueError("units with multi-bit activations have no hardware mapping yet; "
-                             "the fixed-point export covers binary activations")
+        """``{weights (HWC rows of bits), scale, shift, dilation, act}`` of this unit; ``act``
+        None for binary activations, else ``{bits, mult, frac}``: the input codes' K-bit
+        activations ``q = clip(round_shift(x * mult, fmt.frac + frac), 0, 2^K - 1)`` with
+        ``mult = (2^K - 1) / beta`` in ``frac`` fractional bits (:data:`ACT_FRAC`)."""
         w = self.weight.detach().double()
         alpha = w.abs().mean().item()
         bn = self.bn
         std = torch.sqrt(bn.running_var.double() + bn.eps)
         a = bn.weight.detach().double() * alpha / std
         c = bn.bias.detach().double() - bn.weight.detach().double() * bn.running_mean.double() / std
+        act = None
+        if self.act is not None:
+            levels = (1 << self.act.bits) - 1
+            # The convolution sees q * beta / levels: its step joins the scale.
+            a = a * (self.act.beta / levels)
+            act = {"bits": self.act.bits, "frac": ACT_FRAC,
+                   "mult": int(to_fixed(levels / self.act.beta, ACT_FRAC))}
         return {"weights": weights_hwc(self.binarize.bits(self.weight)).numpy(),
                 "scale": to_fixed(a.numpy(), fmt.scale_frac),
-                "shift": to_fixed(c.numpy(), fmt.frac), "dilation": self.dilation}
+                "shift": to_fixed(c.numpy(), fmt.frac), "dilation": self.dilation,
+                "act": act}
 
 
 def _stem(in_channels, channels, relu):
@@ -176,7 +187,8 @@ class GroupNet(nn.Module):
         self.config = dict(in_channels=in_channels, channels=channels, blocks=blocks,
                            bases=bases, classes=classes, decomposition=decomposition,
                            bpac_rates=list(bpac_rates) if bpac_rates else None,
-                           bpac_blocks=bpac_blocks, act_bits=act_bits, binarizer=binarizer,
+                           bpac_blocks=bpac_blocks, act_bits=act_bits, act_beta=act_beta,
+                           binarizer=binarizer,
                            stem_relu=stem_relu)
         units = 2 * blocks
         size = {"layer": 1, "gbd1": 2, "groupnet": 2, "gbd2": 4, "gbd3": units}[decomposition]
@@ -337,12 +349,33 @@ def bitpacked_popcounts(bits, unit):
     return conv_popcounts(bits, unit["weights"], unit["dilation"])
 
 
+def act_codes(x, act, fmt):
+    """A unit's K-bit activations of its input codes: ``clip(round_shift(x * mult, fmt.frac +
+    frac), 0, 2^K - 1)``."""
+    q = round_shift(np.asarray(x, dtype=np.int64) * int(act["mult"]), fmt.frac + act["frac"])
+    return np.clip(q, 0, (1 << act["bits"]) - 1)
+
+
+def act_sums(q, unit):
+    """``sum w q`` of a unit with K-bit activations: its +-1 weights over the codes ``q``
+    (padding 0), exact in float64."""
+    c = q.shape[1]
+    w = 2.0 * torch.from_numpy(unit["weights"]).double() - 1
+    w = w.reshape(c, 3, 3, c).permute(0, 3, 1, 2)
+    d = unit["dilation"]
+    out = F.conv2d(torch.from_numpy(q).double(), w, padding=d, dilation=d)
+    return out.round().to(torch.int64).numpy()
+
+
 def unit_forward(unit, x, fmt, popcounts=torch_popcounts):
-    """One binary unit in fixed point: ``x`` codes ``N x C x H x W`` to output codes."""
-    bits = (x >= 0).astype(np.uint8)
+    """One binary unit in fixed point: ``x`` codes ``N x C x H x W`` to output codes (a unit
+    with K-bit activations: ``max(sum w q, 0)`` in place of ``max(2P - 9C, 0)``)."""
     c = x.shape[1]
-    p = popcounts(bits, unit)
-    relu = np.maximum(2 * p - 9 * c, 0)
+    if unit.get("act"):
+        relu = np.maximum(act_sums(act_codes(x, unit["act"], fmt), unit), 0)
+    else:
+        p = popcounts((x >= 0).astype(np.uint8), unit)
+        relu = np.maximum(2 * p - 9 * c, 0)
     scaled = round_shift(unit["scale"][None, :, None, None] * relu, fmt.scale_frac - fmt.frac)
     return saturate(x + unit["shift"][None, :, None, None] + scaled, fmt.width)
 

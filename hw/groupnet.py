@@ -60,7 +60,10 @@ class BinaryUnitHW(wiring.Component):
     ----------
     units : dict or list of dict
         Each ``weights`` (``C x 9C`` bits, window order), ``scale`` and ``shift`` (``C``
-        integers), ``dilation`` (the same for all).
+        integers), ``dilation`` and ``act`` (the same for all). With K-bit activations
+        (``act``), the fork computes each channel's code ``q`` (:func:`golden.groupnet.
+        act_codes`), the window unit carries ``C K`` bits a pixel padded with 0, and the MVTU
+        takes ``K``-bit inputs (a popcount tree a bit plane, :class:`hw.mvtu.MVTU`).
     height, width : int
         Map size (a unit keeps it: stride 1, padding = dilation, padding bit +1).
     fmt : golden.groupnet.FixedPoint
@@ -91,20 +94,30 @@ class BinaryUnitHW(wiring.Component):
                 if unit["dilation"] != d:
                     raise BnnforgeError(f"{name}: units that share a window unit need one "
                                         f"dilation, not {d} and {unit['dilation']}")
+                if unit.get("act") != units[0].get("act"):
+                    raise BnnforgeError(f"{name}: units that share a window unit need the "
+                                        f"same activations, not {units[0].get('act')} and "
+                                        f"{unit.get('act')}")
             if fmt.scale_frac < fmt.frac:
                 raise BnnforgeError(f"the batch-norm scale needs at least as many fractional "
                                     f"bits ({fmt.scale_frac}) as the activations ({fmt.frac})")
-            self.swu = SlidingWindow(height, width, c, 3, 1, d, d, pad_bit=1)
+            self.act = units[0].get("act")
+            b = self.act["bits"] if self.act else 1
+            self.swu = (SlidingWindow(height, width, c * b, 3, 1, d, d, pad_pixel=0)
+                        if self.act else SlidingWindow(height, width, c, 3, 1, d, d, pad_bit=1))
             weights = np.concatenate([u["weights"] for u in units])
-            self.mvtu = MVTU(DenseLayer(f"{name}", weights, None), folding, reg_every, family)
+            self.mvtu = MVTU(DenseLayer(f"{name}", weights, None, input_bits=b), folding,
+                             reg_every, family)
+        self.act_bits = b
         self.units, self.fmt, self.channels, self.name = units, fmt, c, name
         self.height, self.width = height, width
-        self.wfifo = StreamFifo(9 * c, -(-self.swu.latency // self.mvtu.cycles_per_vector) + 2,
+        self.wfifo = StreamFifo(9 * c * b,
+                                -(-self.swu.latency // self.mvtu.cycles_per_vector) + 2,
                                 name=f"{name}_wfifo")
         # The sign bits wait here while the window unit walks through the padding between two
         # frames, so that a slower unit upstream never has to stop.
         hp, wp = self.swu.padded
-        self.sfifo = StreamFifo(c, 2 * d * wp + 2 * d + 4, name=f"{name}_sfifo")
+        self.sfifo = StreamFifo(c * b, 2 * d * wp + 2 * d + 4, name=f"{name}_sfifo")
         # Every pixel between the fork and the tail: the sign FIFO, the window unit's lead,
         # the windows in the FIFO and in the MVTU, and the output register.
         self.rfifo = StreamFifo(c * fmt.width,
@@ -140,20 +153,39 @@ class BinaryUnitHW(wiring.Component):
         wiring.connect(m, self.swu.o, self.wfifo.i)
         wiring.connect(m, self.wfifo.o, self.mvtu.i)
         codes = _codes(self.i.payload, c, fmt.width)
-        m.d.comb += [self.sfifo.i.payload.eq(Cat(*[~x[-1] for x in codes])),
-                     self.rfifo.i.payload.eq(self.i.payload), self.busy.eq(self.mvtu.busy)]
+        if self.act:
+            # K-bit activations: q = clip(round_shift(x * mult, frac + act frac), 0, 2^K - 1).
+            top = (1 << self.act_bits) - 1
+            qs = []
+            for k, x in enumerate(codes):
+                v = Signal(signed(fmt.width + bits_for(self.act["mult"]) + 1), name=f"q{k}_v")
+                m.d.comb += v.eq(round_shift(x * int(self.act["mult"]),
+                                             fmt.frac + self.act["frac"]))
+                q = Signal(self.act_bits, name=f"q{k}")
+                m.d.comb += q.eq(Mux(v < 0, 0, Mux(v > top, top, v[:self.act_bits])))
+                qs.append(q)
+            m.d.comb += self.sfifo.i.payload.eq(Cat(*qs))
+        else:
+            m.d.comb += self.sfifo.i.payload.eq(Cat(*[~x[-1] for x in codes]))
+        m.d.comb += [self.rfifo.i.payload.eq(self.i.payload), self.busy.eq(self.mvtu.busy)]
         fork(m, self.i, [(self.sfifo.i.valid, self.sfifo.i.ready),
                          (self.rfifo.i.valid, self.rfifo.i.ready)], name="in")
 
         n = 9 * c
-        pw = bits_for(n)
+        pw = self.mvtu.element_width
         popcounts = [self.mvtu.o.payload[k * pw:(k + 1) * pw] for k in range(len(self.units) * c)]
         residual = _codes(self.rfifo.o.payload, c, fmt.width)
+        top = (1 << self.act_bits) - 1
         outs = []
         for b, unit in enumerate(self.units):
             for k in range(c):
                 dot = Signal(signed(pw + 2), name=f"dot{b}_{k}")
-                m.d.comb += dot.eq(popcounts[b * c + k] * 2 - n)
+                if self.act:
+                    # S = sum (w ? q : top - q) = sum w q + top x (the row's zero weights).
+                    zeros = n - int(np.asarray(unit["weights"][k]).sum())
+                    m.d.comb += dot.eq(popcounts[b * c + k] - top * zeros)
+                else:
+                    m.d.comb += dot.eq(popcounts[b * c + k] * 2 - n)
                 relu = Mux(dot < 0, 0, dot)
                 a = int(unit["scale"][k])
                 scale = Const(a, signed(bits_for(abs(a)) + 1))

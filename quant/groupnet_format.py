@@ -4,7 +4,8 @@ A Group-Net spec is plain data: ``format`` (the fixed-point format, a dict), ``h
 ``width``, ``channels``, ``config`` (how the network was built), and ``groups``: each with
 ``gate`` (integer or None), ``lambdas`` (K integers) and ``units`` (per base, a list of units:
 ``weights`` ``C x 9C`` bits in window order, ``scale`` and ``shift`` ``C`` integers,
-``dilation``). Tensors: ``g<g>.b<k>.u<j>.weight`` (packed bits), ``.scale``, ``.shift``
+``dilation``, ``act``: None for binary activations, else K-bit activations ``{bits, mult,
+frac}``, as :func:`golden.groupnet.act_codes` computes them). Tensors: ``g<g>.b<k>.u<j>.weight`` (packed bits), ``.scale``, ``.shift``
 (int32), ``g<g>.lambda`` (int32).
 """
 
@@ -71,6 +72,19 @@ def validate_groupnet(spec):
                         raise BitstreamError(f"{name}: {v.size} {key} values for {c} channels")
                     if v.min() < _INT32[0] or v.max() > _INT32[1]:
                         raise BitstreamError(f"{name}: {key} does not fit in 32 bits")
+                act = unit.get("act")
+                if act is not None:
+                    bits = _int(act.get("bits"), f"{name}'s activation bits")
+                    if not 2 <= bits <= 8:
+                        raise BitstreamError(f"{name}: {bits}-bit activations; the hardware "
+                                             f"takes 2 to 8 bits (binary ones: act None)")
+                    if not 0 < _int(act.get("mult"), f"{name}'s activation multiplier") \
+                            <= _INT32[1]:
+                        raise BitstreamError(f"{name}: activation multiplier {act['mult']} is "
+                                             f"not a positive 32-bit integer")
+                    if not 0 <= _int(act.get("frac"), f"{name}'s activation fraction") <= 24:
+                        raise BitstreamError(f"{name}: {act['frac']} fractional bits of the "
+                                             f"activation multiplier; 0 to 24 are supported")
                 d = _int(unit["dilation"], f"{name}'s dilation")
                 if d < 1 or 2 * d + 1 > min(spec["height"], spec["width"]) + 2 * d:
                     raise BitstreamError(f"{name}: dilation {d} is not usable")
@@ -90,14 +104,19 @@ def groupnet_section(spec):
                 tensors[f"{prefix}.weight"] = pack_bits(np.asarray(unit["weights"]))
                 tensors[f"{prefix}.scale"] = np.asarray(unit["scale"], dtype=np.int32)
                 tensors[f"{prefix}.shift"] = np.asarray(unit["shift"], dtype=np.int32)
-                units.append({"prefix": prefix, "dilation": int(unit["dilation"])})
+                act = unit.get("act")
+                units.append({"prefix": prefix, "dilation": int(unit["dilation"]),
+                              "act": None if act is None else
+                              {k: int(act[k]) for k in ("bits", "mult", "frac")}})
             bases.append(units)
         groups.append({"gate": None if group["gate"] is None else int(group["gate"]),
                        "lambdas": f"g{g}.lambda", "units": bases})
     section = {"kind": "groupnet", "format": dict(spec["format"]), "height": spec["height"],
                "width": spec["width"], "channels": spec["channels"],
                "config": spec.get("config", {}), "groups": groups,
-               "unit": "sat(x + shift + round_shift(scale * max(2P - 9C, 0), scale_frac - frac))"}
+               "unit": "sat(x + shift + round_shift(scale * max(2P - 9C, 0), scale_frac - frac)); "
+                       "with act: max(sum w q, 0), q = clip(round_shift(x * mult, frac + "
+                       "act.frac), 0, 2^bits - 1)"}
     return section, tensors
 
 
@@ -124,7 +143,7 @@ def groupnet_from_section(section, tensors, path):
                 units.append({"weights": unpack_bits(packed, 9 * c),
                               "scale": tensor(f"{unit['prefix']}.scale").astype(np.int64),
                               "shift": tensor(f"{unit['prefix']}.shift").astype(np.int64),
-                              "dilation": unit["dilation"]})
+                              "dilation": unit["dilation"], "act": unit.get("act")})
             bases.append(units)
         groups.append({"gate": group["gate"],
                        "lambdas": tensor(group["lambdas"]).astype(np.int64), "units": bases})

@@ -108,21 +108,41 @@ def test_bitpacked_popcounts_equal_torch():
         assert (bitpacked_popcounts(bits, unit) == torch_popcounts(bits, unit)).all()
 
 
-def test_multibit_activations_train_and_refuse_export():
+def test_multibit_activations_train_export_and_follow_float(tmp_path):
     """Binary weights with 2-bit activations (supplement S4.1): the units see quantized codes
-    (four levels on [0, beta]) and the gradient reaches the latent weights."""
+    (four levels on [0, beta]) and the gradient reaches the latent weights; the fixed point
+    follows the float network at high precision, and the bitstream keeps the activations."""
+    from quant import bitstream as bio
+
     torch.manual_seed(0)
     model = GroupNet(channels=4, blocks=1, bases=2, decomposition="gbd1", act_bits=2,
                      act_beta=2.0)
     unit = model.units[0][0][0]
     seen = {}
-    unit.act.register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
+    # (A forward hook that returns a value replaces the output: return None.)
+    hook = unit.act.register_forward_hook(
+        lambda m, i, o: [seen.setdefault("out", o.detach()), None][1])
     model(torch.rand(2, 1, 6, 6)).sum().backward()
     levels = torch.unique(seen["out"])
     assert set((levels * 1.5).round().tolist()) <= {0.0, 1.0, 2.0, 3.0}
     assert unit.weight.grad is not None and unit.weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="units with multi-bit activations have no hardware"):
-        model.fixed_point()
+    hook.remove()
+    model = model.double().eval()
+    fmt = FixedPoint(width=48, frac=24, scale_frac=30, lambda_frac=24, gate_frac=24)
+    x = torch.randn(3, 1, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        want = model.binary_part(model.stem(x)).numpy()
+        stem = model.stem(x).numpy()
+    codes = np.floor(stem * 2 ** fmt.frac + 0.5).astype(np.int64)
+    params = model.fixed_point(fmt)
+    assert params["groups"][0]["units"][0][0]["act"] == {"bits": 2, "frac": 16,
+                                                       "mult": 3 * 65536 // 2}
+    got = fixed_forward(params, codes) / 2 ** fmt.frac
+    assert np.abs(got - want).max() < 1e-3
+    bs = bio.read(bio.write(model.float().to_bitstream(6, 6), tmp_path / "k.bnn"))
+    units = [u for g in bs.groupnet["groups"] for b in g["units"] for u in b]
+    assert all(u["act"] == {"bits": 2, "frac": 16, "mult": 98304} for u in units)
+    assert bs.groupnet["config"]["act_beta"] == 2.0
 
 
 def test_unit_weight_gradient_is_the_unscaled_straight_through_one():

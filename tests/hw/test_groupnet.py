@@ -9,11 +9,13 @@ from sim.vectors import pack_pixels, unpack_signed_lanes
 from tests.helpers import STALL_MODES, AxisPorts, run_stream
 
 
-def random_groupnet(seed, bases=2, decomposition="groupnet", bpac=None, channels=4, blocks=2):
+def random_groupnet(seed, bases=2, decomposition="groupnet", bpac=None, channels=4, blocks=2,
+                    act_bits=None, act_beta=1.0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = GroupNet(channels=channels, blocks=blocks, bases=bases,
-                     decomposition=decomposition, bpac_rates=bpac).eval()
+                     decomposition=decomposition, bpac_rates=bpac, act_bits=act_bits,
+                     act_beta=act_beta).eval()
     with torch.no_grad():
         for group in model.units:
             for base in group:
@@ -87,6 +89,61 @@ def test_unit_latency(dilation):
     got = unpack_lanes(outs, 4, fmt.width, fmt.width)
     assert (got == want).all()
     assert t_out[0] - t_in[0] == hw_unit.latency
+
+
+@pytest.mark.parametrize("mode", ["none", "both"])
+@pytest.mark.parametrize("decomposition,bases,act_bits,beta",
+                         [("groupnet", 2, 2, 1.0), ("gbd1", 3, 3, 1.5)])
+def test_k_bit_activations(mode, decomposition, bases, act_bits, beta):
+    """Units with K-bit activations (binary weights): soft connections with BPAC, and three
+    bases sharing one window unit and MVTU with 3-bit inputs; the stream equals
+    :func:`golden.groupnet.fixed_forward`; a pixel's codes go below 0 and above beta, so the
+    clipping at both ends is exercised, and the frame cycles are those of binary units."""
+    bpac = [1, 2] if decomposition == "groupnet" else None
+    params = random_groupnet(11, bases=bases, decomposition=decomposition, bpac=bpac,
+                             act_bits=act_bits, act_beta=beta)
+    fmt = params["format"]
+    unit = params["groups"][0]["units"][0][0]
+    assert unit["act"] == {"bits": act_bits, "frac": 16,
+                           "mult": round(((1 << act_bits) - 1) / beta * 65536)}
+    h = w = 5
+    rng = np.random.default_rng(12)
+    codes = saturate(rng.integers(-2 << fmt.frac, 3 << fmt.frac, (2, 4, h, w)), fmt.width)
+    want = fixed_forward(params, codes)
+    foldings = [[Folding(2, 12), Folding(4, 36)] for _ in params["groups"]]
+    top = groupnet_top(params, h, w, foldings)
+    assert all(u.mvtu.input_bits == act_bits for b in top.blocks for u in b.hardware_units)
+    outs, t_in, t_out = run_stream(AxisPorts(top), pack_pixels(codes, fmt.width), 2 * h * w,
+                                   mode, seed=13)
+    got = unpack_lanes(outs, 4, fmt.width, top.lane_width)
+    assert (got == want.transpose(0, 2, 3, 1).reshape(-1, 4)).all()
+    if mode == "none":
+        assert t_out[h * w] - t_out[0] == max(b.cycles_per_frame for b in top.blocks)
+
+
+def test_k_bit_activation_unit_by_hand():
+    """One unit with 2-bit activations on a 1-channel 3x3 map, computed by hand: codes at
+    frac 12 (1.0 = 4096), beta 1: q = clip(round(x * 3), 0, 3); sum w q over the padded
+    window; output x + shift + round_shift(scale * max(S, 0), 4)."""
+    from golden.groupnet import act_codes, unit_forward
+
+    fmt = FixedPoint()
+    act = {"bits": 2, "frac": 16, "mult": 3 << 16}
+    x = np.array([[[[-4096, 0, 700], [1366, 2048, 2731], [4096, 8192, 1365]]]])
+    # x * 3 / 4096 = -3, 0, 0.51, 1.0005, 1.5, 2.0002, 3, 6, 0.9998 -> round half up, clip
+    q = act_codes(x, act, fmt)
+    assert q.tolist() == [[[[0, 0, 1], [1, 2, 2], [3, 3, 1]]]]
+    w = np.ones((1, 9), dtype=np.uint8)
+    w[0, 4] = 0                              # the centre weight is -1, the rest +1
+    unit = {"weights": w, "scale": np.array([48]), "shift": np.array([-100]), "dilation": 1,
+            "act": act}
+    out = unit_forward(unit, x, fmt)
+    # Centre pixel: neighbours 0+0+1+1+2+3+3+1 = 11, minus its own 2: S = 9;
+    # 48 * 9 = 432 >> 4 = 27: 2048 - 100 + 27 = 1975.
+    assert out[0, 0, 1, 1] == 1975
+    # Corner (0, 0): window (padded 0) holds q at (0,0),(0,1),(1,0),(1,1) = 0, 0, 1, 2 with
+    # the centre (0,0) at weight -1: S = 0 + 1 + 2 - 0 = 3; 48 * 3 = 144 >> 4 = 9.
+    assert out[0, 0, 0, 0] == -4096 - 100 + 9
 
 
 def test_pixel_packing_follows_the_pixel_layout():
