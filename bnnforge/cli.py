@@ -230,10 +230,14 @@ def build_parser():
     p.add_argument("--clock-mhz", type=float, default=200.0,
                    help="clock for the hardware time per image (default 200)")
     p.add_argument("--epochs", type=_positive_int,
-                   help="training epochs (40 for mlp, 30 for groupnet, 20 for cnn; training "
-                        "steps, 40, for bscnet)")
+                   help="training epochs (40 for mlp, 30 for groupnet, 20 for cnn; for "
+                        "bscnet the steps of each training stage, 200)")
     p.add_argument("--voxel-size", type=_positive_int, default=9,
                    help="bscnet: frog voxel size in CT voxels (9: 5,130 sites; 4: 34,331)")
+    p.add_argument("--models", nargs="+", choices=("bsc-baseline", "bsc-net"),
+                   default=["bsc-baseline", "bsc-net"],
+                   help="bscnet: the models trained and run in hardware (default both: "
+                        "BSC-Baseline with plain SSC, BSC-Net with SFSC)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and order (0)")
     p.add_argument("--target-cycles", type=_positive_int,
                    help="folding target in cycles per image for every layer (default 64 for "

@@ -1,9 +1,7 @@
-"""``bnnforge demo --network bscnet``: a BSC-Net UNET-S trained on the frog CT volume's tissue
-segmentation, its binary encoder layers (and the first up-sampling layer) in hardware
-simulation with the neighbour search on chip, the real-valued layers on the host.
-
-Every hardware layer gets the same input bits the golden network gives it; its signed sums must
-equal golden's bit for bit, and the hardware's sums are the ones the host continues with.
+"""``bnnforge demo --network bscnet``: BSC-Baseline and BSC-Net (SFSC) UNET-S trained through
+the supplement's stages on one side of the frog CT volume's tissue segmentation and tested on
+the other; every op between the real first layer and the head in simulated hardware (each op's
+output compared with the golden fixed-point program, the hardware's fed on).
 """
 
 import time
@@ -16,27 +14,8 @@ from .reports import clock_entry, clock_words, pick_simulator, write_reports
 from .flows import format_table
 from .progress import Progress, step
 
-__all__ = ["run_bscnet_demo", "simulate_bscnet", "train_bscnet", "segmentation_frame",
+__all__ = ["run_bscnet_demo", "simulate_bscnet", "segmentation_frame", "split_volume",
            "layer_design", "layer_level", "LAYER_COLUMNS"]
-
-
-def train_bscnet(net, frames, epochs, lr, seed):
-    """Adam with the supplement's step schedule, one frame a step in turn."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(epochs * 60 / 128),
-                                                       int(epochs * 100 / 128)], 0.1)
-    bar = Progress("training steps")
-    net.train()
-    for epoch in range(epochs):
-        frame, feats, labels = frames[epoch % len(frames)]
-        loss = torch.nn.functional.cross_entropy(net(feats, frame), labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.update(epoch + 1, epochs, f"loss {loss.item():.3f}")
-    return net.eval()
 
 
 def _predict(net, frame, feats, **kw):
@@ -67,23 +46,25 @@ def segmentation_frame(voxel_size, origin, levels, volume=None):
     return frame, torch.ones(len(coords), 1), torch.as_tensor(labels)
 
 
-SPLIT_FRACTION = 0.6
-"""The frog volume is split along z (its short axis, 136 slices) at this fraction of the
-occupied slices, rounded to a whole voxel: the network trains below and is tested above."""
+SPLIT_Y = 232
+"""The frog's plane of left-right symmetry, near y = 232 CT voxels (the class-balanced tissues'
+mean y): the training region is the half below it, the test region the half above."""
 
 
 def split_volume(volume, voxel_size):
-    """``(train volume, test volume, description)``: the CT volume cut along z into two
-    disjoint regions at a multiple of ``voxel_size`` (no voxel of the unshifted grid spans
-    both), the other region's voxels set to background."""
-    z = np.nonzero(volume.any(axis=(1, 2)))[0]
-    cut = int(round((z.min() + SPLIT_FRACTION * (z.max() + 1 - z.min())) / voxel_size)
-              * voxel_size)
+    """``(train volumes, test volume, description)``: the CT volume cut at the frog's
+    left-right midplane (at a multiple of ``voxel_size``, so no voxel of the unshifted grid
+    spans both halves); the training half, and its mirror image across that plane (the other
+    half of a bilateral animal looks like it; no test voxel is in either), the test half with
+    the training half set to background."""
+    cut = int(round(SPLIT_Y / voxel_size)) * voxel_size
     train, test = volume.copy(), volume.copy()
-    train[cut:] = 0
-    test[:cut] = 0
-    return train, test, (f"frog CT slices z < {cut} for training (shifted grids inside it), "
-                         f"z >= {cut} for testing (unshifted grid); disjoint")
+    train[:, cut:] = 0
+    test[:, :cut] = 0
+    mirrored = np.ascontiguousarray(train[:, ::-1])
+    return [train, mirrored], test, (
+        f"frog CT y < {cut} (one side of the midplane) for training, with its mirror image "
+        f"and shifted grids; y >= {cut} for testing (unshifted grid); disjoint")
 
 
 TILE_BITS = 6
@@ -156,10 +137,17 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, sp
             "format": fx.fmt.to_dict()}
 
 
-def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, epochs=40,
-                    seed=0, clock_mhz=200.0, arch="unet-s"):
-    """Train, export, generate and simulate; returns the report (also written as
-    ``report.json`` and ``report.md`` in ``out_dir``).
+MODELS = ("bsc-baseline", "bsc-net")
+
+
+def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, steps=200,
+                    seed=0, clock_mhz=200.0, arch="unet-s", models=MODELS):
+    """Train each of ``models`` (BSC-Baseline: plain SSC; BSC-Net: SFSC) through the
+    supplement's stages (:mod:`golden.bscnet_train`, ``steps`` a stage), export, and run
+    each between its first layer and its head in simulated hardware; returns the report
+    (also ``report.json`` and ``report.md`` in ``out_dir``). The report's ``layers``,
+    ``seconds_per_frame`` and memory figures are the last model's (BSC-Net by default: SFSC
+    included); every model's are in ``hardware_runs``.
 
     Runs on one torch thread: the sparse layers' scatter-adds are not deterministic with more
     (two runs of the same demo on two threads gave 0.5682 and 0.5698), so the report is
@@ -167,88 +155,121 @@ def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, e
     from golden.train import torch_threads
 
     with torch_threads(1):
-        return _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, arch)
+        return _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arch,
+                                tuple(models))
 
 
-def _run_bscnet_demo(out_dir, simulator, voxel_size, epochs, seed, clock_mhz, arch):
+def _train_model(variant, arch, train, steps, seed):
+    from golden.bscnet import BSCNet
+    from golden.bscnet_train import SCALED_ALPHA_LR, STAGES, train_staged
+    from golden.frog import FROG_CLASSES
+
+    stages = " -> ".join(f"{s['name']} (lr {s['lr']:g})" for s in STAGES[variant])
+    step(f"training {variant} {arch.upper()} ({'SFSC' if variant == 'bsc-net' else 'plain SSC'}"
+         f"): stages {stages}, {steps} steps each, Adam with the step schedule"
+         + (f", window logits at rate {SCALED_ALPHA_LR:g}" if variant == "bsc-net" else ""))
+    torch.manual_seed(seed)
+    net = BSCNet(arch, in_channels=1, classes=FROG_CLASSES, sfsc=variant == "bsc-net")
+    bar = Progress("training steps")
+    log = train_staged(net, train, variant, steps, seed,
+                       progress=lambda d, t, msg: bar.update(d, t, msg),
+                       alpha_lr=SCALED_ALPHA_LR if variant == "bsc-net" else None)
+    return net.eval(), log
+
+
+def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arch, models):
     from golden.bscnet import BSCNet, from_bitstream, to_bitstream
     from golden.bscnet_fixed import FixedBscNet
-    from golden.frog import FROG_CLASSES
+    from golden.bscnet_train import VARIANTS
+    from golden.frog import frog_volume
     from quant.bitstream import read, write
+    from quant.errors import BnnforgeError
 
+    bad = [m for m in models if m not in VARIANTS]
+    if bad or not models:
+        raise BnnforgeError(f"unknown BSC-Net model {bad[0] if bad else ''!r}; choose from "
+                            f"{', '.join(VARIANTS)}")
     started = time.monotonic()
     out_dir = Path(out_dir)
     simulator, note = pick_simulator(simulator, clock_mhz)
     levels = BSCNet(arch, sfsc=False).cfg["levels"]
-    from golden.frog import frog_volume
-
-    train_vol, test_vol, split = split_volume(frog_volume(), voxel_size)
+    train_vols, test_vol, split = split_volume(frog_volume(), voxel_size)
     step(f"frog CT volume (pyvista's wheel): tissue segmentation at voxel size {voxel_size}; "
          f"{split}")
     rng = np.random.default_rng(seed)
     shifts = [tuple(int(v) for v in rng.integers(1, voxel_size, 3)) for _ in range(7)]
-    train = [segmentation_frame(voxel_size, o, levels, train_vol) for o in shifts]
-    test = segmentation_frame(voxel_size, (0, 0, 0), levels, test_vol)
-    step(f"training BSC-Net {arch.upper()} (binary SSC, sign weights, ApproxSign activations) "
-         f"for {epochs} steps, Adam with the supplement's step schedule")
-    torch.manual_seed(seed)
-    net = BSCNet(arch, in_channels=1, classes=FROG_CLASSES, sfsc=False)
-    train_bscnet(net, train, epochs, 1e-3, seed)
-    pred_float = _predict(net, test[0], test[1])
-    acc_float = float((pred_float == test[2]).float().mean())
-    bs_path = out_dir / "bscnet.bnn"
-    # The frame's extent (coordinate bits) and size, so that designs made from this bitstream
-    # follow the data rather than a wide default.
-    write(to_bitstream(net, {"channels": 1, "voxel_size": voxel_size,
-                             "coord_bits": int(test[0].bits[0]),
-                             "max_voxels": _max_voxels(len(test[1]))},
-                       {"arch": arch, "dataset": "frog-tissues"}), bs_path)
-    golden_net = from_bitstream(read(bs_path))
-    frame, feats, labels = test
-    ops = len(FixedBscNet(golden_net).program["ops"])
-    step(f"running the network's {ops} ops between its first layer and its head in hardware "
-         f"on {simulator}, one op after another (golden: the fixed-point program); frame of "
-         f"{frame.size(0)} sites")
-    sim = simulate_bscnet(golden_net, frame, feats, labels, out_dir / "designs", simulator,
-                          clock_mhz)
-    rows = sim["rows"]
-    pred_golden, pred_hw = sim["golden_predictions"], sim["predictions"]
-    train_labels = np.concatenate([t[2].numpy() for t in train])
-    majority = int(np.bincount(train_labels).argmax())
+    train = [segmentation_frame(voxel_size, o, levels, v) for o in shifts for v in train_vols]
+    frame, feats, labels = segmentation_frame(voxel_size, (0, 0, 0), levels, test_vol)
     y = labels.numpy()
-    evaluation = {
-        "split": split, "test_sites": int(len(y)),
-        "majority_class": dict(segmentation_metrics(np.full(len(y), majority), y),
-                               label=majority),
-        "models": [{"name": "bsc-baseline", "arch": arch,
-                    "float": segmentation_metrics(pred_float.numpy(), y),
-                    "golden": segmentation_metrics(pred_golden.numpy(), y),
-                    "hardware": segmentation_metrics(pred_hw.numpy(), y)}],
-        "note": "BSC-Net (with SFSC) is not in this demo: SFSC has no hardware mapping yet"}
-    hw_rows = [r for r in rows if r["where"] == "hardware"]
-    report = {"network": "bscnet", "arch": arch, "sfsc": False, "dataset": "frog-tissues",
+    majority = int(np.bincount(np.concatenate([t[2].numpy() for t in train])).argmax())
+    runs, entries = {}, []
+    for variant in models:
+        net, log = _train_model(variant, arch, train, steps, seed)
+        pred_float = _predict(net, frame, feats)
+        bs_path = out_dir / f"{variant}.bnn"
+        # The frame's extent (coordinate bits) and size, so that designs made from this
+        # bitstream follow the data rather than a wide default.
+        write(to_bitstream(net, {"channels": 1, "voxel_size": voxel_size,
+                                 "coord_bits": int(frame.bits[0]),
+                                 "max_voxels": _max_voxels(len(feats))},
+                           {"arch": arch, "dataset": "frog-tissues", "model": variant}), bs_path)
+        golden_net = from_bitstream(read(bs_path))
+        ops = len(FixedBscNet(golden_net).program["ops"])
+        step(f"{variant}: its {ops} ops between first layer and head in hardware on "
+             f"{simulator}, one op after another (golden: the fixed-point program); frame of "
+             f"{frame.size(0)} sites")
+        sim = simulate_bscnet(golden_net, frame, feats, labels, out_dir / "designs" / variant,
+                              simulator, clock_mhz)
+        hw_rows = [r for r in sim["rows"] if r["where"] == "hardware"]
+        runs[variant] = {
+            "bitstream": bs_path.name, "training": log, "mismatches": sim["mismatches"],
+            "accuracy": {"float": float((pred_float == labels).float().mean()),
+                         "golden": sim["golden_accuracy"], "hardware": sim["accuracy"]},
+            "layers": sim["rows"], "simulation_seconds": sim["seconds"],
+            "seconds_per_frame": seconds_per_frame(sim["rows"], clock_mhz,
+                                                   sim["numpy_seconds"]),
+            "onchip_memory_bits": max(r["onchip_memory_bits"] for r in hw_rows),
+            "onchip_memory_bits_all_designs": sum(r["onchip_memory_bits"] for r in hw_rows),
+            "designs_memory_fit": sum(bool(r.get("memory_fits")) for r in hw_rows),
+            "format": sim["format"], "sfsc_shifts": _shifts(golden_net)}
+        entries.append({"name": variant, "arch": arch,
+                        "float": segmentation_metrics(pred_float.numpy(), y),
+                        "golden": segmentation_metrics(sim["golden_predictions"].numpy(), y),
+                        "hardware": segmentation_metrics(sim["predictions"].numpy(), y)})
+    main = runs[models[-1]]
+    evaluation = {"split": split, "test_sites": int(len(y)),
+                  "majority_class": dict(segmentation_metrics(np.full(len(y), majority), y),
+                                         label=majority),
+                  "models": entries}
+    report = {"network": "bscnet", "arch": arch, "model": models[-1],
+              "sfsc": models[-1] == "bsc-net", "dataset": "frog-tissues",
               "voxel_size": voxel_size, "sites": frame.size(0),
               "sites_per_level": [frame.size(l) for l in range(levels)],
               "simulator": simulator, "simulator_note": note, "clock_mhz": clock_mhz,
-              "clock": clock_entry(clock_mhz), "epochs": epochs, "seed": seed,
-              "mismatches": sim["mismatches"], "format": sim["format"],
-              "accuracy": {"float": acc_float, "golden": sim["golden_accuracy"],
-                           "hardware": sim["accuracy"]},
+              "clock": clock_entry(clock_mhz), "steps_per_stage": steps, "seed": seed,
+              "mismatches": sum(r["mismatches"] for r in runs.values()),
+              "format": main["format"], "accuracy": main["accuracy"],
               "accuracy_note": "golden: the fixed-point program (golden.bscnet_fixed), which "
                                "the hardware matches bit for bit; float: the float network",
               "evaluation": evaluation,
-              "layers": rows, "simulation_seconds": sim["seconds"],
-              "seconds_per_frame": seconds_per_frame(rows, clock_mhz, sim["numpy_seconds"]),
+              "layers": main["layers"], "simulation_seconds": main["simulation_seconds"],
+              "seconds_per_frame": main["seconds_per_frame"],
               "tile": {"coord_bits": TILE_BITS, "max_voxels": TILE_VOXELS},
-              "onchip_memory_bits": max(r["onchip_memory_bits"] for r in hw_rows),
-              "onchip_memory_bits_all_designs": sum(r["onchip_memory_bits"] for r in hw_rows),
-              "designs_memory_fit": sum(bool(r.get("memory_fits")) for r in hw_rows),
-              "synth": None,
+              "onchip_memory_bits": main["onchip_memory_bits"],
+              "onchip_memory_bits_all_designs": main["onchip_memory_bits_all_designs"],
+              "designs_memory_fit": main["designs_memory_fit"],
+              "hardware_runs": runs, "synth": None,
               "demo_wall_seconds": time.monotonic() - started}
     summary = _summary(report)
     write_reports(out_dir, report, summary)
     print(summary)
     return report
+
+
+def _shifts(net):
+    """Each SFSC layer's chosen window shift a group."""
+    return {name: conv.shifts().tolist() for name, conv in net.binary_layers()
+            if hasattr(conv, "shifts")}
 
 
 def seconds_per_frame(rows, clock_mhz, numpy_seconds):
@@ -299,10 +320,23 @@ def kind_totals(rows):
     return list(out.values())
 
 
-def _miou(r):
-    m = r["evaluation"]["models"][0]
-    return (f"float {m['float']['miou']:.4f}, golden {m['golden']['miou']:.4f}, hardware "
-            f"{m['hardware']['miou']:.4f}")
+def _evaluation_table(r):
+    rows = []
+    for m in r["evaluation"]["models"]:
+        run = r["hardware_runs"][m["name"]]
+        row = {"model": m["name"], "mismatches": run["mismatches"]}
+        for where in ("float", "golden", "hardware"):
+            row[f"{where}_acc"] = m[where]["accuracy"]
+            row[f"{where}_miou"] = m[where]["miou"]
+        rows.append(row)
+    maj = r["evaluation"]["majority_class"]
+    rows.append({"model": f"majority class ({maj['label']})", "float_acc": maj["accuracy"],
+                 "float_miou": maj["miou"]})
+    cols = [("model", "model", "{}")]
+    for where in ("float", "golden", "hardware"):
+        cols += [(f"{where}_acc", f"{where} acc", "{:.4f}"),
+                 (f"{where}_miou", f"{where} mIoU", "{:.4f}")]
+    return format_table(rows, cols + [("mismatches", "mismatches", "{}")])
 
 
 def _s(v):
@@ -314,7 +348,7 @@ def _summary(r):
     kinds = format_table(kind_totals(r["layers"]), [
         ("kind", "kind", "{}"), ("ops", "ops", "{}"), ("cycles_simulated", "cycles", "{:,}"),
         ("cycles_model", "model", "{:,}"), ("ratio", "ratio", "{:.2f}")])
-    a, spf = r["accuracy"], r["seconds_per_frame"]
+    spf = r["seconds_per_frame"]
     hw = [x for x in r["layers"] if x["where"] == "hardware"]
     host = [x["name"] for x in r["layers"] if x["where"] == "host"]
     fmt = r["format"]
@@ -331,11 +365,11 @@ def _summary(r):
             f"{r['onchip_memory_bits']:,} bits; the memories of {r['designs_memory_fit']} of "
             f"the {len(hw)} ops' designs fit the LFE5U-85F.\n\n"
             f"Held-out evaluation ({r['evaluation']['split']}; {r['evaluation']['test_sites']} "
-            f"test sites): voxel accuracy float {a['float']:.4f}, golden (fixed point) "
-            f"{a['golden']:.4f}, hardware {a['hardware']:.4f}; mean IoU over the tissue classes "
-            f"present: {_miou(r)}; predicting the training region's majority class: accuracy "
-            f"{r['evaluation']['majority_class']['accuracy']:.4f}, mean IoU "
-            f"{r['evaluation']['majority_class']['miou']:.4f}.\n\n"
+            f"test sites; voxel accuracy and mean IoU over the tissue classes present; golden: "
+            f"the fixed-point program; majority class: the training region's, its row under "
+            f"float):\n\n```\n{_evaluation_table(r)}\n```\n\n"
+            f"The tables below are {r['model']}'s ({'SFSC' if r['sfsc'] else 'plain SSC'}); "
+            f"every model's are in report.json's hardware_runs.\n\n"
             f"Cycles per op kind (simulated: first input beat to last output beat, tiles "
             f"summed; model: pairs x folds for binary layers with the tiles' halos, beats for "
             f"batch-norm, sites x folds for the 1x1, present inputs for the means):\n\n"

@@ -198,17 +198,17 @@ class SFSC(nn.Module):
     def forward(self, a, frame, level):
         w = self.binarize(self.weight)
         n, gs = frame.size(level), self.cout // self.ngroups
+        if self.searching:
+            # Every candidate window over all channels once; each group's channels mix them
+            # with its own distribution.
+            p = torch.softmax(self.alpha, dim=1).repeat_interleave(gs, dim=0)   # Cout x C
+            return sum(p[:, c] * scatter_conv(a, w, frame.groups("ssc", level, s), n)
+                       for c, s in enumerate(SFSC_SHIFTS))
         outs = []
         for g in range(self.ngroups):
             wg = w[:, g * gs:(g + 1) * gs]
-            if self.searching:
-                p = torch.softmax(self.alpha[g], dim=0)
-                y = sum(p[c] * scatter_conv(a, wg, frame.groups("ssc", level, s), n)
-                        for c, s in enumerate(SFSC_SHIFTS))
-            else:
-                s = SFSC_SHIFTS[int(self.shift_index[g])]
-                y = scatter_conv(a, wg, frame.groups("ssc", level, s), n)
-            outs.append(y)
+            s = SFSC_SHIFTS[int(self.shift_index[g])]
+            outs.append(scatter_conv(a, wg, frame.groups("ssc", level, s), n))
         return torch.cat(outs, dim=1)
 
     def weight_bits(self):

@@ -167,10 +167,15 @@ class WeightBinarizer(nn.Module):
             raise ValueError(f"unknown binarizer {kind!r}; choose one of {', '.join(BINARIZERS)}")
         self.kind = kind
         self.csign = CSign(tuple(shape)) if kind == "csign" else None
+        self.real = False
+        """While True the latent weights pass through unbinarized (a first training stage with
+        real-valued weights and binary activations); :meth:`bits` is unaffected."""
 
     def forward(self, w):
         from .binarize import sign_ste
 
+        if self.real:
+            return w
         return sign_ste(w) if self.csign is None else self.csign(w)
 
     def bits(self, w):

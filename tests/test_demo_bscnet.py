@@ -60,29 +60,43 @@ def test_whole_program_in_hardware(tmp_path):
 
 @pytest.mark.slow
 def test_bscnet_demo_small(tmp_path):
-    report = run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24, epochs=3)
+    """Both models on the voxel-size-24 frame, a few steps a stage: 0 mismatches, the report's
+    keys, every op in hardware but the first layer, the concatenations and the head."""
+    report = run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24, steps=3)
     assert report["mismatches"] == 0
     assert report["clock"]["source"] == "target"
     from bnnforge.demo_bscnet import split_volume
     from golden.frog import frog_volume
 
     _, test_vol, _ = split_volume(frog_volume(), 24)
-    assert report["evaluation"]["test_sites"] == report["sites"] < 579
-    # The hardware's outputs equal golden's, so the host's predictions are the golden ones.
-    assert report["accuracy"]["hardware"] == report["accuracy"]["golden"]
+    ev = report["evaluation"]
+    assert ev["test_sites"] == report["sites"] < 579
+    assert [m["name"] for m in ev["models"]] == ["bsc-baseline", "bsc-net"]
+    for m in ev["models"]:
+        # The hardware's outputs equal golden's, so the host's predictions are the golden ones.
+        assert m["hardware"] == m["golden"]
+        assert report["hardware_runs"][m["name"]]["mismatches"] == 0
+    assert report["model"] == "bsc-net" and report["sfsc"] is True
     layers = report["layers"]
+    assert {l["name"] for l in layers if l["where"] == "host"} == {"stem", "concat", "head"}
     kinds = [l["kind"] for l in layers if l["where"] == "hardware"]
     assert kinds.count("ssc") == 26 and kinds.count("down") == 6 and kinds.count("up") == 6
     assert kinds.count("linear") == 12 and kinds.count("pointwise") == 6
-    # An SSC layer's pairs as golden counts them.
+    # BSC-Net's SSC layers ran one pass a distinct shift of their groups.
+    shifts = report["hardware_runs"]["bsc-net"]["sfsc_shifts"]
+    for l in layers:
+        if l["kind"] == "ssc" and l["where"] == "hardware":
+            assert len(l["passes"]) == len({tuple(s) for s in shifts[l["name"]]})
+    # An SSC layer's pairs as golden counts them (the baseline's first, unshifted).
     from golden.frog import frog_segmentation
     from golden.sparse import ssc_kernel_map
 
     coords, _, bits = frog_segmentation(24, (0, 0, 0), test_vol)
-    assert layers[1]["pairs_whole_frame"] == len(ssc_kernel_map(coords, bits))
+    base = report["hardware_runs"]["bsc-baseline"]["layers"]
+    assert base[1]["pairs_whole_frame"] == len(ssc_kernel_map(coords, bits))
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["mismatches"] == 0 and saved["simulator"] == "icarus"
-    assert saved["seconds_per_frame"]["spconv_equal"] is True
+    assert report["hardware_runs"]["bsc-baseline"]["seconds_per_frame"]["spconv_equal"] is True
     assert (tmp_path / "report.md").read_text().startswith("# BSC-Net demo")
 
 
@@ -92,12 +106,15 @@ def test_segmentation_metrics_and_split_by_hand():
     m = segmentation_metrics([0, 0, 1, 2], [0, 1, 1, 1])
     # class 0: 1 / 2; class 1: 1 / 3 (class 2 is not in the truth)
     assert m["accuracy"] == 0.5 and abs(m["miou"] - (1 / 2 + 1 / 3) / 2) < 1e-12
-    vol = np.zeros((20, 4, 4), dtype=np.uint8)
-    vol[2:18] = 3
-    train, test, text = split_volume(vol, 4)
-    # occupied slices 2..17: 2 + 0.6 x 16 = 11.6, rounded to a multiple of 4: 12
-    assert train[2:12].all() and not train[12:].any() and test[12:18].all() and not test[:12].any()
-    assert text.startswith("frog CT slices z < 12 for training")
+    vol = np.zeros((3, 480, 5), dtype=np.uint8)
+    vol[:, 100:400] = np.arange(100, 400, dtype=np.uint8)[None, :, None] % 7 + 1
+    (train, mirrored), test, text = split_volume(vol, 9)
+    # The midplane y = 232 rounded to a multiple of 9: 234.
+    assert train[:, :234].any() and not train[:, 234:].any()
+    assert test[:, 234:].any() and not test[:, :234].any()
+    assert np.array_equal(train + test, vol)
+    assert np.array_equal(mirrored, train[:, ::-1]) and not mirrored[:, :480 - 234].any()
+    assert text.startswith("frog CT y < 234 (one side of the midplane) for training")
 
 
 def test_sfsc_layers_in_hardware(tmp_path):

@@ -32,12 +32,16 @@ class BscNetKind(NetworkKind):
     name, bitstream_kind, model_kind = "bscnet", "bscnet", "bscnet"
     target_unit = "frame"
 
-    def train(self, model, frames, labels=None, epochs=40, seed=0, progress=None):
+    def train(self, model, frames, labels=None, epochs=200, seed=0, progress=None):
         """``frames``: ``[(frame, feats, labels), ...]``, one a step in turn (``labels`` is
-        unused: each frame carries its own)."""
-        from ..demo_bscnet import train_bscnet
+        unused: each frame carries its own); the supplement's stages
+        (:func:`golden.bscnet_train.train_staged`), ``epochs`` steps a stage, BSC-Net's when
+        the model has SFSC, BSC-Baseline's otherwise."""
+        from golden.bscnet_train import train_staged
 
-        return train_bscnet(model, frames, epochs, 1e-3, seed)
+        variant = "bsc-net" if model.config.get("sfsc") else "bsc-baseline"
+        train_staged(model, frames, variant, epochs, seed, progress)
+        return model.eval()
 
     def export(self, model, input_spec, meta=None):
         from golden.bscnet import to_bitstream
@@ -184,6 +188,8 @@ class BscNetKind(NetworkKind):
                                 "the bscnet demo runs one frame (leave --shards out)")
         out = args.out or "build/demo-bscnet"
         report = run_bscnet_demo(out_dir=out, simulator=args.simulator,
-                                 voxel_size=args.voxel_size, epochs=args.epochs or 40,
-                                 seed=args.seed, clock_mhz=args.clock_mhz)
+                                 voxel_size=args.voxel_size, steps=args.epochs or 200,
+                                 seed=args.seed, clock_mhz=args.clock_mhz,
+                                 models=tuple(getattr(args, "models", None)
+                                              or ("bsc-baseline", "bsc-net")))
         return report, report["mismatches"], out
