@@ -85,19 +85,33 @@ class FixedPoint:
 class BinaryUnit(nn.Module):
     """``BN(ReLU(binary_conv3x3(sign(x)))) + x`` with dilation ``dilation`` (padding with +1).
 
+    With ``stride`` 2 or ``cin != channels`` (the first unit of a ResNet stage) the
+    convolution has that stride and the residual is a down-sampling *shortcut*
+    ``BN_d(conv1x1(avgpool2(x)))``, real-valued (as Bi-Real Net and ReActNet keep it; the
+    papers do not binarize it).
+
     With ``act_bits`` the input is not binarized but quantized to ``act_bits``-bit codes on
     ``[0, act_beta]`` (:class:`quant.activation.ActivationQuant`, supplement S4.1): binary
     weights with K-bit activations (padding then is 0, the quantizer's lowest level); in fixed
     point and in hardware the codes come from the input codes by :func:`act_codes`."""
 
-    def __init__(self, channels, dilation=1, act_bits=None, act_beta=1.0, binarizer="sign"):
+    def __init__(self, channels, dilation=1, act_bits=None, act_beta=1.0, binarizer="sign",
+                 cin=None, stride=1):
         super().__init__()
-        self.channels, self.dilation = channels, dilation
+        cin = channels if cin is None else cin
+        if stride not in (1, 2):
+            raise ValueError(f"a unit's stride is 1 or 2, not {stride}")
+        self.channels, self.cin, self.dilation, self.stride = channels, cin, dilation, stride
         self.act = None if act_bits is None else ActivationQuant(act_bits, act_beta)
-        self.weight = nn.Parameter(torch.empty(channels, channels, 3, 3).uniform_(-1, 1)
-                                   * (3.0 / (9 * channels)) ** 0.5)
+        self.weight = nn.Parameter(torch.empty(channels, cin, 3, 3).uniform_(-1, 1)
+                                   * (3.0 / (9 * cin)) ** 0.5)
         self.binarize = WeightBinarizer(self.weight.shape, binarizer)
         self.bn = nn.BatchNorm2d(channels)
+        self.shortcut = None
+        if stride != 1 or cin != channels:
+            self.shortcut = nn.Sequential(nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
+                                          nn.Conv2d(cin, channels, 1, bias=False),
+                                          nn.BatchNorm2d(channels))
 
     def forward(self, x):
         if self.act is not None:
@@ -108,7 +122,8 @@ class BinaryUnit(nn.Module):
         # authors' straight-through estimator treats the scale as a constant of value 1).
         signs = self.binarize(self.weight)
         w = signs + (signs * self.weight.detach().abs().mean() - signs).detach()
-        return self.bn(F.relu(F.conv2d(b, w, dilation=self.dilation))) + x
+        y = self.bn(F.relu(F.conv2d(b, w, stride=self.stride, dilation=self.dilation)))
+        return y + (x if self.shortcut is None else self.shortcut(x))
 
     @torch.no_grad()
     def clip_(self):
@@ -135,7 +150,21 @@ class BinaryUnit(nn.Module):
         return {"weights": weights_hwc(self.binarize.bits(self.weight)).numpy(),
                 "scale": to_fixed(a.numpy(), fmt.scale_frac),
                 "shift": to_fixed(c.numpy(), fmt.frac), "dilation": self.dilation,
-                "act": act}
+                "act": act, "stride": self.stride, "shortcut": self._shortcut_fixed(fmt)}
+
+    def _shortcut_fixed(self, fmt):
+        """``{weights (C x Cin), bias (C)}``: ``r = round_shift(weights @ s, scale_frac) + bias``
+        on the sum ``s`` of each 2x2 (stride 2; the pixel itself at stride 1) of input codes,
+        the batch-norm and the average's 1/4 folded into the weights."""
+        if self.shortcut is None:
+            return None
+        conv, bn = self.shortcut[1], self.shortcut[2]
+        std = torch.sqrt(bn.running_var.double() + bn.eps)
+        a = bn.weight.detach().double() / std
+        c = bn.bias.detach().double() - a * bn.running_mean.double()
+        w = conv.weight.detach().double()[:, :, 0, 0] * a[:, None] / (self.stride ** 2)
+        return {"weights": to_fixed(w.numpy(), fmt.scale_frac),
+                "bias": to_fixed(c.numpy(), fmt.frac)}
 
 
 def _stem(in_channels, channels, relu):
@@ -153,6 +182,10 @@ class GroupNet(nn.Module):
 
     Parameters
     ----------
+    stages : list of int or None
+        ResNet stages: the channels of each, ``blocks`` blocks a stage (``channels`` is then
+        the first stage's). The first unit of every stage after the first has stride 2 and a
+        down-sampling shortcut (:class:`BinaryUnit`). None: one stage of ``channels``.
     bases : int
         K, from 1 to 8.
     decomposition : str
@@ -174,8 +207,12 @@ class GroupNet(nn.Module):
 
     def __init__(self, in_channels=1, channels=16, blocks=2, bases=3, classes=10,
                  decomposition="groupnet", bpac_rates=None, bpac_blocks=2, act_bits=None,
-                 act_beta=1.0, binarizer="sign", stem_relu=False):
+                 act_beta=1.0, binarizer="sign", stem_relu=False, stages=None):
         super().__init__()
+        stages = [channels] if stages is None else [int(c) for c in stages]
+        if not stages or min(stages) < 1:
+            raise ValueError(f"stages must be positive channel counts, not {stages}")
+        channels = stages[0]
         if not 1 <= bases <= 8:
             raise ValueError(f"Group-Net bases must be between 1 and 8, not {bases}")
         if decomposition not in DECOMPOSITIONS:
@@ -189,8 +226,13 @@ class GroupNet(nn.Module):
                            bpac_rates=list(bpac_rates) if bpac_rates else None,
                            bpac_blocks=bpac_blocks, act_bits=act_bits, act_beta=act_beta,
                            binarizer=binarizer,
-                           stem_relu=stem_relu)
-        units = 2 * blocks
+                           stem_relu=stem_relu, stages=stages if len(stages) > 1 else None)
+        per_stage = 2 * blocks
+        units = per_stage * len(stages)
+        # Each unit's (cin, cout, stride): the first unit of stages after the first strides.
+        shapes = [(stages[u // per_stage - 1] if u % per_stage == 0 and u >= per_stage
+                   else stages[u // per_stage], stages[u // per_stage],
+                   2 if u % per_stage == 0 and u >= per_stage else 1) for u in range(units)]
         size = {"layer": 1, "gbd1": 2, "groupnet": 2, "gbd2": 4, "gbd3": units}[decomposition]
         self.groups = [list(range(i, min(i + size, units))) for i in range(0, units, size)]
         self.soft = decomposition == "groupnet"
@@ -203,13 +245,14 @@ class GroupNet(nn.Module):
 
         self.stem = _stem(in_channels, channels, stem_relu)
         self.units = nn.ModuleList(
-            nn.ModuleList(nn.ModuleList(BinaryUnit(channels, rate(u, k), act_bits, act_beta,
-                                                   binarizer)
+            nn.ModuleList(nn.ModuleList(BinaryUnit(shapes[u][1], rate(u, k), act_bits, act_beta,
+                                                   binarizer, cin=shapes[u][0],
+                                                   stride=shapes[u][2])
                                         for u in group)
                           for k in range(bases)) for group in self.groups)
         self.lambdas = nn.Parameter(torch.full((len(self.groups), bases), 1.0 / bases))
         self.gates = nn.Parameter(torch.zeros(len(self.groups)))
-        self.head = nn.Linear(channels, classes)
+        self.head = nn.Linear(stages[-1], classes)
 
     def binary_part(self, y):
         """The groups, on the stem's output ``y``; returns the last group's ``Y``."""
@@ -336,17 +379,18 @@ class HostParts(nn.Module):
 
 def torch_popcounts(bits, unit):
     """Popcounts of a unit's binary convolution with :func:`golden.conv.binary_conv2d_popcount`."""
-    c = bits.shape[1]
-    w = torch.from_numpy(unit["weights"]).reshape(c, 3, 3, c).permute(0, 3, 1, 2)
+    w = _unit_weights(unit, bits.shape[1])
     d = unit["dilation"]
-    return binary_conv2d_popcount(bits, w, 1, d, d, 1).numpy()
+    return binary_conv2d_popcount(bits, w, unit.get("stride", 1), d, d, 1).numpy()
 
 
 def bitpacked_popcounts(bits, unit):
     """The same popcounts with packed 64-bit words and ``np.bitwise_count``."""
     from .bitpacked import conv_popcounts
 
-    return conv_popcounts(bits, unit["weights"], unit["dilation"])
+    stride = unit.get("stride", 1)
+    # Stride 2 keeps every other window (output (i, j) is centred at input (2i, 2j)).
+    return conv_popcounts(bits, unit["weights"], unit["dilation"])[..., ::stride, ::stride]
 
 
 def act_codes(x, act, fmt):
@@ -356,28 +400,49 @@ def act_codes(x, act, fmt):
     return np.clip(q, 0, (1 << act["bits"]) - 1)
 
 
+def _unit_weights(unit, cin):
+    """A unit's weight bits as ``Cout x Cin x 3 x 3`` (from window-order rows)."""
+    w = torch.from_numpy(np.asarray(unit["weights"]))
+    return w.reshape(w.shape[0], 3, 3, cin).permute(0, 3, 1, 2)
+
+
 def act_sums(q, unit):
     """``sum w q`` of a unit with K-bit activations: its +-1 weights over the codes ``q``
     (padding 0), exact in float64."""
-    c = q.shape[1]
-    w = 2.0 * torch.from_numpy(unit["weights"]).double() - 1
-    w = w.reshape(c, 3, 3, c).permute(0, 3, 1, 2)
+    w = 2.0 * _unit_weights(unit, q.shape[1]).double() - 1
     d = unit["dilation"]
-    out = F.conv2d(torch.from_numpy(q).double(), w, padding=d, dilation=d)
+    out = F.conv2d(torch.from_numpy(q).double(), w, stride=unit.get("stride", 1), padding=d,
+                   dilation=d)
     return out.round().to(torch.int64).numpy()
+
+
+def shortcut_forward(shortcut, x, fmt, stride):
+    """A down-sampling shortcut in fixed point: the 2x2 sums of the codes ``x`` (``N x Cin x
+    H x W``), then ``sat(round_shift(W s, scale_frac) + bias)``."""
+    x = np.asarray(x, dtype=np.int64)
+    n, c, h, w = x.shape
+    s = x.reshape(n, c, h // stride, stride, w // stride, stride).sum(axis=(3, 5))
+    # |W| < 2^31 (the bitstream's int32) and |s| < 2^(width + 2): the sums fit in int64 for
+    # the formats the bitstream accepts (width <= 28 with 32 input channels).
+    acc = np.einsum("oc,nchw->nohw", np.asarray(shortcut["weights"], dtype=np.int64), s)
+    bias = np.asarray(shortcut["bias"], dtype=np.int64)[None, :, None, None]
+    return saturate(round_shift(acc, fmt.scale_frac) + bias, fmt.width)
 
 
 def unit_forward(unit, x, fmt, popcounts=torch_popcounts):
     """One binary unit in fixed point: ``x`` codes ``N x C x H x W`` to output codes (a unit
     with K-bit activations: ``max(sum w q, 0)`` in place of ``max(2P - 9C, 0)``)."""
     c = x.shape[1]
+    stride = unit.get("stride", 1)
     if unit.get("act"):
         relu = np.maximum(act_sums(act_codes(x, unit["act"], fmt), unit), 0)
     else:
         p = popcounts((x >= 0).astype(np.uint8), unit)
         relu = np.maximum(2 * p - 9 * c, 0)
     scaled = round_shift(unit["scale"][None, :, None, None] * relu, fmt.scale_frac - fmt.frac)
-    return saturate(x + unit["shift"][None, :, None, None] + scaled, fmt.width)
+    res = x if unit.get("shortcut") is None else shortcut_forward(unit["shortcut"], x, fmt,
+                                                                  stride)
+    return saturate(res + unit["shift"][None, :, None, None] + scaled, fmt.width)
 
 
 def fixed_forward(params, codes, trace=False, popcounts=torch_popcounts):

@@ -13,7 +13,7 @@ Streams carry one pixel a transfer in raster order; a pixel of a real-valued fea
 """
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,6 +51,80 @@ def _codes(payload, count, width):
     return [view[k] for k in range(count)]
 
 
+class PairSum(wiring.Component):
+    """Sums of each 2x2 block of a ``height x width`` map in raster order: pixels of ``C``
+    ``width``-bit codes in, ``(height/2)(width/2)`` pixels of ``C`` codes ``width + 2`` bits
+    wide out (a shortcut's average pool before its 1x1, the 1/4 folded into the weights).
+    An even row's pairs are kept in a row of partial sums, completed by the odd row."""
+
+    def __init__(self, channels, height, width, code_width, name="pool"):
+        with construction(self):
+            if height % 2 or width % 2:
+                raise BnnforgeError(f"{name}: a 2x2 pool needs an even map, not "
+                                    f"{height}x{width}")
+        self.channels, self.height, self.width, self.code_width = (channels, height, width,
+                                                                   code_width)
+        self.name = name
+        super().__init__({"i": In(stream.Signature(channels * code_width)),
+                          "o": Out(stream.Signature(channels * (code_width + 2)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        c, w, cw = self.channels, self.width, self.code_width
+        x, y = Signal(range(w)), Signal(range(self.height))
+        row = [[Signal(signed(cw + 2), name=f"part{j}_{k}") for k in range(c)]
+               for j in range(w // 2)]
+        codes = _codes(self.i.payload, c, cw)
+        j = x[1:]
+        part = [Signal(signed(cw + 2), name=f"cur{k}") for k in range(c)]
+        for k in range(c):
+            m.d.comb += part[k].eq(Array(r[k] for r in row)[j])
+        out_free = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(out_free)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        sums = [Signal(signed(cw + 2), name=f"sum{k}") for k in range(c)]
+        m.d.comb += [sums[k].eq(part[k] + codes[k]) for k in range(c)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += x.eq(Mux(x == w - 1, 0, x + 1))
+            with m.If(x == w - 1):
+                m.d.sync += y.eq(Mux(y == self.height - 1, 0, y + 1))
+            with m.Switch(j):
+                for jj in range(w // 2):
+                    with m.Case(jj):
+                        with m.If(~y[0] & ~x[0]):
+                            m.d.sync += [row[jj][k].eq(codes[k]) for k in range(c)]
+                        with m.Elif(~(y[0] & x[0])):
+                            m.d.sync += [row[jj][k].eq(sums[k]) for k in range(c)]
+            with m.If(y[0] & x[0]):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(Cat(*sums))]
+        return m
+
+
+def _shortcut_linear(units, cin, fmt, cycles, name):
+    """A :class:`hw.sparse.site.SiteLinear` computing the shortcuts of ``units`` (their
+    weights stacked) on inputs of ``fmt.width + 2`` bits, folded for at most ``cycles`` cycles
+    a pixel; its outputs saturate at ``width + 2`` bits (the unit's tail saturates again at
+    ``width``: the same as saturating once)."""
+    from types import SimpleNamespace
+
+    from hw.folding import divisors
+    from hw.sparse.site import SiteLinear
+
+    wts = np.concatenate([np.asarray(u["shortcut"]["weights"], dtype=np.int64) for u in units])
+    bias = np.concatenate([np.asarray(u["shortcut"]["bias"], dtype=np.int64) for u in units])
+    rows = wts.shape[0]
+    mant = max(2, int(np.abs(wts).max(initial=1)).bit_length() + 1)
+    best = None
+    for pe in divisors(rows):
+        for simd in divisors(cin):
+            if (rows // pe) * (cin // simd) <= max(1, cycles):
+                if best is None or pe * simd < best[0] * best[1]:
+                    best = (pe, simd)
+    lfmt = SimpleNamespace(width=fmt.width + 2, mant_width=mant)
+    return SiteLinear(wts, bias, fmt.scale_frac, lfmt, Folding(*best), name=name)
+
+
 class BinaryUnitHW(wiring.Component):
     """Binary units of :mod:`golden.groupnet` that read the same input, on a
     ``height x width`` map: one unit, or the first units of K bases that share their input
@@ -81,12 +155,14 @@ class BinaryUnitHW(wiring.Component):
                  family=None):
         units = [units] if isinstance(units, dict) else list(units)
         with construction(self):
-            c = units[0]["weights"].shape[0]
+            c, cols = units[0]["weights"].shape
+            cin = cols // 9
             d = units[0]["dilation"]
+            stride = units[0].get("stride", 1)
             for k, unit in enumerate(units):
-                if unit["weights"].shape != (c, 9 * c):
+                if unit["weights"].shape != (c, 9 * cin) or cols % 9:
                     raise BnnforgeError(f"{name}: weights of shape {unit['weights'].shape}, "
-                                        f"expected {(c, 9 * c)} for a 3x3 unit")
+                                        f"expected {(c, 9 * cin)} for a 3x3 unit")
                 for key in ("scale", "shift"):
                     if len(unit[key]) != c:
                         raise BnnforgeError(f"{name}: {len(unit[key])} {key} values for {c} "
@@ -98,32 +174,51 @@ class BinaryUnitHW(wiring.Component):
                     raise BnnforgeError(f"{name}: units that share a window unit need the "
                                         f"same activations, not {units[0].get('act')} and "
                                         f"{unit.get('act')}")
+                if unit.get("stride", 1) != stride:
+                    raise BnnforgeError(f"{name}: units that share a window unit need one "
+                                        f"stride, not {stride} and {unit.get('stride', 1)}")
+                if (unit.get("shortcut") is None) != (stride == 1 and cin == c):
+                    raise BnnforgeError(f"{name}: a unit with stride {stride} and {cin} -> {c} "
+                                        f"channels needs "
+                                        f"{'a' if stride != 1 or cin != c else 'no'} "
+                                        f"down-sampling shortcut")
             if fmt.scale_frac < fmt.frac:
                 raise BnnforgeError(f"the batch-norm scale needs at least as many fractional "
                                     f"bits ({fmt.scale_frac}) as the activations ({fmt.frac})")
             self.act = units[0].get("act")
             b = self.act["bits"] if self.act else 1
-            self.swu = (SlidingWindow(height, width, c * b, 3, 1, d, d, pad_pixel=0)
-                        if self.act else SlidingWindow(height, width, c, 3, 1, d, d, pad_bit=1))
+            self.swu = (SlidingWindow(height, width, cin * b, 3, stride, d, d, pad_pixel=0)
+                        if self.act else
+                        SlidingWindow(height, width, cin, 3, stride, d, d, pad_bit=1))
             weights = np.concatenate([u["weights"] for u in units])
             self.mvtu = MVTU(DenseLayer(f"{name}", weights, None, input_bits=b), folding,
                              reg_every, family)
-        self.act_bits = b
+            self.shortcut = units[0].get("shortcut") is not None
+            self.pool = self.linear = None
+            if self.shortcut:
+                if stride == 2:
+                    self.pool = PairSum(cin, height, width, fmt.width, name=f"{name}_pool")
+                self.linear = _shortcut_linear(units, cin, fmt, self.mvtu.cycles_per_vector,
+                                               f"{name}_shortcut")
+        self.act_bits, self.stride, self.cin = b, stride, cin
         self.units, self.fmt, self.channels, self.name = units, fmt, c, name
         self.height, self.width = height, width
-        self.wfifo = StreamFifo(9 * c * b,
+        self.out_size = self.swu.out_size
+        self.wfifo = StreamFifo(9 * cin * b,
                                 -(-self.swu.latency // self.mvtu.cycles_per_vector) + 2,
                                 name=f"{name}_wfifo")
         # The sign bits wait here while the window unit walks through the padding between two
         # frames, so that a slower unit upstream never has to stop.
         hp, wp = self.swu.padded
-        self.sfifo = StreamFifo(c * b, 2 * d * wp + 2 * d + 4, name=f"{name}_sfifo")
+        self.sfifo = StreamFifo(cin * b, 2 * d * wp + 2 * d + 4, name=f"{name}_sfifo")
         # Every pixel between the fork and the tail: the sign FIFO, the window unit's lead,
-        # the windows in the FIFO and in the MVTU, and the output register.
-        self.rfifo = StreamFifo(c * fmt.width,
+        # the windows in the FIFO and in the MVTU, and the output register (a shortcut's
+        # outputs: fewer, the same bound).
+        rwidth = (len(units) * c * (fmt.width + 2)) if self.shortcut else c * fmt.width
+        self.rfifo = StreamFifo(rwidth,
                                 self.sfifo.depth + self.swu.latency + self.wfifo.depth + 8,
                                 name=f"{name}_rfifo")
-        super().__init__({"i": In(stream.Signature(c * fmt.width)),
+        super().__init__({"i": In(stream.Signature(cin * fmt.width)),
                           "o": Out(stream.Signature(len(units) * c * fmt.width)),
                           "busy": Out(1)})
 
@@ -139,7 +234,9 @@ class BinaryUnitHW(wiring.Component):
     @property
     def latency(self):
         """First pixel in to first pixel out, fed a pixel every cycle: sign FIFO, window unit,
-        window FIFO, MVTU, tail register."""
+        window FIFO, MVTU, tail register (a unit with a shortcut: not modelled, None)."""
+        if self.shortcut:
+            return None
         return (self.sfifo.latency + self.swu.latency + self.wfifo.latency + self.mvtu.latency
                 + 1)
 
@@ -152,7 +249,7 @@ class BinaryUnitHW(wiring.Component):
         wiring.connect(m, self.sfifo.o, self.swu.i)
         wiring.connect(m, self.swu.o, self.wfifo.i)
         wiring.connect(m, self.wfifo.o, self.mvtu.i)
-        codes = _codes(self.i.payload, c, fmt.width)
+        codes = _codes(self.i.payload, self.cin, fmt.width)
         if self.act:
             # K-bit activations: q = clip(round_shift(x * mult, frac + act frac), 0, 2^K - 1).
             top = (1 << self.act_bits) - 1
@@ -167,17 +264,41 @@ class BinaryUnitHW(wiring.Component):
             m.d.comb += self.sfifo.i.payload.eq(Cat(*qs))
         else:
             m.d.comb += self.sfifo.i.payload.eq(Cat(*[~x[-1] for x in codes]))
-        m.d.comb += [self.rfifo.i.payload.eq(self.i.payload), self.busy.eq(self.mvtu.busy)]
-        fork(m, self.i, [(self.sfifo.i.valid, self.sfifo.i.ready),
-                         (self.rfifo.i.valid, self.rfifo.i.ready)], name="in")
+        m.d.comb += self.busy.eq(self.mvtu.busy)
+        if self.shortcut:
+            # The residual is the down-sampling shortcut: 2x2 sums (stride 2), the real 1x1.
+            m.submodules.linear = self.linear
+            if self.pool is not None:
+                m.submodules.pool = self.pool
+                wiring.connect(m, self.pool.o, self.linear.i)
+                entry = self.pool.i
+                m.d.comb += entry.payload.eq(self.i.payload)
+            else:
+                entry = self.linear.i
+                wide = [Signal(signed(fmt.width + 2), name=f"wide{k}") for k in range(self.cin)]
+                m.d.comb += [wide[k].eq(x) for k, x in enumerate(codes)]
+                m.d.comb += entry.payload.eq(Cat(*wide))
+            wiring.connect(m, self.linear.o, self.rfifo.i)
+            fork(m, self.i, [(self.sfifo.i.valid, self.sfifo.i.ready),
+                             (entry.valid, entry.ready)], name="in")
+        else:
+            m.d.comb += self.rfifo.i.payload.eq(self.i.payload)
+            fork(m, self.i, [(self.sfifo.i.valid, self.sfifo.i.ready),
+                             (self.rfifo.i.valid, self.rfifo.i.ready)], name="in")
 
-        n = 9 * c
+        n = 9 * self.cin
         pw = self.mvtu.element_width
         popcounts = [self.mvtu.o.payload[k * pw:(k + 1) * pw] for k in range(len(self.units) * c)]
-        residual = _codes(self.rfifo.o.payload, c, fmt.width)
         top = (1 << self.act_bits) - 1
         outs = []
+        if self.shortcut:
+            wide_out = _codes(self.rfifo.o.payload, len(self.units) * c, fmt.width + 2)
         for b, unit in enumerate(self.units):
+            if self.shortcut:
+                residual = [_saturate(m, r, fmt.width, f"res{b}_{k}")
+                            for k, r in enumerate(wide_out[b * c:(b + 1) * c])]
+            else:
+                residual = _codes(self.rfifo.o.payload, c, fmt.width)
             for k in range(c):
                 dot = Signal(signed(pw + 2), name=f"dot{b}_{k}")
                 if self.act:
@@ -252,17 +373,29 @@ class GroupHW(StreamBlock):
                                           name=f"{name}_b{k}_u0", reg_every=reg_every,
                                           family=family)
                              for k, u in enumerate(firsts)]
-            self.rest = [[BinaryUnitHW(u, height, width, fmt, foldings[j],
-                                       name=f"{name}_b{k}_u{j}", reg_every=reg_every,
-                                       family=family)
-                          for j, u in enumerate(base) if j > 0] for k, base in enumerate(bases)]
+            # After the first unit each unit sees the map its predecessor leaves (a stride-2
+            # unit halves it).
+            self.rest = []
+            for k, base in enumerate(bases):
+                size, chain = self.head[0].out_size, []
+                for j, u in enumerate(base):
+                    if j == 0:
+                        continue
+                    unit = BinaryUnitHW(u, size[0], size[1], fmt, foldings[j],
+                                        name=f"{name}_b{k}_u{j}", reg_every=reg_every,
+                                        family=family)
+                    chain.append(unit)
+                    size = unit.out_size
+                self.rest.append(chain)
         self.group, self.fmt, self.name = group, fmt, name
         self.bases, self.emit_bases = k_count, emit_bases
-        self.channels = self.head[0].channels
+        last = self.rest[0][-1] if self.rest[0] else self.head[0]
+        self.channels, self.cin = last.channels, self.head[0].cin
         self.height, self.width = height, width
-        w = self.channels * fmt.width
-        super().__init__({"i": In(stream.Signature(w * (k_count + 1 if self.gated else 1))),
-                          "o": Out(stream.Signature(w * (k_count + 1 if emit_bases else 1))),
+        self.out_size = last.out_size
+        win, wout = self.cin * fmt.width, self.channels * fmt.width
+        super().__init__({"i": In(stream.Signature(win * (k_count + 1 if self.gated else 1))),
+                          "o": Out(stream.Signature(wout * (k_count + 1 if emit_bases else 1))),
                           "busy": Out(1)})
 
     @property
@@ -288,7 +421,8 @@ class GroupHW(StreamBlock):
     def elaborate(self, platform):
         m = Module()
         fmt, c, k_count = self.fmt, self.channels, self.bases
-        w = c * fmt.width
+        w, ci = c * fmt.width, self.cin
+        wi = ci * fmt.width
         for u in self.hardware_units:
             m.submodules[u.name] = u
         for base in self.rest:
@@ -297,17 +431,17 @@ class GroupHW(StreamBlock):
         m.d.comb += self.busy.eq(self.head[0].busy)
 
         # Group input to the first units: Y, or each base's soft-connection mix.
-        y_prev = _codes(self.i.payload[:w], c, fmt.width)
+        y_prev = _codes(self.i.payload[:wi], ci, fmt.width)
         for k, first in enumerate(self.head):
             if self.gated:
-                own = _codes(self.i.payload[(k + 1) * w:(k + 2) * w], c, fmt.width)
+                own = _codes(self.i.payload[(k + 1) * wi:(k + 2) * wi], ci, fmt.width)
                 g = int(self.group["gate"])
                 mixed = [_saturate(m, round_shift(g * a + ((1 << fmt.gate_frac) - g) * b,
                                                    fmt.gate_frac), fmt.width, f"mix{k}_{ch}")
                          for ch, (a, b) in enumerate(zip(own, y_prev))]
                 m.d.comb += first.i.payload.eq(Cat(*mixed))
             else:
-                m.d.comb += first.i.payload.eq(self.i.payload[:w])
+                m.d.comb += first.i.payload.eq(self.i.payload[:wi])
         fork(m, self.i, [(f.i.valid, f.i.ready) for f in self.head], name="bases")
 
         # From the first units to the rest of each base.
@@ -372,6 +506,7 @@ def groupnet_top(params, height, width, foldings, reg_every=1, family=None):
         emit = g + 1 < len(groups) and groups[g + 1]["gate"] is not None
         blocks.append(GroupHW(group, height, width, fmt, foldings[g], emit, name=f"g{g}",
                               reg_every=reg_every, family=family))
+        height, width = blocks[-1].out_size
     return AxisTop(blocks, element_width=fmt.width, frame_outputs=height * width)
 
 

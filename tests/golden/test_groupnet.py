@@ -165,3 +165,60 @@ def test_unit_weight_gradient_is_the_unscaled_straight_through_one():
     (unit.bn(F.relu(F.conv2d(b, wb, dilation=2))) + x).square().sum().backward()
     assert torch.allclose(unit.weight.grad, wb.grad * (w.abs() <= 1), atol=1e-5)
     assert unit.weight.grad[0, 0, 0, 0] == 0
+
+
+@pytest.mark.parametrize("decomposition", ["groupnet", "gbd1", "layer"])
+def test_stages_follow_float_and_round_trip(tmp_path, decomposition):
+    """ResNet stages (4, 8, 16 channels): each later stage's first unit strides 2 with a
+    down-sampling shortcut; the fixed point follows the float network at high precision, the
+    bitpacked popcounts equal torch's on the strided units, and the bitstream keeps the
+    strides and shortcuts (the host predicts as the model does)."""
+    from golden.groupnet import HostParts, bitpacked_popcounts
+    from quant import bitstream as bio
+
+    torch.manual_seed(3)
+    model = GroupNet(channels=4, blocks=1, bases=2, decomposition=decomposition,
+                     stages=[4, 8, 16], bpac_rates=[1, 2], bpac_blocks=1).double().eval()
+    assert [(u.cin, u.channels, u.stride) for g in model.units for u in g[0]] == [
+        (4, 4, 1), (4, 4, 1), (4, 8, 2), (8, 8, 1), (8, 16, 2), (16, 16, 1)]
+    fmt = FixedPoint(width=48, frac=24, scale_frac=30, lambda_frac=24, gate_frac=24)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        want = model.binary_part(model.stem(x)).numpy()
+        stem = model.stem(x).numpy()
+    assert want.shape == (2, 16, 2, 2)
+    codes = np.floor(stem * 2 ** fmt.frac + 0.5).astype(np.int64)
+    params = model.fixed_point(fmt)
+    got = fixed_forward(params, codes) / 2 ** fmt.frac
+    assert np.abs(got - want).max() < 1e-3
+    assert np.array_equal(fixed_forward(params, codes, popcounts=bitpacked_popcounts),
+                          fixed_forward(params, codes))
+    model = model.float()
+    bs = bio.read(bio.write(model.to_bitstream(8, 8), tmp_path / "s.bnn"))
+    strides = [u["stride"] for g in bs.groupnet["groups"] for b in g["units"] for u in b]
+    assert strides.count(2) == 2 * 2        # two strided units a base, two bases
+    images = torch.rand(5, 1, 8, 8)
+    f = FixedPoint()
+    want = model.head_logits(fixed_forward(model.fixed_point(f), model.stem_codes(images, f)),
+                             f).argmax(1)
+    assert torch.equal(HostParts(bs).predict(images), want)
+
+
+def test_stage_validation_names_the_unit():
+    from quant.errors import BitstreamError
+
+    torch.manual_seed(0)
+    model = GroupNet(channels=4, blocks=1, bases=1, decomposition="layer", stages=[4, 8])
+    bs = model.to_bitstream(8, 8)
+    unit = bs.groupnet["groups"][2]["units"][0][0]
+    unit["shortcut"] = None
+    with pytest.raises(BitstreamError, match=r"^group 2, base 0, unit 0: a down-sampling "
+                                             r"shortcut belongs to a unit that strides or "
+                                             r"changes the channels \(stride 2, 4 -> 8 "
+                                             r"channels\)$"):
+        bs.validate()
+    bs = model.to_bitstream(6, 6)
+    bs.groupnet["height"] = 7
+    with pytest.raises(BitstreamError, match="^group 2, base 0, unit 0: a stride-2 unit needs "
+                                             "an even map, not 7x6$"):
+        bs.validate()

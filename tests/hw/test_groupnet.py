@@ -10,19 +10,25 @@ from tests.helpers import STALL_MODES, AxisPorts, run_stream
 
 
 def random_groupnet(seed, bases=2, decomposition="groupnet", bpac=None, channels=4, blocks=2,
-                    act_bits=None, act_beta=1.0):
+                    act_bits=None, act_beta=1.0, stages=None, bpac_blocks=2):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = GroupNet(channels=channels, blocks=blocks, bases=bases,
                      decomposition=decomposition, bpac_rates=bpac, act_bits=act_bits,
-                     act_beta=act_beta).eval()
+                     act_beta=act_beta, stages=stages, bpac_blocks=bpac_blocks).eval()
     with torch.no_grad():
         for group in model.units:
             for base in group:
                 for unit in base:
-                    unit.bn.weight.copy_(torch.from_numpy(rng.normal(0, 0.05, channels)))
-                    unit.bn.bias.copy_(torch.from_numpy(rng.normal(0, 0.3, channels)))
-                    unit.bn.running_mean.copy_(torch.from_numpy(rng.normal(0, 5, channels)))
+                    c = unit.channels
+                    unit.bn.weight.copy_(torch.from_numpy(rng.normal(0, 0.05, c)))
+                    unit.bn.bias.copy_(torch.from_numpy(rng.normal(0, 0.3, c)))
+                    unit.bn.running_mean.copy_(torch.from_numpy(rng.normal(0, 5, c)))
+                    if unit.shortcut is not None:
+                        bn = unit.shortcut[2]
+                        bn.weight.copy_(torch.from_numpy(rng.uniform(0.5, 2, c)))
+                        bn.bias.copy_(torch.from_numpy(rng.normal(0, 0.3, c)))
+                        bn.running_mean.copy_(torch.from_numpy(rng.normal(0, 0.5, c)))
         model.lambdas.copy_(torch.from_numpy(rng.uniform(0.2, 1.0, model.lambdas.shape)))
         model.gates.copy_(torch.from_numpy(rng.normal(0, 1, model.gates.shape)))
     return model.fixed_point(FixedPoint())
@@ -119,6 +125,38 @@ def test_k_bit_activations(mode, decomposition, bases, act_bits, beta):
     assert (got == want.transpose(0, 2, 3, 1).reshape(-1, 4)).all()
     if mode == "none":
         assert t_out[h * w] - t_out[0] == max(b.cycles_per_frame for b in top.blocks)
+
+
+@pytest.mark.parametrize("mode", ["none", "both"])
+@pytest.mark.parametrize("decomposition,bases,act_bits", [("groupnet", 2, None),
+                                                          ("gbd1", 3, None),
+                                                          ("layer", 2, 2)])
+def test_stages_with_stride_2_units_and_shortcuts(mode, decomposition, bases, act_bits):
+    """ResNet stages (4 then 8 channels, one block each): the second stage's first unit has
+    stride 2 and a down-sampling shortcut (2x2 sums, the real 1x1 on a folded MAC unit); 8x8
+    maps in, 4x4 out; soft connections across the stage boundary, shared first units with
+    three bases, and 2-bit activations; bit-exact with the golden fixed point."""
+    params = random_groupnet(21, bases=bases, decomposition=decomposition, stages=[4, 8],
+                             blocks=1, act_bits=act_bits,
+                             bpac=[1, 2, 1][:bases] if decomposition == "gbd1" else None,
+                             bpac_blocks=1)
+    fmt = params["format"]
+    strided = [u for g in params["groups"] for b in g["units"] for u in b
+               if u["stride"] == 2]
+    assert strided and all(u["shortcut"]["weights"].shape == (8, 4) for u in strided)
+    h = w = 8
+    rng = np.random.default_rng(22)
+    codes = saturate(rng.integers(-3 << fmt.frac, 3 << fmt.frac, (2, 4, h, w)), fmt.width)
+    want = fixed_forward(params, codes)
+    assert want.shape == (2, 8, 4, 4)
+    foldings = [[Folding(2, 12)] * len(g["units"][0]) for g in params["groups"]]
+    top = groupnet_top(params, h, w, foldings)
+    outs, t_in, t_out = run_stream(AxisPorts(top), pack_pixels(codes, fmt.width), 2 * 16,
+                                   mode, seed=23)
+    got = unpack_lanes(outs, 8, fmt.width, top.lane_width)
+    assert (got == want.transpose(0, 2, 3, 1).reshape(-1, 8)).all()
+    if mode == "none":
+        assert t_out[16] - t_out[0] == max(b.cycles_per_frame for b in top.blocks)
 
 
 def test_k_bit_activation_unit_by_hand():

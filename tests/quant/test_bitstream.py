@@ -192,13 +192,13 @@ def test_groupnet_manifest_and_tensor_disagree(tmp_path):
     raw, n, header = _raw_header(path)
     meta = header["__metadata__"]
     manifest = json.loads(meta["manifest"])
-    manifest["network"]["channels"] = 4
+    manifest["network"]["groups"][0]["units"][0][0]["cin"] = 4
     meta["manifest"] = json.dumps(manifest, sort_keys=True)
     from safetensors.numpy import load
     meta["checksum"] = bio._checksum(meta["manifest"], load(raw))
     _rewrite(path, header, raw[8 + n:])
-    with pytest.raises(BitstreamError, match="g0.b0.u0: the manifest says 4 channels but the "
-                                             "weight tensor is 3x4"):
+    with pytest.raises(BitstreamError, match="g0.b0.u0: the manifest says 4 -> 3 channels but "
+                                             "the weight tensor is 3x4"):
         bio.read(path)
 
 
