@@ -1,10 +1,13 @@
 """``bnnforge demo --network groupnet``: a small Group-Net CNN on the scikit-learn digits with
-K = 1, 3 and 5 bases, and K = 3 with 2-bit activations: trained, exported, generated, the
-whole test split simulated, and the cycles set beside software."""
+K = 1, 3 and 5 bases, K = 3 with 2-bit activations, and K = 3 with 2-bit activations in two
+ResNet stages (16 and 32 channels, a stride-2 unit and a down-sampling shortcut between them):
+trained, exported, generated, the whole test split simulated, and the cycles set beside
+software."""
 
 import time
 from pathlib import Path
 
+import numpy as np
 
 from quant import bitstream as bitstream_io
 from .reports import (shards_markdown, shard_words, SYNTH_TARGET, clock_entry, pick_simulator, seconds_per_item,
@@ -30,20 +33,24 @@ def software_timing(host, images):
         "batch": n}
 
 
-def _run_k(bases, data, out_dir, simulator, args, progress_label, act_bits=None):
+def _run_k(bases, data, out_dir, simulator, args, progress_label, act_bits=None, stages=None):
     from golden.groupnet import GroupNet, HostParts
     from golden.train import accuracy, seed_everything
     from sim.cycles import pooled_interval
     from .kinds import kind_named
     from .shards import simulate_test_set
 
-    k_dir = out_dir / (f"k{bases}" + (f"-a{act_bits}" if act_bits else ""))
+    k_dir = out_dir / (f"k{bases}" + (f"-a{act_bits}" if act_bits else "")
+                       + ("-s" + "-".join(map(str, stages)) if stages else ""))
     acts = f"{act_bits}-bit activations" if act_bits else "binary activations"
-    step(f"K = {bases}, {acts}: training a Group-Net ({args['channels']} channels, "
-         f"{args['blocks']} blocks, soft connections) for {args['epochs']} epochs")
+    shape = (f"stages of {', '.join(map(str, stages))} channels (stride-2 units with "
+             f"down-sampling shortcuts), {args['blocks']} blocks each" if stages else
+             f"{args['channels']} channels, {args['blocks']} blocks")
+    step(f"K = {bases}, {acts}: training a Group-Net ({shape}, soft connections) for "
+         f"{args['epochs']} epochs")
     seed_everything(args["seed"])
     model = GroupNet(channels=args["channels"], blocks=args["blocks"], bases=bases,
-                     decomposition="groupnet", act_bits=act_bits)
+                     decomposition="groupnet", act_bits=act_bits, stages=stages)
     bar = Progress("epoch")
     kind_named("groupnet").train(model, data["x_train"], data["y_train"], args["epochs"],
                                  args["seed"],
@@ -62,7 +69,7 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label, act_bits=None)
          + shard_words(args["shards"], args["scheduler"]))
     bar = Progress(progress_label)
     t0 = time.monotonic()
-    pixels = info["height"] * info["width"]
+    pixels = info["out_height"] * info["out_width"]      # output pixels an image
     n_images = len(data["x_test"])
     result = simulate_test_set(
         kind_named("groupnet"), bs, bs_path, k_dir / "verilog", folding, data["x_test"],
@@ -78,12 +85,10 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label, act_bits=None)
         layers.append({"name": g["name"], "bases": g["bases"],
                        "shared_first_unit": g["shared_first_unit"],
                        "cycles_simulated": pooled_interval([r["fires"][i] for r in runs],
-                                                           pixels),
+                                                           g["out_pixels"]),
                        "cycles_model": g["cycles_model"]})
     cycles_per_image = pooled_interval([r["t_out"] for r in runs], pixels)
     spec = bs.groupnet
-    c = spec["channels"]
-    units = sum(len(base) for g in spec["groups"] for base in g["units"])
     lanes = sum(f["lanes"] * (len(spec["groups"][int(f["name"][1:].split("_")[0])]["units"]))
                 for f in info["folding"])
     synth = (synth_design(k_dir / "verilog", args["clock_mhz"], cycles_per_image)
@@ -103,7 +108,9 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label, act_bits=None)
         "hw_clock_mhz": hw_clock, "clock": clock,
         "family": family, "synth": synth,
         "software": software_timing(host, data["x_test"]),
-        "weight_bits": units * c * 9 * c, "lanes": lanes,
+        "weight_bits": int(sum(np.asarray(u["weights"]).size for g in spec["groups"]
+                               for base in g["units"] for u in base)),
+        "lanes": lanes, "stages": list(stages) if stages else None,
         "folding": info["folding"], "simulation_wall_seconds": wall,
         "shards": result["shards"], "engine": result["engine"],
         "files": {"bitstream": str(bs_path), "verilog": str(k_dir / "verilog"),
@@ -114,12 +121,14 @@ def _run_k(bases, data, out_dir, simulator, args, progress_label, act_bits=None)
 def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=200.0,
                       epochs=30, seed=0, target_cycles=1024, bases=(1, 3, 5), images=None,
                       channels=16, blocks=2, synth=False, shards=None, scheduler=None,
-                      act_runs=((3, 2),)):
+                      act_runs=((3, 2, None), (3, 2, (16, 32)))):
     """Train, export, generate and simulate one Group-Net for each K in ``bases`` (binary
-    activations) and for each ``(K, bits)`` of ``act_runs`` (K-bit activations with binary
-    weights, supplement S4; the units' MVTUs take multi-bit inputs); with ``synth``,
-    synthesize each design (:func:`bnnforge.demo.synth_design`); with ``shards``, simulate
-    each test split in that many shards on Dask."""
+    activations, one stage) and for each ``(K, bits, stages)`` of ``act_runs`` (K-bit
+    activations with binary weights, supplement S4, the units' MVTUs taking multi-bit inputs;
+    ``stages`` None or ResNet stages' channels, stride-2 units with down-sampling shortcuts
+    starting each later stage); with ``synth``, synthesize each design
+    (:func:`bnnforge.demo.synth_design`); with ``shards``, simulate each test split in that
+    many shards on Dask."""
     from golden.digits import as_images, load_digits_split
 
     started = time.monotonic()
@@ -135,8 +144,8 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
             "clock_mhz": clock_mhz, "channels": channels, "blocks": blocks, "synth": synth,
             "shards": shards, "scheduler": scheduler}
     runs = [_run_k(k, data, out_dir, simulator, args, "images") for k in bases]
-    runs += [_run_k(k, data, out_dir, simulator, args, "images", act_bits=a)
-             for k, a in act_runs]
+    runs += [_run_k(k, data, out_dir, simulator, args, "images", act_bits=a, stages=st)
+             for k, a, st in act_runs]
     report = {"network": "groupnet", "dataset": "sklearn-digits", "simulator": simulator,
               "simulator_note": note, "clock_mhz": clock_mhz, "target_cycles": target_cycles,
               "channels": channels, "blocks": blocks, "decomposition": "groupnet",
@@ -153,7 +162,9 @@ def run_groupnet_demo(out_dir="build/demo-groupnet", simulator=None, clock_mhz=2
 
 def _summary(r):
     synthesized = any(x.get("synth") for x in r["runs"])
-    rows = [{"bases": x["bases"], "acts": x.get("act_bits", 1), "float": x["accuracy"]["float"],
+    rows = [{"bases": x["bases"], "acts": x.get("act_bits", 1),
+             "stages": "/".join(map(str, x["stages"])) if x.get("stages") else
+             str(r["channels"]), "float": x["accuracy"]["float"],
              "golden": x["accuracy"]["golden"], "hardware": x["accuracy"]["hardware"],
              "mismatches": x["mismatches"], "cycles": x["cycles_per_image"],
              "model": x["cycles_per_image_model"], "weight_bits": x["weight_bits"],
@@ -162,7 +173,8 @@ def _summary(r):
              "hw": x["hw_seconds_per_image"],
              "clock": f"{x['clock']['mhz']:.4g} ({x['clock']['source']})"} for x in r["runs"]]
     table = format_table(rows, [
-        ("bases", "K", "{}"), ("acts", "act bits", "{}"), ("float", "acc float", "{:.4f}"), ("golden", "acc golden", "{:.4f}"),
+        ("bases", "K", "{}"), ("acts", "act bits", "{}"), ("stages", "channels", "{}"),
+        ("float", "acc float", "{:.4f}"), ("golden", "acc golden", "{:.4f}"),
         ("hardware", "acc hw", "{:.4f}"), ("mismatches", "mismatches", "{}"),
         ("cycles", "cycles/image sim", "{:.1f}"), ("model", "model", "{}"),
         ("weight_bits", "weight bits", "{}"), ("lanes", "lanes", "{}"),

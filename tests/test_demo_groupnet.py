@@ -12,20 +12,27 @@ from golden.train import accuracy, seed_everything, torch_threads, train_classif
 
 
 def test_small_groupnet_demo(tmp_path):
-    """K = 1 and 2 with binary activations and K = 2 with 2-bit activations (multi-bit inputs
-    to the MVTUs): every image bit-exact, the cycles the same for all three."""
+    """K = 1 and 2 with binary activations, K = 2 with 2-bit activations (multi-bit inputs
+    to the MVTUs), and K = 2 with 2-bit activations in two stages (4 and 8 channels, a
+    stride-2 unit with a down-sampling shortcut): every image bit-exact, the cycles the
+    model's."""
     report = run_groupnet_demo(out_dir=tmp_path / "d", simulator="icarus", epochs=1,
                                bases=(1, 2), images=3, channels=4, target_cycles=8 * 8 * 4,
-                               act_runs=((2, 2),))
+                               act_runs=((2, 2, None), (2, 2, (4, 8))))
     saved = json.loads((tmp_path / "d" / "report.json").read_text())["runs"]
-    assert [(r["bases"], r["act_bits"]) for r in saved] == [(1, 1), (2, 1), (2, 2)]
+    assert [(r["bases"], r["act_bits"], r["stages"]) for r in saved] == [
+        (1, 1, None), (2, 1, None), (2, 2, None), (2, 2, [4, 8])]
+    staged = report["runs"][3]
+    # Two stages of two blocks: 8 units a base, 4x4 (stride 2) after the first stage.
+    assert staged["weight_bits"] == 2 * (4 * 4 * 36 + 8 * 9 * 4 + 3 * 8 * 9 * 8)
     for run in report["runs"]:
         assert run["mismatches"] == 0 and run["images"] == 3
         assert run["accuracy"]["hardware"] == run["accuracy"]["golden"]
         assert set(run) >= {"bases", "accuracy", "images", "mismatches", "layers",
                             "cycles_per_image", "software", "weight_bits", "lanes"}
         assert run["cycles_per_image"] == run["cycles_per_image_model"] == 256
-        assert run["weight_bits"] == run["bases"] * 4 * 4 * 36
+        if not run["stages"]:
+            assert run["weight_bits"] == run["bases"] * 4 * 4 * 36
         assert run["clock"]["source"] == "target" and run["clock"]["mhz"] == 200.0
     md = (tmp_path / "d" / "report.md").read_text()
     assert "200 (target)" in md and "a target clock, not achieved" in md

@@ -4,16 +4,31 @@ binary groups in hardware, one pixel of fixed-point codes a transfer."""
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .base import NetworkKind, folding_json
 
 __all__ = ["GroupNetKind", "generate_groupnet", "simulate_groupnet"]
 
 
 def _shapes(bitstream):
+    """``{g<g>_u<j>: (C, 9 Cin)}`` of each unit position (the bases share a folding)."""
     spec = bitstream.groupnet
-    c = spec["channels"]
-    return {f"g{g}_u{j}": (c, 9 * c) for g, group in enumerate(spec["groups"])
-            for j in range(len(group["units"][0]))}
+    return {f"g{g}_u{j}": tuple(int(v) for v in np.asarray(unit["weights"]).shape)
+            for g, group in enumerate(spec["groups"])
+            for j, unit in enumerate(group["units"][0])}
+
+
+def _output_pixels(bitstream):
+    """``{g<g>_u<j>: output pixels}``: the map halves at every stride-2 unit."""
+    spec = bitstream.groupnet
+    h, w, out = spec["height"], spec["width"], {}
+    for g, group in enumerate(spec["groups"]):
+        for j, unit in enumerate(group["units"][0]):
+            s = int(unit.get("stride", 1))
+            h, w = h // s, w // s
+            out[f"g{g}_u{j}"] = h * w
+    return out
 
 
 def generate_groupnet(bitstream, folding, out_dir, reg_every=1, family=None, checksum=None):
@@ -38,9 +53,11 @@ def generate_groupnet(bitstream, folding, out_dir, reg_every=1, family=None, che
         "reg_every": reg_every, "family": family, "bitstream_checksum": checksum,
         "folding": table, "cycles_per_frame": frame,
         "groups": [{"name": b.name, "bases": b.bases, "shared_first_unit": b.shared,
-                    "cycles_model": b.cycles_per_frame} for b in top.blocks],
+                    "cycles_model": b.cycles_per_frame,
+                    "out_pixels": b.out_size[0] * b.out_size[1]} for b in top.blocks],
         "channels": spec["channels"], "height": spec["height"], "width": spec["width"],
-        "code_width": params["format"].width})
+        "out_channels": top.blocks[-1].channels, "out_height": top.blocks[-1].out_size[0],
+        "out_width": top.blocks[-1].out_size[1], "code_width": params["format"].width})
     write_design(out_dir, top, TOP_NAME, groupnet_memory_files(top), info,
                  {"folding.json": folding_json(table)})
     return json.loads((Path(out_dir) / "design.json").read_text())
@@ -87,12 +104,29 @@ class GroupNetKind(NetworkKind):
     def vectors_per_input(self, bitstream):
         return bitstream.groupnet["height"] * bitstream.groupnet["width"]
 
-    transfers_per_input = vectors_per_input
+    def transfers_per_input(self, bitstream):
+        """Output pixels an image: the last unit's map."""
+        return list(_output_pixels(bitstream).values())[-1]
 
     def target_per_matrix(self, bitstream, target_cycles):
-        """Units take ``height x width`` windows an image."""
+        """Units take ``height x width`` windows an image (the input map's)."""
         pixels = bitstream.groupnet["height"] * bitstream.groupnet["width"]
         return max(1, target_cycles // pixels)
+
+    def fold(self, bitstream, folding_file=None, target_cycles=None, max_lanes=None):
+        """As every kind folds; a cycle target is shared out by each unit's own output map
+        (a unit after a stride-2 unit has a quarter of the windows, so four times the cycles
+        a window)."""
+        if target_cycles is None or folding_file is not None or max_lanes is not None:
+            return super().fold(bitstream, folding_file, target_cycles, max_lanes)
+        from hw.folding import choose_for_target
+
+        shapes, pixels = _shapes(bitstream), _output_pixels(bitstream)
+        out = {}
+        for name, shape in shapes.items():
+            out.update(choose_for_target({name: shape},
+                                         max(1, target_cycles // pixels[name])))
+        return out
 
     def train(self, model, x, y, epochs, seed=0, progress=None):
         from golden.groupnet import TRAINING
@@ -136,7 +170,7 @@ class GroupNetKind(NetworkKind):
     def report_rows(self, result, info):
         from sim.cycles import interval
 
-        pixels = info["height"] * info["width"]
+        pixels = info.get("out_height", info["height"]) * info.get("out_width", info["width"])
         rows = [{"mode": run["mode"], "frame": interval(run["t_out"][::pixels]),
                  "model": info["cycles_per_frame"], "cycles": run["cycles"]}
                 for run in result["runs"]]
@@ -147,10 +181,20 @@ class GroupNetKind(NetworkKind):
         import numpy as np
 
         spec = bitstream.groupnet
-        c = spec["channels"]
-        layers = [{"name": f"g{g}.b{k}.u{j}", "kind": "binary unit", "shape": f"{c}x{9 * c}",
-                   "output": f"{spec['format']['width']}-bit codes", "weight_bits": 9 * c * c,
-                   "encoding": f"dilation {u['dilation']}", "threshold_width": None}
+
+        def encoding(u):
+            parts = [f"dilation {u['dilation']}"]
+            if u.get("stride", 1) != 1:
+                parts.append(f"stride {u['stride']}, 1x1 shortcut")
+            if u.get("act"):
+                parts.append(f"{u['act']['bits']}-bit activations")
+            return ", ".join(parts)
+
+        layers = [{"name": f"g{g}.b{k}.u{j}", "kind": "binary unit",
+                   "shape": "x".join(map(str, np.asarray(u["weights"]).shape)),
+                   "output": f"{spec['format']['width']}-bit codes",
+                   "weight_bits": int(np.asarray(u["weights"]).size),
+                   "encoding": encoding(u), "threshold_width": None}
                   for g, group in enumerate(spec["groups"])
                   for k, base in enumerate(group["units"]) for j, u in enumerate(base)]
         return layers, {"format": spec["format"],
