@@ -31,7 +31,7 @@ from quant.errors import BnnforgeError
 from .progress import Progress
 
 __all__ = ["ProgramRunner", "AFFINE_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS",
-           "largest_divisor"]
+           "largest_divisor", "sfsc_passes", "pass_name"]
 
 AFFINE_LANES = 16
 MEAN_FEATURE_BITS = 1 << 20
@@ -40,6 +40,27 @@ many bits of them (the largest power of two of sites up to the binary layers' ti
 112 channels of 24-bit codes take 256-site tiles instead of 5.5 Mbit of 2,048."""
 LINEAR_FOLD = (4, 8)
 """Upper bounds of PE and SIMD of the real 1x1 convolutions."""
+
+
+def sfsc_passes(shifts, cout):
+    """``[(shift, output channels)]``: one pass a distinct window shift of an SFSC layer's
+    groups (``shifts`` one a group, contiguous groups of ``cout / groups`` channels), the
+    channels of the groups that chose it; a plain layer (``shifts`` None) is one pass."""
+    if shifts is None:
+        return [((0, 0, 0), np.arange(cout))]
+    shifts = [tuple(int(v) for v in s) for s in shifts]
+    size = cout // len(shifts)
+    return [(s, np.concatenate([np.arange(g * size, (g + 1) * size)
+                                for g, t in enumerate(shifts) if t == s]))
+            for s in sorted(set(shifts))]
+
+
+def pass_name(base, shift, passes):
+    """A pass's design name: the layer's, with the shift (m, z, p for -1, 0, +1) when the
+    layer shifts its windows."""
+    if passes == 1 and not any(shift):
+        return base
+    return base + "_s" + "".join("mzp"[v + 1] for v in shift)
 
 
 def largest_divisor(n, limit):
@@ -128,13 +149,7 @@ class ProgramRunner:
         frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
                  else (fr.coords[level], bits))
         cout = op["cout"]
-        passes = [((0, 0, 0), np.arange(cout))]
-        if op["shifts"] is not None:
-            shifts = [tuple(int(v) for v in s) for s in op["shifts"]]
-            size = cout // len(shifts)
-            passes = [(s, np.concatenate([np.arange(g * size, (g + 1) * size)
-                                          for g, t in enumerate(shifts) if t == s]))
-                      for s in sorted(set(shifts))]
+        passes = sfsc_passes(op["shifts"], cout)
         out = None
         row = {"cin": op["cin"], "cout": cout, "pairs": 0, "pairs_whole_frame": 0,
                "cycles_simulated": 0, "cycles_model": 0, "tiles": 0, "tile_mismatches": 0,
@@ -143,8 +158,7 @@ class ProgramRunner:
         for shift, chans in passes:
             wp = w[:, chans]
             folding = Folding(largest_divisor(len(chans), 16), op["cin"])
-            name = base if len(passes) == 1 and not any(shift) else \
-                base + "_s" + "".join("mzp"[v + 1] for v in shift)
+            name = pass_name(base, shift, len(passes))
 
             def make(path, wp=wp, folding=folding, shift=shift, name=name):
                 generate_sparse(wp, None, self.tile_voxels, self.tile_bits, folding, path,

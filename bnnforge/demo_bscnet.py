@@ -85,16 +85,27 @@ def layer_level(name):
 
 
 def layer_design(conv, name, level, frame_bits, max_voxels, out_dir, family=None):
-    """Generate one binary layer (sums out) with the demo's folding: PE = min(Cout, 16),
-    SIMD = Cin, for the FPGA ``family`` (None: generic). Returns ``(design dir, folding)``."""
+    """Generate one binary layer (sums out) with PE the largest divisor of the pass's
+    channels up to 16 and SIMD = Cin, for the FPGA ``family`` (None: generic); an SFSC layer
+    gives one design a distinct window shift of its groups
+    (:func:`bnnforge.bscnet_hw.sfsc_passes`). Returns ``[(design dir, folding, shift,
+    channels)]``."""
     from quant.layout import Folding
+    from .bscnet_hw import largest_divisor, pass_name, sfsc_passes
     from .sparse_flows import generate_sparse
 
-    folding = Folding(min(conv.cout, 16), conv.cin)
-    design = Path(out_dir) / name.replace(".", "_")
-    generate_sparse(conv.weight_bits(), None, max_voxels, frame_bits, folding, design,
-                    name=name.replace(".", "_"), kind=conv.kind, output="sums", family=family)
-    return design, folding
+    w = conv.weight_bits()
+    shifts = conv.shifts().tolist() if hasattr(conv, "shifts") else None
+    passes = sfsc_passes(shifts, conv.cout)
+    out = []
+    for shift, chans in passes:
+        folding = Folding(largest_divisor(len(chans), 16), conv.cin)
+        base = pass_name(name.replace(".", "_"), shift, len(passes))
+        design = Path(out_dir) / base
+        generate_sparse(w[:, chans], None, max_voxels, frame_bits, folding, design, name=base,
+                        kind=conv.kind, output="sums", family=family, shift=shift)
+        out.append((design, folding, list(shift), len(chans)))
+    return out
 
 
 def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, spconv=True):

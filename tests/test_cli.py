@@ -252,3 +252,32 @@ def test_bscnet_quantize_inspect_verilog(tmp_path):
     up = json.loads((tmp_path / "hw" / "up_0_conv" / "design.json").read_text())
     assert up["coord_bits"] == 6 and up["cin"] == up["cout"] == 32
     assert "dec.0.0.a.proj" in r.stdout and "host (1x1, no search)" in r.stdout
+
+
+def test_bscnet_verilog_with_sfsc_gives_a_design_a_shift(tmp_path):
+    """A BSC-Net with SFSC: `bnnforge verilog` writes one design a distinct window shift of an
+    SSC layer's groups, each with that shift and its groups' output channels."""
+    import torch
+
+    from golden.bscnet import BSCNet, SFSC, SFSC_SHIFTS
+    from golden.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = BSCNet("unet-s", levels=2, sfsc=True)
+    for mod in model.modules():
+        if isinstance(mod, SFSC):
+            mod.alpha.data.zero_()
+            mod.alpha.data[0, 3] = 1.0          # group 0: a corner, groups 1-3: no shift
+    model.fix_shifts()
+    save_checkpoint(tmp_path / "s.ckpt", model.eval(), {"channels": 1, "voxel_size": 9})
+    assert bnnforge("quantize", tmp_path / "s.ckpt", "-o", tmp_path / "s.bnn").returncode == 0
+    r = bnnforge("verilog", tmp_path / "s.bnn", "-o", tmp_path / "hw", "--max-voxels", "128",
+                 "--coord-bits", "5")
+    assert r.returncode == 0, r.stderr
+    corner = "".join("mzp"[v + 1] for v in SFSC_SHIFTS[3])
+    names = sorted(p.parent.name for p in (tmp_path / "hw").glob("enc_0_0_a_conv*/design.json"))
+    assert names == sorted(["enc_0_0_a_conv_szzz", f"enc_0_0_a_conv_s{corner}"])
+    d = json.loads((tmp_path / "hw" / f"enc_0_0_a_conv_s{corner}" / "design.json").read_text())
+    assert d["shift"] == [int(v) for v in SFSC_SHIFTS[3]] and d["cout"] == 4
+    d = json.loads((tmp_path / "hw" / "enc_0_0_a_conv_szzz" / "design.json").read_text())
+    assert d["shift"] == [0, 0, 0] and d["cout"] == 12

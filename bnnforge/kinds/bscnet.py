@@ -71,8 +71,9 @@ class BscNetKind(NetworkKind):
 
     def generate(self, bitstream, folding, out_dir, reg_every=1, family=None, checksum=None,
                  max_voxels=DEFAULT_MAX_VOXELS, coord_bits=DEFAULT_COORD_BITS):
-        """One design directory per binary layer with a search (level ``l`` gets
-        ``coord_bits - l`` coordinate bits, at least 2); returns one row per binary layer."""
+        """One design directory per binary layer with a search (an SFSC layer: one a distinct
+        window shift; level ``l`` gets ``coord_bits - l`` coordinate bits, at least 2);
+        returns one row per design."""
         from ..demo_bscnet import layer_design, layer_level
 
         net = self.load(bitstream)
@@ -83,9 +84,11 @@ class BscNetKind(NetworkKind):
                 continue
             level = layer_level(name)
             bits = max(2, coord_bits - level)
-            design, f = layer_design(conv, name, level, bits, max_voxels, out_dir, family)
-            rows.append({"name": name, "kind": conv.kind, "cin": conv.cin, "cout": conv.cout,
-                         "pe": f.pe, "simd": f.simd, "bits": bits, "where": str(design)})
+            for design, f, shift, chans in layer_design(conv, name, level, bits, max_voxels,
+                                                        out_dir, family):
+                rows.append({"name": name, "kind": conv.kind, "cin": conv.cin,
+                             "cout": chans, "pe": f.pe, "simd": f.simd, "bits": bits,
+                             "shift": shift, "where": str(design)})
         return rows
 
     def random_inputs(self, bitstream, n, rng):
