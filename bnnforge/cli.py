@@ -234,6 +234,8 @@ def build_parser():
                         "bscnet the steps of each training stage, 200)")
     p.add_argument("--voxel-size", type=_positive_int, default=9,
                    help="bscnet: frog voxel size in CT voxels (9: 5,130 sites; 4: 34,331)")
+    p.add_argument("--arch", choices=("unet-s", "fcn-s"), default="unet-s",
+                   help="bscnet: the supplement's network (default unet-s)")
     p.add_argument("--models", nargs="+", choices=("bsc-baseline", "bsc-net"),
                    default=["bsc-baseline", "bsc-net"],
                    help="bscnet: the models trained and run in hardware (default both: "

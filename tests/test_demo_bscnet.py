@@ -160,3 +160,23 @@ def test_sfsc_layers_in_hardware(tmp_path):
         assert [p["channels"] for p in row["passes"]] == [8, 8]
         assert row["cycles_simulated"] == sum(p["cycles_simulated"] for p in row["passes"])
         assert row["cycles_simulated"] >= row["cycles_model"] > 0
+
+
+def test_fcn_program_in_hardware(tmp_path):
+    """The FCN form (each level's output concatenated with the deconvolution of the deeper
+    levels', head on all of them): a two-level FCN-S, every op between first layer and head
+    in hardware on Icarus, equal to the golden program."""
+    from golden.bscnet import BSCNet
+    from tests.golden.test_bscnet_fixed import _trained_like
+
+    torch.manual_seed(4)
+    net = _trained_like(BSCNet("fcn-s", classes=16, sfsc=False, levels=2), 4)
+    frame, feats, labels = segmentation_frame(24, (0, 0, 0), 2)
+    r = simulate_bscnet(net, frame, feats, labels, tmp_path, "icarus", 200.0, spconv=False)
+    assert r["mismatches"] == 0
+    assert torch.equal(r["predictions"], r["golden_predictions"])
+    hw = [x for x in r["rows"] if x["where"] == "hardware"]
+    ups = [x for x in hw if x["kind"] == "up"]
+    # FCN's deconvolution keeps the deeper levels' 32 channels (UNET's would halve them).
+    assert [(x["cin"], x["cout"]) for x in ups] == [(32, 32)]
+    assert all(x["mismatches"] == 0 for x in hw)

@@ -189,10 +189,13 @@ class BscNetKind(NetworkKind):
         if args.shards:
             raise BnnforgeError("--shards splits a test set of images across Dask workers; "
                                 "the bscnet demo runs one frame (leave --shards out)")
-        out = args.out or "build/demo-bscnet"
+        arch = getattr(args, "arch", None) or "unet-s"
+        out = args.out or ("build/demo-bscnet" if arch == "unet-s"
+                           else f"build/demo-bscnet-{arch}")
         report = run_bscnet_demo(out_dir=out, simulator=args.simulator,
                                  voxel_size=args.voxel_size, steps=args.epochs or 200,
                                  seed=args.seed, clock_mhz=args.clock_mhz,
+                                 arch=arch,
                                  models=tuple(getattr(args, "models", None)
                                               or ("bsc-baseline", "bsc-net")))
         return report, report["mismatches"], out
