@@ -5,7 +5,7 @@ deviation, beside the majority class; BSC-Net with the window logits at the stag
 at the demo's scaled rate. Writes build/bench/bscnet_training.json.
 
     .venv/bin/python benchmarks/bscnet_training.py [--seeds 0 1 2] [--steps 200]
-        [--voxel-size 9] [--jobs 2]
+        [--voxel-size 9] [--jobs 2] [--configs bsc-baseline bsc-net:stage bsc-net:scaled]
 
 Every run on one torch thread (the sparse scatter-adds are deterministic there), runs in
 parallel processes (``--jobs``).
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIGS = [("bsc-baseline", None), ("bsc-net", None), ("bsc-net", "scaled")]
+CONFIGS = {"bsc-baseline": ("bsc-baseline", None), "bsc-net:stage": ("bsc-net", None),
+           "bsc-net:scaled": ("bsc-net", "scaled")}
+"""Model and the window logits' rate (the stage's, or the demo's scaled one)."""
 
 
 def _run(args):
@@ -66,16 +68,18 @@ def main():
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--voxel-size", type=int, default=9)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--out", default="build/bench")
     args = p.parse_args()
     from bnnforge.flows import format_table
     from quant.bitstream import atomic_write
 
-    tasks = [(v, a, s, args.steps, args.voxel_size) for v, a in CONFIGS for s in args.seeds]
+    configs = [CONFIGS[c] for c in args.configs]
+    tasks = [(v, a, s, args.steps, args.voxel_size) for v, a in configs for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(_run, tasks))
     summary = []
-    for v, a in CONFIGS:
+    for v, a in configs:
         mine = [r for r in runs if r["model"] == v and r["window_logit_rate"] == (a or "stage")]
         row = {"model": v, "window_logit_rate": a or "stage", "seeds": len(mine)}
         for key in ("accuracy", "miou"):
