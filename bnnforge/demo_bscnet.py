@@ -301,8 +301,9 @@ def seconds_per_frame(rows, clock_mhz, numpy_seconds):
                                "time; the program builds each level's map once",
             "hardware_ssc": sum(r["hardware_seconds"] for r in ssc),
             "spconv": sum(r["spconv_seconds"] for r in timed) if timed else None,
-            "spconv_scope": f"the {len(timed)} SSC layers (spconv, one thread)" if timed
-                            else "spconv not installed",
+            "spconv_scope": (f"the {len(timed)} SSC layers (spconv, one thread)" if timed
+                             else "no plain SSC layer" if all("passes" in r for r in ssc)
+                             else "spconv not installed"),
             "spconv_equal": all(r["spconv_equal"] for r in timed) if timed else None}
 
 
@@ -387,10 +388,19 @@ def _summary(r):
             f"```\n{kinds}\n```\n\n```\n{table}\n```\n\n"
             f"Mismatches: {r['mismatches']}. One frame: hardware {spf['hardware']:.3g} s "
             f"({spf['hardware_scope']}, {clock_words(r['clock'])}); NumPy golden program "
-            f"{spf['numpy']:.3g} s on this CPU (each level's kernel map built once). SSC "
-            f"layers only, each alone with its search: hardware {spf['hardware_ssc']:.3g} s, "
-            f"NumPy {spf['numpy_ssc']:.3g} s (kernel map included), spconv (CPU, one "
-            f"thread) {_s(spf['spconv'])}, its sums "
-            f"{'equal to' if spf['spconv_equal'] else 'NOT equal to'} the hardware's. "
-            f"Simulation {r['simulation_seconds']:.0f} s, demo "
+            f"{spf['numpy']:.3g} s on this CPU (each level's kernel map built once). "
+            + "".join(_spconv_line(name, run["seconds_per_frame"])
+                      for name, run in r["hardware_runs"].items())
+            + f"Simulation {r['simulation_seconds']:.0f} s, demo "
             f"{r['demo_wall_seconds']:.0f} s.\n")
+
+
+def _spconv_line(name, spf):
+    """The plain SSC layers of one model beside spconv (SFSC layers have no spconv peer)."""
+    if spf["spconv"] is None:
+        return (f"{name}: {spf['spconv_scope']} to set beside spconv (SFSC's shifted "
+                f"windows have no spconv counterpart here). ")
+    return (f"{name}, plain SSC layers only, each alone with its search: hardware "
+            f"{spf['hardware_ssc']:.3g} s, NumPy {spf['numpy_ssc']:.3g} s (kernel map "
+            f"included), spconv {_s(spf['spconv'])} ({spf['spconv_scope']}), its sums "
+            f"{'equal to' if spf['spconv_equal'] else 'NOT equal to'} the hardware's. ")
