@@ -28,21 +28,15 @@ def _run(args):
     variant, alpha, seed, steps, voxel_size = args
     import torch
 
-    from bnnforge.demo_bscnet import _predict, segmentation_frame, segmentation_metrics, \
-        split_volume
+    from bnnforge.demo_bscnet import _predict, segmentation_metrics, training_frames
     from golden.bscnet import BSCNet
     from golden.bscnet_train import SCALED_ALPHA_LR, train_staged
-    from golden.frog import FROG_CLASSES, frog_volume
+    from golden.frog import FROG_CLASSES
     from golden.train import torch_threads
 
     with torch_threads(1):
         levels = BSCNet("unet-s", sfsc=False).cfg["levels"]
-        train_vols, test_vol, _ = split_volume(frog_volume(), voxel_size)
-        rng = np.random.default_rng(seed)
-        shifts = [tuple(int(v) for v in rng.integers(1, voxel_size, 3)) for _ in range(7)]
-        train = [segmentation_frame(voxel_size, o, levels, v) for o in shifts
-                 for v in train_vols]
-        frame, feats, labels = segmentation_frame(voxel_size, (0, 0, 0), levels, test_vol)
+        train, (frame, feats, labels), _, majority = training_frames(voxel_size, seed, levels)
         torch.manual_seed(seed)
         net = BSCNet("unet-s", in_channels=1, classes=FROG_CLASSES,
                      sfsc=variant == "bsc-net")
@@ -52,7 +46,6 @@ def _run(args):
         seconds = time.perf_counter() - t0
         y = labels.numpy()
         m = segmentation_metrics(_predict(net.eval(), frame, feats).numpy(), y)
-        majority = int(np.bincount(np.concatenate([t[2].numpy() for t in train])).argmax())
         base = segmentation_metrics(np.full(len(y), majority), y)
     return {"model": variant, "window_logit_rate": alpha or "stage", "seed": seed,
             "steps_per_stage": steps, "accuracy": m["accuracy"], "miou": m["miou"],

@@ -15,6 +15,7 @@ from .flows import format_table
 from .progress import Progress, step
 
 __all__ = ["run_bscnet_demo", "simulate_bscnet", "segmentation_frame", "split_volume",
+           "training_frames",
            "layer_design", "layer_level", "LAYER_COLUMNS"]
 
 
@@ -65,6 +66,22 @@ def split_volume(volume, voxel_size):
     return [train, mirrored], test, (
         f"frog CT y < {cut} (one side of the midplane) for training, with its mirror image "
         f"and shifted grids; y >= {cut} for testing (unshifted grid); disjoint")
+
+
+def training_frames(voxel_size, seed, levels):
+    """``(train frames, test frame, split description, majority class)``: the split volume's
+    training half and its mirror image on 7 grids shifted by seeded random offsets, the test
+    half on the unshifted grid, each ``(frame, feats, labels)``; the training frames' most
+    frequent class."""
+    from golden.frog import frog_volume
+
+    train_vols, test_vol, split = split_volume(frog_volume(), voxel_size)
+    rng = np.random.default_rng(seed)
+    shifts = [tuple(int(v) for v in rng.integers(1, voxel_size, 3)) for _ in range(7)]
+    train = [segmentation_frame(voxel_size, o, levels, v) for o in shifts for v in train_vols]
+    test = segmentation_frame(voxel_size, (0, 0, 0), levels, test_vol)
+    majority = int(np.bincount(np.concatenate([t[2].numpy() for t in train])).argmax())
+    return train, test, split, majority
 
 
 TILE_BITS = 6
@@ -192,7 +209,6 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
     from golden.bscnet import BSCNet, from_bitstream, to_bitstream
     from golden.bscnet_fixed import FixedBscNet
     from golden.bscnet_train import VARIANTS
-    from golden.frog import frog_volume
     from quant.bitstream import read, write
     from quant.errors import BnnforgeError
 
@@ -204,15 +220,10 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
     out_dir = Path(out_dir)
     simulator, note = pick_simulator(simulator, clock_mhz)
     levels = BSCNet(arch, sfsc=False).cfg["levels"]
-    train_vols, test_vol, split = split_volume(frog_volume(), voxel_size)
+    train, (frame, feats, labels), split, majority = training_frames(voxel_size, seed, levels)
     step(f"frog CT volume (pyvista's wheel): tissue segmentation at voxel size {voxel_size}; "
          f"{split}")
-    rng = np.random.default_rng(seed)
-    shifts = [tuple(int(v) for v in rng.integers(1, voxel_size, 3)) for _ in range(7)]
-    train = [segmentation_frame(voxel_size, o, levels, v) for o in shifts for v in train_vols]
-    frame, feats, labels = segmentation_frame(voxel_size, (0, 0, 0), levels, test_vol)
     y = labels.numpy()
-    majority = int(np.bincount(np.concatenate([t[2].numpy() for t in train])).argmax())
     runs, entries = {}, []
     for variant in models:
         net, log = _train_model(variant, arch, train, steps, seed)

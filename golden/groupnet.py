@@ -230,9 +230,11 @@ class GroupNet(nn.Module):
         per_stage = 2 * blocks
         units = per_stage * len(stages)
         # Each unit's (cin, cout, stride): the first unit of stages after the first strides.
-        shapes = [(stages[u // per_stage - 1] if u % per_stage == 0 and u >= per_stage
-                   else stages[u // per_stage], stages[u // per_stage],
-                   2 if u % per_stage == 0 and u >= per_stage else 1) for u in range(units)]
+        shapes = []
+        for u in range(units):
+            stage, first = u // per_stage, u % per_stage == 0 and u >= per_stage
+            shapes.append((stages[stage - 1] if first else stages[stage], stages[stage],
+                           2 if first else 1))
         size = {"layer": 1, "gbd1": 2, "groupnet": 2, "gbd2": 4, "gbd3": units}[decomposition]
         self.groups = [list(range(i, min(i + size, units))) for i in range(0, units, size)]
         self.soft = decomposition == "groupnet"

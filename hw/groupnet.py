@@ -108,21 +108,15 @@ def _shortcut_linear(units, cin, fmt, cycles, name):
     ``width``: the same as saturating once)."""
     from types import SimpleNamespace
 
-    from hw.folding import divisors
+    from hw.folding import choose_for_target
     from hw.sparse.site import SiteLinear
 
     wts = np.concatenate([np.asarray(u["shortcut"]["weights"], dtype=np.int64) for u in units])
     bias = np.concatenate([np.asarray(u["shortcut"]["bias"], dtype=np.int64) for u in units])
-    rows = wts.shape[0]
     mant = max(2, int(np.abs(wts).max(initial=1)).bit_length() + 1)
-    best = None
-    for pe in divisors(rows):
-        for simd in divisors(cin):
-            if (rows // pe) * (cin // simd) <= max(1, cycles):
-                if best is None or pe * simd < best[0] * best[1]:
-                    best = (pe, simd)
+    folding = choose_for_target({name: (wts.shape[0], cin)}, max(1, cycles))[name]
     lfmt = SimpleNamespace(width=fmt.width + 2, mant_width=mant)
-    return SiteLinear(wts, bias, fmt.scale_frac, lfmt, Folding(*best), name=name)
+    return SiteLinear(wts, bias, fmt.scale_frac, lfmt, folding, name=name)
 
 
 class BinaryUnitHW(wiring.Component):
