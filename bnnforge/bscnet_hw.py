@@ -5,10 +5,11 @@ external memory of a layer sequencer would).
 
 Hardware of each op:
 
-* ``binary`` (ssc, down, up, pointwise): :class:`hw.sparse.SparseLayer` with sums out, the
-  search in hardware, one design a layer (its weights), the frame in tiles of the design's
-  bounded size (:func:`bnnforge.sparse_flows.simulate_tiled`); PE the largest divisor of Cout
-  up to 16, SIMD = Cin.
+* ``binary`` (ssc, down, up, pointwise): :meth:`hw.sparse.SparseLayer.loadable` with sums
+  out, the search in hardware, one design a kind (an *engine*) for every layer of that kind:
+  each op loads its weights, channel counts and (ssc) window shift in a load frame, then its
+  frame runs in tiles of the design's bounded size (:func:`bnnforge.sparse_flows.
+  simulate_tiled`); PE = SIMD = ``BINARY_FOLD``, the engine's channels the program's largest.
 * ``bn_add``: :class:`hw.sparse.site.SiteAffine`, ``AFFINE_LANES`` channels a beat, one design
   for every layer (the parameters travel with the data).
 * ``linear``: :class:`hw.sparse.site.SiteLinear`, one design a layer (its weights), PE x SIMD of
@@ -30,7 +31,8 @@ import numpy as np
 from quant.errors import BnnforgeError
 from .progress import Progress
 
-__all__ = ["ProgramRunner", "AFFINE_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS",
+__all__ = ["ProgramRunner", "AFFINE_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
+           "binary_engines",
            "largest_divisor", "sfsc_passes", "pass_name"]
 
 AFFINE_LANES = 16
@@ -40,6 +42,26 @@ many bits of them (the largest power of two of sites up to the binary layers' ti
 112 channels of 24-bit codes take 256-site tiles instead of 5.5 Mbit of 2,048."""
 LINEAR_FOLD = (4, 8)
 """Upper bounds of PE and SIMD of the real 1x1 convolutions."""
+BINARY_FOLD = 16
+"""PE and SIMD of the binary engines (every BSC-Net channel count is a multiple of 16; an SFSC
+pass's fewer channels fill one PE fold)."""
+
+
+def binary_engines(ops):
+    """``{kind: (Cin, Cout)}``: the largest channels of a program's binary ops of each kind,
+    the sizes of the engines that run them (``BINARY_FOLD`` must divide every Cin; Cout is
+    rounded up to whole PE folds)."""
+    out = {}
+    for op in ops:
+        if op["op"] != "binary":
+            continue
+        if op["cin"] % BINARY_FOLD:
+            raise BnnforgeError(f"{op['name']}: {op['cin']} input channels are not a multiple "
+                                f"of the binary engines' SIMD = {BINARY_FOLD}")
+        cin, cout = out.get(op["kind"], (0, 0))
+        out[op["kind"]] = (max(cin, op["cin"]), max(cout, -(-op["cout"] // BINARY_FOLD)
+                                                    * BINARY_FOLD))
+    return out
 
 
 def sfsc_passes(shifts, cout):
@@ -89,6 +111,7 @@ class ProgramRunner:
         self.sum_width = max(widths[op["sums"]] for op in affine) if affine else 1
         self.sum_width2 = max((widths[op["sums2"]] for op in affine if op["sums2"]),
                               default=1)
+        self.engines = binary_engines(ops)
         self._designs = {}
         self._bar = Progress("ops")
         self._done, self._total = 0, len(ops)
@@ -137,11 +160,11 @@ class ProgramRunner:
 
     # -- ops ------------------------------------------------------------------------------
     def _binary(self, op, buffers, golden):
-        """A binary op; SFSC (``shifts``): one pass a distinct window shift, each a design with
-        that shift and the output channels of the groups that chose it (the channels put back
-        in place on the host, no arithmetic)."""
-        from quant.layout import Folding
-        from .sparse_flows import generate_sparse, simulate_tiled
+        """A binary op on its kind's engine: a load frame (the op's weights, or an SFSC pass's
+        output channels, and its window shift), then the frame in tiles. SFSC (``shifts``):
+        one pass a distinct window shift, with the output channels of the groups that chose
+        it (put back in place on the host, no arithmetic)."""
+        from .sparse_flows import simulate_tiled
 
         level, kind, w = op["level"], op["kind"], op["weights"]
         bits = (buffers[op["src"]] >= 0).astype(np.uint8)
@@ -150,49 +173,59 @@ class ProgramRunner:
                  else (fr.coords[level], bits))
         cout = op["cout"]
         passes = sfsc_passes(op["shifts"], cout)
+        design = self._engine(kind)
         out = None
-        row = {"cin": op["cin"], "cout": cout, "pairs": 0, "pairs_whole_frame": 0,
-               "cycles_simulated": 0, "cycles_model": 0, "tiles": 0, "tile_mismatches": 0,
-               "onchip_memory_bits": 0, "memory_fits": True, "passes": []}
-        base = op["name"].replace(".", "_")
+        F = BINARY_FOLD
+        row = {"cin": op["cin"], "cout": cout, "pe": F, "simd": F, "engine": design.name,
+               "pairs": 0, "pairs_whole_frame": 0, "cycles_simulated": 0, "cycles_model": 0,
+               "load_cycles": 0, "load_cycles_model": 0, "tiles": 0, "tile_mismatches": 0,
+               "passes": []}
         for shift, chans in passes:
             wp = w[:, chans]
-            folding = Folding(largest_divisor(len(chans), 16), op["cin"])
-            name = pass_name(base, shift, len(passes))
-
-            def make(path, wp=wp, folding=folding, shift=shift, name=name):
-                generate_sparse(wp, None, self.tile_voxels, self.tile_bits, folding, path,
-                                name=name, kind=kind, output="sums", shift=shift)
-                return path
-
-            design = self._design(name, make)
-            r = simulate_tiled(design, frame, wp, self.simulator)
+            r = simulate_tiled(design, frame, wp, self.simulator, shift=shift)
             if out is None:
                 out = np.zeros((len(r["outputs"]), cout), r["outputs"].dtype)
             out[:, chans] = r["outputs"]
-            folds = (len(chans) // folding.pe) * (op["cin"] // folding.simd)
-            budget = _budget(r["info"])
+            folds = -(-len(chans) // F) * (op["cin"] // F)
+            load_model = 1 + w.shape[0] * folds * F
             row["passes"].append({"shift": list(shift), "channels": len(chans),
-                                  "pe": folding.pe, "simd": folding.simd,
                                   "cycles_simulated": r["cycles"],
-                                  "cycles_model": r["pairs"] * folds})
+                                  "cycles_model": r["pairs"] * folds,
+                                  "load_cycles": r["load_cycles"]})
             for key, v in (("pairs", r["pairs"]), ("pairs_whole_frame", r["pairs_whole_frame"]),
                            ("cycles_simulated", r["cycles"]),
                            ("cycles_model", r["pairs"] * folds), ("tiles", r["tiles"]),
-                           ("tile_mismatches", r["mismatches"])):
+                           ("tile_mismatches", r["mismatches"]),
+                           ("load_cycles", r["load_cycles"]),
+                           ("load_cycles_model", load_model)):
                 row[key] += v
-            row["onchip_memory_bits"] = max(row["onchip_memory_bits"],
-                                            budget["onchip_memory_bits"])
-            row["memory_fits"] = bool(row["memory_fits"] and budget["memory_fits"])
-            row.update(pe=folding.pe, simd=folding.simd)
-        row["cycles_model_source"] = ("pairs (tiles' halos included) x (Cout/PE)(Cin/SIMD)" +
+        row.update(_budget(design))
+        row["cycles_model_source"] = ("pairs (tiles' halos included) x ceil(Cout/PE)(Cin/SIMD)" +
                                       (", summed over the shifts' passes"
                                        if len(passes) > 1 else ""))
+        row["load_cycles_model_source"] = ("a header and slots x ceil(Cout/PE)(Cin/SIMD) x PE "
+                                           "weight words, a beat a cycle")
         if op["shifts"] is None:
             del row["passes"]
         if self.spconv and kind == "ssc" and op["shifts"] is None:
             row.update(self._peer(frame, w, fr.bits[level], out))
         return out, row
+
+    def _engine(self, kind):
+        """The binary engine of ``kind`` (built once): the program's largest channels of that
+        kind, weights loaded at run time."""
+        from quant.layout import Folding
+        from .sparse_flows import generate_sparse_engine
+
+        cin, cout = self.engines[kind]
+
+        def make(path):
+            generate_sparse_engine(kind, cin, cout, self.tile_voxels, self.tile_bits,
+                                   Folding(BINARY_FOLD, BINARY_FOLD), path,
+                                   name=f"{kind}_engine")
+            return path
+
+        return self._design(f"{kind}-engine", make)
 
     def _peer(self, frame, w, bits, hw):
         """spconv and the NumPy golden on the same SSC layer (one thread)."""

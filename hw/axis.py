@@ -81,8 +81,10 @@ class AxisTop(wiring.Component):
         self.frame_outputs = frame_outputs
         self.sparse = sparse
         # A sparse (voxel) stream's payload ends in its framing bits: the input's in
-        # (marker, last), the output's in (marker, error, last); they travel as tuser/tlast.
-        self.in_width = _width(blocks[0].i) - (2 if sparse else 0)
+        # (marker, last) or (marker, load, last) for weights loaded at run time, the output's
+        # in (marker, error, last); they travel as tuser/tlast.
+        self.user_in = getattr(blocks[0], "user_in_bits", 1)
+        self.in_width = _width(blocks[0].i) - (self.user_in + 1 if sparse else 0)
         self.out_width = _width(blocks[-1].o) - (3 if sparse else 0)
         self.lanes = self.out_width // element_width
         self.lane_width = 1 if element_width == 1 else byte_align(element_width)
@@ -97,7 +99,8 @@ class AxisTop(wiring.Component):
             "m_axis_tdata": Out(bw or self.vector_out_width),
             "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
             "layer_fire": Out(len(blocks)), "layer_busy": Out(len(blocks)),
-            **({"s_axis_tuser": In(1), "m_axis_tuser": Out(2), "search_busy": Out(1)}
+            **({"s_axis_tuser": In(self.user_in), "m_axis_tuser": Out(2),
+                "search_busy": Out(1)}
                if sparse else {}),
         })
 

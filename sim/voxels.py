@@ -18,7 +18,7 @@ from quant.bits import bits_to_int
 
 __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_sums",
            "layer_beats", "FrameTracker", "in_payloads", "out_payloads", "out_flags_at",
-           "error_code"]
+           "error_code", "load_beats", "pad_weights"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -32,11 +32,11 @@ def _key(c, bits):
     return sum(int(v) << offset for v, offset in zip(c, _coordinate_offsets(bits)))
 
 
-def in_payloads(data, framing, features, bits):
+def in_payloads(data, framing, features, bits, load=False):
     """Whole input payloads of a sparse layer (:func:`hw.sparse.voxel_in_layout`): the bus
     words ``data`` (features and coordinates) with each beat's ``(tlast, tuser)`` placed at
-    the layout's ``last`` and ``marker`` fields."""
-    layout = voxel_in_layout(features, bits)
+    the layout's ``last`` and ``marker`` (and ``load``, next to it) fields."""
+    layout = voxel_in_layout(features, bits, load)
     marker, last = layout["marker"].offset, layout["last"].offset
     return [d | u << marker | t << last for d, (t, u) in zip(data, framing)]
 
@@ -155,3 +155,39 @@ def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None, go
     width = cout if thresholds is not None else cout * sum_width
     want, want_framing = result_beats(outs, width, bits)
     return data, framing, want, want_framing
+
+
+def pad_weights(weights, pe, simd):
+    """A layer's weights ``S x Cout x Cin`` with Cout padded to whole PE folds (zero rows; the
+    outputs there are dropped); Cin must already be whole SIMD folds."""
+    w = np.asarray(weights, dtype=np.uint8)
+    s, cout, cin = w.shape
+    if cin % simd:
+        raise ValueError(f"{cin} input channels are not whole folds of SIMD = {simd}")
+    out = np.zeros((s, -(-cout // pe) * pe, cin), np.uint8)
+    out[:, :cout] = w
+    return out
+
+
+def load_beats(info, weights, shift=(0, 0, 0)):
+    """The load frame of a layer whose weights load at run time (``info``: its design.json):
+    the header beat, then the weight words slot by slot, output fold, input fold, PE row
+    (:class:`hw.sparse.loader.WeightLoader`). Returns ``(data, framing, want, want_framing)``
+    with the frame's one expected output beat (a marker beat)."""
+    from hw.sparse.layouts import load_header_layout
+
+    pe, simd = info["pe"], info["simd"]
+    w = pad_weights(weights, pe, simd)
+    slots, cout, cin = w.shape
+    nf, sf = cout // pe, cin // simd
+    header = load_header_layout(info["cout"] // pe, info["cin"] // simd)
+    head = header.const({"nf_last": nf - 1, "sf_last": sf - 1,
+                         "shift": [int(v) for v in shift]}).as_value().value
+    data = [head]
+    for k in range(slots):
+        for f in range(nf):
+            for j in range(sf):
+                for p in range(pe):
+                    data.append(bits_to_int(w[k, f * pe + p, j * simd:(j + 1) * simd]))
+    framing = [(int(i == len(data) - 1), 2) for i in range(len(data))]
+    return data, framing, [0], [(1, 1)]

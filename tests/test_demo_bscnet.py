@@ -49,8 +49,19 @@ def test_whole_program_in_hardware(tmp_path):
     ssc = [x for x in hw if x["kind"] == "ssc"]
     assert all(x["spconv_equal"] is True and x["spconv_seconds"] > 0 for x in ssc)
     assert all(x.get("tiles", 1) >= 1 for x in hw) and TILE_BITS == 6 and TILE_VOXELS == 2048
+    # One engine a binary kind serves every layer of that kind: each op loads its weights
+    # (a header and a word a PE row, slot and fold, a beat a cycle) before its frame.
+    binary = [x for x in hw if x["kind"] in ("ssc", "down", "up", "pointwise")]
+    assert {x["engine"] for x in binary} == {"ssc-engine", "down-engine", "up-engine",
+                                              "pointwise-engine"}
+    for x in binary:
+        slots = {"ssc": 27, "down": 8, "up": 8, "pointwise": 1}[x["kind"]]
+        words = slots * -(-x["cout"] // 16) * (x["cin"] // 16) * 16
+        assert x["load_cycles_model"] == 1 + words
+        assert 0 <= x["load_cycles"] - x["load_cycles_model"] <= 12, x
     spf = seconds_per_frame(rows, 200.0, r["numpy_seconds"])
-    assert spf["hardware"] == pytest.approx(sum(x["cycles_simulated"] for x in hw) / 200e6)
+    assert spf["hardware"] == pytest.approx(
+        sum(x["cycles_simulated"] + x.get("load_cycles", 0) for x in hw) / 200e6)
     assert spf["spconv_equal"] is True and spf["numpy"] > 0
     totals = {t["kind"]: t for t in kind_totals(rows)}
     assert totals["ssc"]["ops"] == 6 and totals["pointwise"]["ops"] == 1

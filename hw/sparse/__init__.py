@@ -62,8 +62,8 @@ feature bits, ``slots * Cout * Cin`` weight bits, a record FIFO.
 
 from .layer import SparseConv, SparseLayer
 from .mean import SparseMean
-from .layouts import (ERROR_TOO_MANY, ERROR_UNSORTED, KINDS, record_layout, sum_width,
-                      voxel_in_layout, voxel_out_layout)
+from .layouts import (ERROR_LOAD, ERROR_TOO_MANY, ERROR_UNSORTED, KINDS, record_layout,
+                      sum_width, voxel_in_layout, voxel_out_layout)
 
-__all__ = ["SparseLayer", "SparseConv", "SparseMean", "KINDS", "ERROR_TOO_MANY", "ERROR_UNSORTED",
-           "sum_width", "voxel_in_layout", "voxel_out_layout", "record_layout"]
+__all__ = ["SparseLayer", "SparseConv", "SparseMean", "KINDS", "ERROR_LOAD", "ERROR_TOO_MANY",
+           "ERROR_UNSORTED", "sum_width", "voxel_in_layout", "voxel_out_layout", "record_layout"]

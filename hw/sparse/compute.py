@@ -38,30 +38,51 @@ class SparseCompute(wiring.Component):
         A frame's last output beat is written to the output register in this cycle.
     busy : Out(1)
         High in each cycle in which a (pair, fold) enters the XNOR-popcount pipeline.
+    w_addr, w_data, w_en, nf_last, sf_last : In(...)
+        Only with ``weights`` None (loaded at run time, :class:`hw.sparse.loader.
+        WeightLoader`): the weight memories' write port, and the folds of the layer loaded;
+        output channels beyond ``(nf_last + 1) PE`` are 0.
     """
 
     def __init__(self, weights, thresholds, coord_bits, max_voxels, pe, simd, offsets,
-                 out_width, sum_width, reg_every=1, family=None):
-        slots, cout, cin = weights.shape
+                 out_width, sum_width, reg_every=1, family=None, shape=None):
+        slots, cout, cin = weights.shape if weights is not None else shape
         self.weights, self.thresholds = weights, thresholds
+        self.loadable = weights is None
         self.slots, self.cin, self.cout, self.pe, self.simd = slots, cin, cout, pe, simd
         self.offsets, self.sum_width, self.reg_every, self.family = (offsets, sum_width,
                                                                        reg_every, family)
         self.coord_bits, self.max_voxels = coord_bits, max_voxels
+        NF, SF = cout // pe, cin // simd
+        self.depth = slots * NF * SF
         super().__init__({
             "records": In(stream.Signature(record_layout(slots, coord_bits, max_voxels))),
             "feats": In(read_port(max_voxels, cin)).array(offsets),
             "o": Out(stream.Signature(voxel_out_layout(out_width, coord_bits))),
             "end": In(stream.Signature(end_layout(coord_bits))),
             "reset": In(1), "bad": In(1), "error_code": In(coord_bits), "frame_end": Out(1),
-            "busy": Out(1)})
+            "busy": Out(1),
+            **({"w_addr": In(range(self.depth)), "w_data": In(simd), "w_en": In(pe),
+                "nf_last": In(range(max(NF, 2))), "sf_last": In(range(max(SF, 2)))}
+               if self.loadable else {})})
 
     def _weight_memories(self, m):
         """One memory a PE row: word ``(slot * NF + nf) * SF + sf`` holds that slot's SIMD
-        weights of output channel ``nf * PE + p`` at fold ``sf``."""
+        weights of output channel ``nf * PE + p`` at fold ``sf``
+        (:func:`hw.sparse.loader.weight_address`); loaded at run time through ``w_*`` when the
+        compute has no weights."""
         S, PE, SIMD = self.slots, self.pe, self.simd
         NF, SF = self.cout // PE, self.cin // SIMD
         mems = []
+        if self.loadable:
+            for p in range(PE):
+                mem = memory.Memory(shape=SIMD, depth=self.depth, init=[])
+                m.submodules[f"w{p}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),
+                             wp.en.eq(self.w_en[p])]
+                mems.append(mem)
+            return mems
         for p in range(PE):
             words = []
             for k in range(S):
@@ -103,7 +124,9 @@ class SparseCompute(wiring.Component):
             rems.append(rest)
         nf = Signal(range(max(NF, 2)))
         sf = Signal(range(max(SF, 2)))
-        last_fold = (nf == NF - 1) & (sf == SF - 1)
+        nf_end = nf == (self.nf_last if self.loadable else NF - 1)
+        sf_end = sf == (self.sf_last if self.loadable else SF - 1)
+        last_fold = nf_end & sf_end
         issue_c = Signal()
         m.d.comb += issue_c.eq(en & loaded)
         last_item = issue_c & (last_fold & (rems[-1] == 0) | (remaining == 0))
@@ -120,11 +143,11 @@ class SparseCompute(wiring.Component):
         with m.If(issue_c & ~last_item):
             m.d.sync += first_item.eq(0)
             if SF > 1:
-                m.d.sync += sf.eq(Mux(sf == SF - 1, 0, sf + 1))
-            with m.If(sf == SF - 1):
+                m.d.sync += sf.eq(Mux(sf_end, 0, sf + 1))
+            with m.If(sf_end):
                 if NF > 1:
-                    m.d.sync += nf.eq(Mux(nf == NF - 1, 0, nf + 1))
-                with m.If(nf == NF - 1):
+                    m.d.sync += nf.eq(Mux(nf_end, 0, nf + 1))
+                with m.If(nf_end):
                     m.d.sync += remaining.eq(rems[-1])
         m.d.comb += self.busy.eq(real)
 
@@ -178,6 +201,8 @@ class SparseCompute(wiring.Component):
             m.d.comb += y_next.eq(Mux(c.first, 0, acc[ch]) + contrib)
             with m.If(en & c.valid):
                 m.d.sync += acc[ch].eq(y_next)
+            if self.loadable and NF > 1:
+                y_next = Mux(f <= self.nf_last, y_next, 0)
             nxt_acc.append(y_next)
         if self.thresholds is not None:
             vector = [y >= int(t) for y, t in zip(nxt_acc, self.thresholds)]

@@ -8,7 +8,9 @@ from quant.errors import BnnforgeError
 from ..fifo import StreamFifo
 from ..params import check_family, check_positive_int, construction
 from .compute import SparseCompute
-from .layouts import KINDS, record_layout, sum_width, voxel_in_layout, voxel_out_layout
+from .layouts import (KINDS, load_header_layout, record_layout, sum_width, voxel_in_layout,
+                      voxel_out_layout)
+from .loader import WeightLoader
 from .search_resample import DownSearch, UpSearch
 from .search_pointwise import PointwiseSearch
 from .search_ssc import SscSearch
@@ -24,10 +26,11 @@ class SparseLayer(StreamBlock):
     Parameters
     ----------
     kind : "ssc", "down", "up" or "pointwise"
-    weights : array (slots, Cout, Cin) of 0/1
+    weights : array (slots, Cout, Cin) of 0/1, or None
         ``W_k``; ssc offsets ``k = (dx+1) + 3(dy+1) + 9(dz+1)``, down/up slots
         ``px + 2 py + 4 pz``. For ``output="bits"`` the rows of channels with a negative
-        batch-norm scale are already flipped.
+        batch-norm scale are already flipped. None: the weights load at run time
+        (:meth:`loadable`).
     thresholds : array (Cout,) of int, or None
         ``output="bits"``: output bit = ``y >= T``. Must be None for ``output="sums"``.
     max_voxels, coord_bits : int
@@ -60,7 +63,7 @@ class SparseLayer(StreamBlock):
 
     def __init__(self, kind, weights, thresholds, max_voxels, coord_bits, folding,
                  output="bits", reg_every=1, record_depth=8, offsets=1, family=None,
-                 shift=(0, 0, 0)):
+                 shift=(0, 0, 0), channels=None):
         import numpy as np
 
         with construction(self):
@@ -68,16 +71,28 @@ class SparseLayer(StreamBlock):
                 raise BnnforgeError(f"unknown sparse layer kind {kind!r}; choose one of "
                                     f"{', '.join(KINDS)}")
             slots = KINDS[kind]
-            w = np.asarray(weights)
+            if weights is None:
+                if channels is None:
+                    raise BnnforgeError("a layer without weights loads them at run time: give "
+                                        "its channels (SparseLayer.loadable)")
+                if output != "sums":
+                    raise BnnforgeError("a layer whose weights load at run time outputs sums")
+                cin, cout = channels
+                check_positive_int("input channels", cin)
+                check_positive_int("output channels", cout)
+                w = np.zeros((slots, 0, 0), np.uint8)
+            else:
+                w = np.asarray(weights)
             if w.ndim != 3 or w.shape[0] != slots:
                 raise BnnforgeError(f"{kind} weights must be {slots} x Cout x Cin, not "
                                     f"{w.shape}")
+            if weights is not None:
+                _, cout, cin = w.shape
             check_positive_int("max voxels", max_voxels)
             check_positive_int("coordinate bits", coord_bits)
             if kind != "ssc" and coord_bits < 2:
                 raise BnnforgeError(f"a {kind}-sampling layer needs at least 2 coordinate "
                                     f"bits, not {coord_bits}")
-            _, cout, cin = w.shape
             if cout % folding.pe:
                 raise BnnforgeError(f"PE={folding.pe} does not divide the {cout} output channels")
             if cin % folding.simd:
@@ -85,10 +100,13 @@ class SparseLayer(StreamBlock):
                                     f"channels")
             check_positive_int("offsets per cycle", offsets)
             shift = tuple(int(v) for v in shift) if np.ndim(shift) == 1 else shift
-            if (not isinstance(shift, tuple) or len(shift) != 3
+            if shift is None and weights is not None:
+                raise BnnforgeError("a window shift loaded at run time needs weights loaded "
+                                    "at run time (SparseLayer.loadable)")
+            if shift is not None and (not isinstance(shift, tuple) or len(shift) != 3
                     or any(v not in (-1, 0, 1) for v in shift)):
                 raise BnnforgeError(f"a window shift is three of -1, 0, +1 (SFSC), not {shift!r}")
-            if any(shift) and kind != "ssc":
+            if shift is not None and any(shift) and kind != "ssc":
                 raise BnnforgeError(f"only an ssc layer's window shifts, not a {kind} layer's")
             check_family(family)
             if offsets > slots:
@@ -104,8 +122,19 @@ class SparseLayer(StreamBlock):
                 t = np.asarray(thresholds, dtype=np.int64)
                 if t.shape != (cout,):
                     raise BnnforgeError(f"{t.size} thresholds for {cout} output channels")
+            if weights is None:
+                if coord_bits < 2:
+                    raise BnnforgeError("a layer whose weights load at run time needs at "
+                                        "least 2 coordinate bits (its load error code)")
+                header = load_header_layout(cout // folding.pe, cin // folding.simd).size
+                if header > cin + 3 * coord_bits:
+                    raise BnnforgeError(f"the load header ({header} bits) does not fit a beat "
+                                        f"of {cin} features and 3 x {coord_bits} coordinate "
+                                        f"bits; widen the coordinates")
         self.kind, self.slots, self.output = kind, slots, output
-        self.weights, self.thresholds = w.astype(np.uint8), t
+        self.runtime_weights = weights is None
+        self.weights = None if self.runtime_weights else w.astype(np.uint8)
+        self.thresholds = t
         self.cin, self.cout = cin, cout
         self.max_voxels, self.coord_bits = max_voxels, coord_bits
         self.pe, self.simd, self.reg_every = folding.pe, folding.simd, reg_every
@@ -113,10 +142,26 @@ class SparseLayer(StreamBlock):
         self.record_depth, self.offsets = record_depth, offsets
         self.sum_width = sum_width(kind, cin)
         self.out_width = cout if output == "bits" else cout * self.sum_width
-        super().__init__({"i": In(stream.Signature(voxel_in_layout(cin, coord_bits))),
+        super().__init__({"i": In(stream.Signature(voxel_in_layout(cin, coord_bits,
+                                                                   load=self.runtime_weights))),
                           "o": Out(stream.Signature(voxel_out_layout(self.out_width,
                                                                      coord_bits))),
                           "busy": Out(1), "searching": Out(1)})
+
+    @classmethod
+    def loadable(cls, kind, cin, cout, max_voxels, coord_bits, folding, **kwargs):
+        """A layer of up to ``cin`` x ``cout`` channels whose weights, channel counts (whole
+        folds) and, for ssc, window shift load at run time: a *load frame* (beats with
+        ``load`` set in ``tuser``; :class:`hw.sparse.loader.WeightLoader`) before the voxel
+        frames it applies to; sums out (``cout`` of them, channels beyond the loaded ones 0).
+        One design then serves every binary layer of a network up to those sizes."""
+        return cls(kind, None, None, max_voxels, coord_bits, folding, output="sums",
+                   channels=(cin, cout), shift=None if kind == "ssc" else (0, 0, 0), **kwargs)
+
+    @property
+    def user_in_bits(self):
+        """Bits of the input ``tuser``: marker, and load for a loadable layer."""
+        return 2 if self.runtime_weights else 1
 
     @property
     def folds(self):
@@ -138,7 +183,8 @@ class SparseLayer(StreamBlock):
         """The stage after the record FIFO (the XNOR-popcount compute)."""
         return SparseCompute(self.weights, self.thresholds, self.coord_bits, self.max_voxels,
                              self.pe, self.simd, self.offsets, self.out_width, self.sum_width,
-                             self.reg_every, self.family)
+                             self.reg_every, self.family,
+                             shape=(self.slots, self.cout, self.cin))
 
     def elaborate(self, platform):
         m = Module()
@@ -151,11 +197,14 @@ class SparseLayer(StreamBlock):
         m.submodules.records = records = StreamFifo(
             record_layout(self.slots, B, N), self.record_depth, name="records")
         m.submodules.compute = compute = self.make_compute()
-        wiring.connect(m, wiring.flipped(self.i), store.i)
+        if self.runtime_weights:
+            self._load_path(m, store, search, compute)
+        else:
+            wiring.connect(m, wiring.flipped(self.i), store.i)
+            wiring.connect(m, store.end, compute.end)
         wiring.connect(m, search.records, records.i)
         wiring.connect(m, records.o, compute.records)
         wiring.connect(m, compute.o, wiring.flipped(self.o))
-        wiring.connect(m, store.end, compute.end)
         for u in range(self.offsets):
             wiring.connect(m, compute.feats[u], store.feats[u])
         m.d.comb += [store.frame_end.eq(compute.frame_end), compute.reset.eq(store.frame_done),
@@ -181,6 +230,35 @@ class SparseLayer(StreamBlock):
             wiring.connect(m, search.fine, store.keys1[0])
             m.d.comb += [search.n_coarse.eq(store.counts[0]), search.n_fine.eq(store.counts[1])]
         return m
+
+    def _load_path(self, m, store, search, compute):
+        """Load beats to the weight loader, voxel beats to the store (held while a load
+        frame is in progress); the loader's end beat and the store's share the output."""
+        from amaranth import Mux
+
+        NF, SF = self.cout // self.pe, self.cin // self.simd
+        m.submodules.loader = loader = WeightLoader(
+            self.kind, self.slots, self.cin, self.coord_bits, self.pe, self.simd, NF, SF,
+            compute.depth)
+        beat = self.i.payload
+        to_load = beat.load
+        m.d.comb += [
+            loader.i.payload.eq(beat), loader.i.valid.eq(self.i.valid & to_load),
+            store.i.valid.eq(self.i.valid & ~to_load & ~loader.busy),
+            self.i.ready.eq(Mux(to_load, loader.i.ready, store.i.ready & ~loader.busy)),
+            loader.idle.eq(store.idle),
+            compute.w_addr.eq(loader.w_addr), compute.w_data.eq(loader.w_data),
+            compute.w_en.eq(loader.w_en), compute.nf_last.eq(loader.nf_last),
+            compute.sf_last.eq(loader.sf_last),
+            compute.end.valid.eq(store.end.valid | loader.end.valid),
+            compute.end.payload.eq(Mux(loader.end.valid, loader.end.payload,
+                                       store.end.payload)),
+            loader.end.ready.eq(compute.end.ready),
+            store.end.ready.eq(compute.end.ready & ~loader.end.valid)]
+        for f in ("features", "x", "y", "z", "marker", "last"):
+            m.d.comb += getattr(store.i.payload, f).eq(getattr(beat, f))
+        if self.kind == "ssc":
+            m.d.comb += [a.eq(b) for a, b in zip(search.shift_in, loader.shift)]
 
 
 class SparseConv(SparseLayer):

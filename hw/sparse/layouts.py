@@ -7,12 +7,16 @@ from amaranth.lib import data
 
 from quant.bits import bits_for
 
-__all__ = ["KINDS", "PAIRS_PER_SITE", "ERROR_TOO_MANY", "ERROR_UNSORTED", "voxel_in_layout",
+__all__ = ["KINDS", "PAIRS_PER_SITE", "ERROR_TOO_MANY", "ERROR_UNSORTED", "ERROR_LOAD",
+           "voxel_in_layout", "load_header_layout",
            "voxel_out_layout", "record_layout", "index_bits", "sum_width", "voxel_key",
            "parent_key", "select", "pack"]
 
 ERROR_TOO_MANY = 1
 ERROR_UNSORTED = 2
+ERROR_LOAD = 3
+"""A load frame (weights loaded at run time) that is malformed: too few or too many words, or
+a header out of the design's range."""
 
 KINDS = {"ssc": 27, "down": 8, "up": 8, "pointwise": 1}
 """Kernel slots of each layer kind."""
@@ -21,13 +25,26 @@ PAIRS_PER_SITE = {"ssc": 27, "down": 8, "up": 1, "pointwise": 1}
 """The most pairs one output site can have."""
 
 
-def voxel_in_layout(features, coord_bits):
+def voxel_in_layout(features, coord_bits, load=False):
     """An input beat, lowest bits first: ``features``, ``x``, ``y``, ``z`` (``coord_bits``
-    each), ``marker`` (no voxel: an empty frame's beat), ``last`` (the frame's or part's last
-    beat). On the AXI4-Stream top ``tdata`` carries features and coordinates, ``tuser`` the
-    marker, ``tlast`` the last flag."""
+    each), ``marker`` (no voxel: an empty frame's beat), ``load`` (only in a design whose
+    weights load at run time: the beat belongs to a load frame), ``last`` (the frame's or
+    part's last beat). On the AXI4-Stream top ``tdata`` carries features and coordinates,
+    ``tuser`` the marker (and load), ``tlast`` the last flag."""
     return data.StructLayout({"features": features, "x": coord_bits, "y": coord_bits,
-                              "z": coord_bits, "marker": 1, "last": 1})
+                              "z": coord_bits, "marker": 1, **({"load": 1} if load else {}),
+                              "last": 1})
+
+
+def load_header_layout(nf_max, sf_max):
+    """The first beat of a load frame, in ``Cat(features, x, y, z)``: the last output fold
+    ``nf_last = Cout/PE - 1``, the last input fold ``sf_last = Cin/SIMD - 1`` and the window
+    shift ``(sx, sy, sz)`` (ssc; two's complement, -1..1)."""
+    from amaranth import signed
+
+    return data.StructLayout({"nf_last": Shape.cast(range(max(nf_max, 2))).width,
+                              "sf_last": Shape.cast(range(max(sf_max, 2))).width,
+                              "shift": data.ArrayLayout(signed(2), 3)})
 
 
 def voxel_out_layout(width, coord_bits):

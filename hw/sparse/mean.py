@@ -151,6 +151,7 @@ class SparseMean(SparseLayer):
         self.max_voxels, self.coord_bits = max_voxels, coord_bits
         self.pe, self.simd, self.offsets, self.record_depth = None, None, 1, record_depth
         self.weights, self.thresholds, self.family, self.reg_every = None, None, None, 1
+        self.runtime_weights = False
         wiring.Component.__init__(self, {
             "i": In(stream.Signature(voxel_in_layout(self.cin, coord_bits))),
             "o": Out(stream.Signature(voxel_out_layout(self.out_width, coord_bits))),

@@ -1,6 +1,6 @@
 """The neighbour search of a submanifold 3x3x3 layer: nine row engines over sorted keys."""
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,7 +23,9 @@ class SscSearch(wiring.Component):
     ``shift = (sx, sy, sz)`` (each -1, 0 or +1) moves the window (SFSC,
     :class:`golden.bscnet.SFSC`): slot ``k`` then finds ``(x, y, z) + shift + offset_k``; the
     order argument holds for any fixed offset, so only the row keys and bounds change.
-    Neighbours outside ``[0, 2^B)`` are absent.
+    Neighbours outside ``[0, 2^B)`` are absent. ``shift=None``: the shift is an input
+    (``shift_in``, set before a frame and held through it), so one design serves every window
+    of an SFSC layer.
 
     Members
     -------
@@ -35,16 +37,19 @@ class SscSearch(wiring.Component):
         One a voxel, in the frame's order; slot ``k = (dx+1) + 3(dy+1) + 9(dz+1)``.
     searching : Out(1)
         High in each cycle in which the search works (not waiting for ``records``).
+    shift_in : In(signed(2)).array(3)
+        ``(sx, sy, sz)`` when ``shift`` is None.
     """
 
     def __init__(self, coord_bits, max_voxels, shift=(0, 0, 0)):
         self.coord_bits, self.max_voxels = coord_bits, max_voxels
-        self.shift = tuple(int(v) for v in shift)
+        self.shift = None if shift is None else tuple(int(v) for v in shift)
         super().__init__({
             "keys": In(read_port(max_voxels, 3 * coord_bits)).array(10),
             "count": In(range(max_voxels + 1)), "complete": In(1), "reset": In(1),
             "records": Out(stream.Signature(record_layout(27, coord_bits, max_voxels))),
-            "searching": Out(1)})
+            "searching": Out(1),
+            **({"shift_in": In(signed(2)).array(3)} if shift is None else {})})
 
     def elaborate(self, platform):
         m = Module()
@@ -57,14 +62,18 @@ class SscSearch(wiring.Component):
         search_active = (ci < n) & (complete | (ci + 1 < n)) & centre_ok
         dones, masks, idxs = [], [], []
         lim = (1 << B) - 1
-        sx, sy, sz = self.shift
+        sx, sy, sz = self.shift if self.shift is not None else tuple(self.shift_in)
 
         def within(c, o):
-            """``c + o`` inside ``[0, lim]`` (``o`` a constant)."""
-            return (c >= -o) if o < 0 else (c <= lim - o) if o > 0 else 1
+            """``c + o`` inside ``[0, lim]`` (``o`` a constant or a signed value)."""
+            if isinstance(o, int):
+                return (c >= -o) if o < 0 else (c <= lim - o) if o > 0 else 1
+            t = Signal(signed(B + 3))
+            m.d.comb += t.eq(c + o)
+            return (t >= 0) & (t <= lim)
 
         def moved(c, o):
-            return (c - (-o)) if o < 0 else (c + o)
+            return (c - (-o)) if isinstance(o, int) and o < 0 else (c + o)
 
         for r in range(9):
             oy, oz = r % 3 - 1 + sy, r // 3 - 1 + sz

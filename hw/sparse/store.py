@@ -56,6 +56,8 @@ class FrameStore(wiring.Component):
         The marker beat of a frame without outputs.
     frame_end : In(1)
         The output's last beat of a frame with outputs leaves in this cycle.
+    idle : Out(1)
+        No frame in flight: the last one has ended and no beat of the next is taken yet.
     """
 
     def __init__(self, kind, cin, coord_bits, max_voxels, offsets):
@@ -68,7 +70,8 @@ class FrameStore(wiring.Component):
                    "counts": Out(n_range).array(len(self.parts)),
                    "complete": Out(1), "frame_done": Out(1), "bad": Out(1),
                    "error_code": Out(coord_bits),
-                   "end": Out(stream.Signature(end_layout(coord_bits))), "frame_end": In(1)}
+                   "end": Out(stream.Signature(end_layout(coord_bits))), "frame_end": In(1),
+                   "idle": Out(1)}
         for p, (copies, _) in enumerate(self.parts):
             if copies:
                 members[f"keys{p}"] = Out(read_port(max_voxels, kw)).array(copies)
@@ -176,8 +179,12 @@ class FrameStore(wiring.Component):
                      self.end.payload.error.eq(asks_error)]
         frame_done = self.frame_done
         m.d.comb += frame_done.eq(self.frame_end | (self.end.valid & self.end.ready))
+        started = Signal()
+        m.d.comb += self.idle.eq((state == LOAD) & ~started)
+        with m.If(fire_in):
+            m.d.sync += started.eq(1)
         with m.If(frame_done):
-            m.d.sync += [state.eq(LOAD), overflow.eq(0), unsorted.eq(0)]
+            m.d.sync += [state.eq(LOAD), overflow.eq(0), unsorted.eq(0), started.eq(0)]
             if not single:
                 m.d.sync += part.eq(0)
             m.d.sync += [n.eq(0) for n in counts + parity_counts]
