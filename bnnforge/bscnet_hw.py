@@ -12,8 +12,8 @@ Hardware of each op:
   simulate_tiled`); PE = SIMD = ``BINARY_FOLD``, the engine's channels the program's largest.
 * ``bn_add``: :class:`hw.sparse.site.SiteAffine`, ``AFFINE_LANES`` channels a beat, one design
   for every layer (the parameters travel with the data).
-* ``linear``: :class:`hw.sparse.site.SiteLinear`, one design a layer (its weights), PE x SIMD of
-  at most ``LINEAR_FOLD``.
+* ``linear``: :meth:`hw.sparse.site.SiteLinear.loadable`, one engine for every layer (each op
+  loads its mantissas, biases and exponent in a load frame), PE x SIMD = ``LINEAR_FOLD``.
 * ``pool`` and ``unpool``: :class:`hw.sparse.SparseMean` over the down- or up-sampling search,
   one design a channel count, in tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
 * ``concat`` has no arithmetic: channel blocks side by side, on the host.
@@ -41,7 +41,7 @@ MEAN_FEATURE_BITS = 1 << 20
 many bits of them (the largest power of two of sites up to the binary layers' tile), so that
 112 channels of 24-bit codes take 256-site tiles instead of 5.5 Mbit of 2,048."""
 LINEAR_FOLD = (4, 8)
-"""Upper bounds of PE and SIMD of the real 1x1 convolutions."""
+"""PE and SIMD of the linear engine (they divide every BSC-Net 1x1's channels)."""
 BINARY_FOLD = 16
 """PE and SIMD of the binary engines (every BSC-Net channel count is a multiple of 16; an SFSC
 pass's fewer channels fill one PE fold)."""
@@ -112,6 +112,9 @@ class ProgramRunner:
         self.sum_width2 = max((widths[op["sums2"]] for op in affine if op["sums2"]),
                               default=1)
         self.engines = binary_engines(ops)
+        linear = [op["m"].shape for op in ops if op["op"] == "linear"]
+        self.linear_engine = (max((c[1] for c in linear), default=LINEAR_FOLD[1]),
+                              max((c[0] for c in linear), default=LINEAR_FOLD[0]))
         self._designs = {}
         self._bar = Progress("ops")
         self._done, self._total = 0, len(ops)
@@ -122,11 +125,12 @@ class ProgramRunner:
             self._designs[key] = make(self.out_dir / key)
         return self._designs[key]
 
-    def _site_design(self, unit, path):
+    def _site_design(self, unit, path, framed=False):
         from hw.axis import AxisTop
         from hw.generate import design_info, write_design
 
-        top = AxisTop([unit], element_width=self.fmt.width)
+        top = (AxisTop([unit], sparse=True) if framed
+               else AxisTop([unit], element_width=self.fmt.width))
         write_design(path, top, "bnn_top", {},
                      design_info(top, "bnn_top", f"site-{type(unit).__name__}"))
         return path
@@ -292,28 +296,45 @@ class ProgramRunner:
                      **_budget(design)}
 
     def _linear(self, op, buffers, golden):
-        from hw.sparse.site import SiteLinear, pack_codes, unpack_codes
+        """A real 1x1 on the linear engine: its load frame, then the sites as one frame."""
+        from hw.sparse.site import SiteLinear, linear_load_words, pack_codes, unpack_codes
         from quant.layout import Folding
         from sim.runner import run_vectors
 
         fmt = self.fmt
         z = buffers[op["src"]]
         cout, cin = op["m"].shape
-        folding = Folding(largest_divisor(cout, LINEAR_FOLD[0]),
-                          largest_divisor(cin, LINEAR_FOLD[1]))
+        CI, CO = self.linear_engine
+        folding = Folding(*LINEAR_FOLD)
         folds = (cout // folding.pe) * (cin // folding.simd)
-        design = self._design(op["name"].replace(".", "_"), lambda p: self._site_design(
-            SiteLinear(op["m"], op["b"], op["e"], fmt, folding, name=op["name"]), p))
-        result = run_vectors(design, [pack_codes(r, fmt.width) for r in z],
-                             [pack_codes(r, fmt.width) for r in golden], self.simulator,
-                             stall_modes=("none",))
+        design = self._design("linear-engine", lambda p: self._site_design(
+            SiteLinear.loadable(CI, CO, fmt, folding, name="linear_engine"), p, framed=True))
+        load = linear_load_words(op["m"], op["b"], op["e"], fmt, folding, CI, CO)
+        n = len(z)
+        pad = np.zeros((n, CI), np.int64)
+        pad[:, :cin] = z
+        beats = load + [pack_codes(r, fmt.width) for r in pad]
+        framing = ([(int(i == len(load) - 1), 2) for i in range(len(load))]
+                   + [(int(i == n - 1), 0) for i in range(n)])
+        want = np.zeros((n, CO), np.int64)
+        want[:, :cout] = golden
+        expected = [0] + [pack_codes(r, fmt.width) for r in want]
+        expected_framing = [(1, 1)] + [(int(i == n - 1), 0) for i in range(n)]
+        result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",),
+                             framing=framing, expected_framing=expected_framing)
         run = result["runs"][0]
-        got = np.array([unpack_codes(int(v, 16), cout, fmt.width) for v in run["outputs"]],
-                       dtype=np.int64).reshape(len(z), cout)
+        got = np.array([unpack_codes(int(v, 16), CO, fmt.width) for v in run["outputs"][1:]],
+                       dtype=np.int64).reshape(n, CO)[:, :cout]
         return got, {"cin": cin, "cout": cout, "pe": folding.pe, "simd": folding.simd,
-                     "cycles_simulated": _span(run), "cycles_model": len(z) * folds,
+                     "engine": "linear-engine",
+                     "cycles_simulated": int(run["t_out"][-1] - run["t_in"][len(load)] + 1),
+                     "cycles_model": n * folds,
                      "cycles_model_source": "sites x (Cout/PE)(Cin/SIMD)",
-                     **_budget(design)}
+                     "load_cycles": int(run["t_out"][0] - run["t_in"][0] + 1),
+                     "load_cycles_model": len(load),
+                     "load_cycles_model_source": "a header, (Cout/PE)(Cin/SIMD) weight words "
+                                                 "and Cout/PE bias words, a beat a cycle",
+                     "tile_mismatches": int(not result["passed"]), **_budget(design)}
 
     def _mean(self, op, buffers, golden):
         from .sparse_flows import codes_to_bits, generate_sparse_mean, mean_golden, \

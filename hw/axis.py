@@ -150,7 +150,7 @@ class AxisTop(wiring.Component):
                                        self.s_axis_tlast)),
                 self.m_axis_tuser.eq(Cat(last.o.payload.marker, last.o.payload.error)),
                 self.m_axis_tlast.eq(last.o.payload.last),
-                self.search_busy.eq(first.searching),
+                self.search_busy.eq(first.searching if hasattr(first, "searching") else 0),
             ]
         elif self.beat_width is not None:
             self._converters(m, first, last, data)

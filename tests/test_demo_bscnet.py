@@ -59,6 +59,12 @@ def test_whole_program_in_hardware(tmp_path):
         words = slots * -(-x["cout"] // 16) * (x["cin"] // 16) * 16
         assert x["load_cycles_model"] == 1 + words
         assert 0 <= x["load_cycles"] - x["load_cycles_model"] <= 12, x
+    # One linear engine runs every 1x1: a header, the weight words and a bias word a group.
+    for x in (x for x in hw if x["kind"] == "linear"):
+        assert x["engine"] == "linear-engine"
+        groups = x["cout"] // 4
+        assert x["load_cycles_model"] == 1 + groups * (x["cin"] // 8) + groups
+        assert 0 <= x["load_cycles"] - x["load_cycles_model"] <= 8, x
     spf = seconds_per_frame(rows, 200.0, r["numpy_seconds"])
     assert spf["hardware"] == pytest.approx(
         sum(x["cycles_simulated"] + x.get("load_cycles", 0) for x in hw) / 200e6)

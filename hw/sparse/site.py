@@ -20,7 +20,7 @@ batch-norm with its residual or projection add, and the real 1x1 convolution.
 """
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -32,7 +32,8 @@ from ..block import StreamBlock
 from ..params import check_positive_int, construction
 
 __all__ = ["SiteAffine", "SiteLinear", "affine_layout", "pack_fields", "pack_codes",
-           "unpack_codes", "EXP_BITS"]
+           "unpack_codes", "EXP_BITS", "linear_in_layout", "linear_out_layout",
+           "linear_header_layout", "linear_load_words"]
 
 EXP_BITS = 6
 """Bits of an exponent field (``e`` in ``[0, 63]``)."""
@@ -192,13 +193,56 @@ class SiteAffine(StreamBlock):
         return m
 
 
+def linear_in_layout(cin, width):
+    """An input beat of a linear engine (weights loaded at run time): a site's ``codes``, or a
+    load frame's word; ``marker`` (an empty frame), ``load`` (tuser), ``last`` (tlast)."""
+    return data.StructLayout({"codes": cin * width, "marker": 1, "load": 1, "last": 1})
+
+
+def linear_out_layout(cout, width):
+    """An output beat of a linear engine: a site's ``codes``, or the one marker beat of a load
+    frame (``error`` set when it was malformed) or of an empty frame; ``last`` (tlast)."""
+    return data.StructLayout({"codes": cout * width, "marker": 1, "error": 1, "last": 1})
+
+
+def linear_header_layout(groups, folds):
+    """A linear engine's load header: the last output group ``g_last = Cout/PE - 1``, the
+    last input fold ``f_last = Cin/SIMD - 1`` and the exponent ``e``."""
+    return data.StructLayout({"g_last": Shape.cast(range(max(groups, 2))).width,
+                              "f_last": Shape.cast(range(max(folds, 2))).width,
+                              "e": EXP_BITS})
+
+
+def linear_load_words(weights, bias, exponent, fmt, folding, cin_max, cout_max):
+    """The load frame of a linear engine (:meth:`SiteLinear.loadable` of up to ``cin_max`` x
+    ``cout_max`` channels) for one layer: the header, the weight words group by group and fold
+    by fold, a word of ``PE`` biases a group (the ``codes`` field of each beat)."""
+    w = np.asarray(weights, dtype=np.int64)
+    cout, cin = w.shape
+    P, Q = folding.pe, folding.simd
+    header = linear_header_layout(cout_max // P, cin_max // Q)
+    words = [header.const({"g_last": cout // P - 1, "f_last": cin // Q - 1,
+                           "e": int(exponent)}).as_value().value]
+    mw = fmt.mant_width
+    for g in range(cout // P):
+        for f in range(cin // Q):
+            v = 0
+            for p in range(P):
+                for q in range(Q):
+                    v |= (int(w[g * P + p, f * Q + q]) & ((1 << mw) - 1)) << ((p * Q + q) * mw)
+            words.append(v)
+    b = np.asarray(bias, dtype=np.int64)
+    words += [pack_codes(b[g * P:(g + 1) * P], fmt.width) for g in range(cout // P)]
+    return words
+
+
 class SiteLinear(StreamBlock):
     """The real 1x1 convolution of one site (see :mod:`hw.sparse.site`).
 
     Parameters
     ----------
-    weights : array (Cout, Cin) of int
-        Mantissas (``fmt.mant_width`` bits).
+    weights : array (Cout, Cin) of int, or None
+        Mantissas (``fmt.mant_width`` bits). None: loaded at run time (:meth:`loadable`).
     bias : array (Cout,) of int
         Codes.
     exponent : int
@@ -209,14 +253,19 @@ class SiteLinear(StreamBlock):
 
     Members
     -------
-    i : In(stream.Signature(Cin * fmt.width))
-    o : Out(stream.Signature(Cout * fmt.width))
+    i : In(stream.Signature(Cin * fmt.width)), or ``linear_in_layout`` when loadable
+    o : Out(stream.Signature(Cout * fmt.width)), or ``linear_out_layout`` when loadable
     """
 
-    def __init__(self, weights, bias, exponent, fmt, folding, name="linear"):
+    def __init__(self, weights, bias, exponent, fmt, folding, name="linear", channels=None):
         with construction(self):
-            w = np.asarray(weights, dtype=np.int64)
-            b = np.asarray(bias, dtype=np.int64)
+            if weights is None:
+                cin, cout = channels
+                w = np.zeros((cout, cin), np.int64)
+                b = np.zeros(cout, np.int64)
+            else:
+                w = np.asarray(weights, dtype=np.int64)
+                b = np.asarray(bias, dtype=np.int64)
             if w.ndim != 2:
                 raise BnnforgeError(f"{name}: weights must be Cout x Cin, not {w.shape}")
             cout, cin = w.shape
@@ -234,13 +283,39 @@ class SiteLinear(StreamBlock):
             if cin % folding.simd:
                 raise BnnforgeError(f"{name}: SIMD={folding.simd} does not divide the {cin} "
                                     f"input channels")
-            if not 0 <= exponent < 64:
+            if weights is not None and not 0 <= exponent < 64:
                 raise BnnforgeError(f"{name}: exponent {exponent} outside 0..63")
-        self.weights, self.bias, self.exponent = w, b, int(exponent)
+            if weights is None and folding.pe * folding.simd * fmt.mant_width > cin * fmt.width:
+                raise BnnforgeError(f"{name}: a weight word ({folding.pe} x {folding.simd} "
+                                    f"mantissas) is wider than a beat of {cin} codes")
+        self.runtime_weights = weights is None
+        self.weights, self.bias = w, b
+        self.exponent = None if self.runtime_weights else int(exponent)
         self.cin, self.cout, self.fmt, self.name = cin, cout, fmt, name
         self.pe, self.simd = folding.pe, folding.simd
-        super().__init__({"i": In(stream.Signature(cin * fmt.width)),
-                          "o": Out(stream.Signature(cout * fmt.width)), "busy": Out(1)})
+        if self.runtime_weights:
+            sig = {"i": In(stream.Signature(linear_in_layout(cin, fmt.width))),
+                   "o": Out(stream.Signature(linear_out_layout(cout, fmt.width)))}
+        else:
+            sig = {"i": In(stream.Signature(cin * fmt.width)),
+                   "o": Out(stream.Signature(cout * fmt.width))}
+        super().__init__({**sig, "busy": Out(1)})
+
+    @classmethod
+    def loadable(cls, cin, cout, fmt, folding, name="linear"):
+        """A linear engine of up to ``cin`` x ``cout`` channels (whole folds) whose mantissas,
+        biases and exponent load at run time: a load frame (``load`` set, ``last`` on its
+        last beat) holds a header (:func:`linear_header_layout`), then the weight words
+        group by group, fold by fold (``PE x SIMD`` mantissas each, as :meth:`rom_words`),
+        then a word of ``PE`` biases a group; it yields one marker beat (``error`` if
+        malformed). Sites then stream as frames (``last`` on a frame's last site); channels
+        beyond the loaded ones are 0."""
+        return cls(None, None, None, fmt, folding, name=name, channels=(cin, cout))
+
+    @property
+    def user_in_bits(self):
+        """Bits of the input ``tuser`` on an AXI4-Stream top: marker and load."""
+        return 2
 
     @property
     def folds(self):
@@ -258,62 +333,78 @@ class SiteLinear(StreamBlock):
         return self.folds + 5
 
     def rom_words(self):
-        """Word ``g * (Cin/SIMD) + f``: ``M[g PE + p, f SIMD + q]`` at element ``p SIMD + q``."""
-        P, Q, mw = self.pe, self.simd, self.fmt.mant_width
-        words = []
-        for g in range(self.cout // P):
-            for f in range(self.cin // Q):
-                v = 0
-                for p in range(P):
-                    for q in range(Q):
-                        x = int(self.weights[g * P + p, f * Q + q]) & ((1 << mw) - 1)
-                        v |= x << ((p * Q + q) * mw)
-                words.append(v)
-        return words
+        """Word ``g * (Cin/SIMD) + f``: ``M[g PE + p, f SIMD + q]`` at element ``p SIMD + q``
+        (the words of a load frame, :func:`linear_load_words`)."""
+        from quant.layout import Folding
+
+        groups = self.cout // self.pe
+        words = linear_load_words(self.weights, self.bias, 0, self.fmt,
+                                  Folding(self.pe, self.simd), self.cin, self.cout)
+        return words[1:len(words) - groups]
 
     def elaborate(self, platform):
         m = Module()
         fmt, P, Q = self.fmt, self.pe, self.simd
         w, mw = fmt.width, fmt.mant_width
         groups, folds_in = self.cout // P, self.cin // Q
-        words = self.rom_words()
-        m.submodules.rom = rom = Memory(shape=unsigned(P * Q * mw), depth=len(words),
-                                        init=words)
+        rt = self.runtime_weights
+        if rt:
+            m.submodules.rom = rom = Memory(shape=unsigned(P * Q * mw),
+                                            depth=groups * folds_in, init=[])
+        else:
+            m.submodules.rom = rom = Memory(shape=unsigned(P * Q * mw),
+                                            depth=groups * folds_in, init=self.rom_words())
         rd = rom.read_port(domain="sync")
+        # The layer's shape: constants, or registers a load frame sets.
+        if rt:
+            g_last = Signal(range(max(groups, 2)))
+            f_last = Signal(range(max(folds_in, 2)))
+            e = Signal(EXP_BITS)
+            bias = [Signal(signed(w), name=f"bias{c}") for c in range(self.cout)]
+        else:
+            g_last, f_last, e = groups - 1, folds_in - 1, self.exponent
+            bias = [int(v) for v in self.bias]
         # Every stage advances with en; it stops only while the last stage holds a finished
         # site that the output cannot take.
         en = Signal()
         out_free = ~self.o.valid | self.o.ready
+        codes_in = self.i.payload.codes if rt else self.i.payload
         # The next site's codes (ibuf) are taken while one (site) is walked.
         ibuf, site = Signal(self.cin * w), Signal(self.cin * w)
+        ibuf_last, site_last = Signal(), Signal()
         have = Signal()
-        m.d.comb += self.i.ready.eq(~have)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [ibuf.eq(self.i.payload), have.eq(1)]
+        loader_free = Signal()          # no load frame in progress (driven by _loader)
+        is_site = (~self.i.payload.load & ~self.i.payload.marker & loader_free) if rt else 1
+        take = self.i.valid & ~have & is_site
+        with m.If(take):
+            m.d.sync += [ibuf.eq(codes_in), have.eq(1)]
+            if rt:
+                m.d.sync += ibuf_last.eq(self.i.payload.last)
         z = data.ArrayLayout(signed(w), self.cin)(site)
         # Walk stage: (g, f) over the folds; the ROM word and the codes of fold f are
         # registered together for the multiply stage.
         running = Signal()
         g, f = Signal(range(groups)), Signal(range(folds_in))
-        idx = Signal(range(len(words)))
-        walk_last = running & (f == folds_in - 1) & (g == groups - 1)
+        walk_last = running & (f == f_last) & (g == g_last)
         start = have & (~running | walk_last) & en
-        m.d.comb += [rd.addr.eq(idx), rd.en.eq(en)]
+        m.d.comb += [rd.addr.eq(g * folds_in + f), rd.en.eq(en)]
         zreg = [Signal(signed(w), name=f"z{q}") for q in range(Q)]
         mul_v, mul_f, mul_g = Signal(), Signal(range(folds_in)), Signal(range(groups))
+        mul_l, acc_l, done_l = Signal(), Signal(), Signal()
         with m.If(en):
-            m.d.sync += [mul_v.eq(running), mul_f.eq(f), mul_g.eq(g)]
+            m.d.sync += [mul_v.eq(running), mul_f.eq(f), mul_g.eq(g), mul_l.eq(site_last),
+                         acc_l.eq(mul_l)]
             with m.If(running):
-                m.d.sync += [idx.eq(idx + 1), f.eq(Mux(f == folds_in - 1, 0, f + 1))]
-                with m.If(f == folds_in - 1):
-                    m.d.sync += g.eq(Mux(g == groups - 1, 0, g + 1))
+                m.d.sync += f.eq(Mux(f == f_last, 0, f + 1))
+                with m.If(f == f_last):
+                    m.d.sync += g.eq(Mux(g == g_last, 0, g + 1))
                 with m.Switch(f):
                     for fi in range(folds_in):
                         with m.Case(fi):
                             m.d.sync += [zreg[q].eq(z[fi * Q + q]) for q in range(Q)]
             with m.If(start):
-                m.d.sync += [site.eq(ibuf), have.eq(0), running.eq(1), g.eq(0), f.eq(0),
-                             idx.eq(0)]
+                m.d.sync += [site.eq(ibuf), site_last.eq(ibuf_last), have.eq(0),
+                             running.eq(1), g.eq(0), f.eq(0)]
             with m.Elif(walk_last):
                 m.d.sync += running.eq(0)
         # Multiply stage: the PE x SIMD products registered; accumulate stage: their sums
@@ -328,7 +419,8 @@ class SiteLinear(StreamBlock):
             m.d.sync += [acc_v.eq(mul_v), acc_f.eq(mul_f), acc_g.eq(mul_g)]
             m.d.sync += [prods[p * Q + q].eq(word[p * Q + q] * zreg[q])
                          for p in range(P) for q in range(Q)]
-            m.d.sync += [done_v.eq(acc_v & (acc_f == folds_in - 1)), done_g.eq(acc_g)]
+            m.d.sync += [done_v.eq(acc_v & (acc_f == f_last)), done_g.eq(acc_g),
+                         done_l.eq(acc_l)]
             for p in range(P):
                 dot = sum(prods[p * Q + q] for q in range(Q))
                 with m.If(acc_v):
@@ -336,24 +428,99 @@ class SiteLinear(StreamBlock):
         m.d.comb += self.busy.eq(mul_v & en)
         # Done stage: a group's accumulators rounded, biased and saturated; the last group's
         # go straight to the output register with the others'.
-        final = done_v & (done_g == groups - 1)
+        final = done_v & (done_g == g_last)
         m.d.comb += en.eq(~final | out_free)
-        e = self.exponent
-        half = (1 << e) >> 1
+        half = ((1 << e) >> 1) if not rt else (Const(1, acc_w) << e) >> 1
         outs = [Signal(signed(w), name=f"out{c}") for c in range(self.cout)]
+        out_codes = self.o.payload.codes if rt else self.o.payload
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(done_v & en):
             with m.Switch(done_g):
                 for gi in range(groups):
                     with m.Case(gi):
-                        vals = [saturate(((accs[p] + half) >> e) + int(self.bias[gi * P + p]),
-                                         w) for p in range(P)]
+                        vals = [saturate(((accs[p] + half) >> e) + bias[gi * P + p], w)
+                                for p in range(P)]
+                        last = [Signal(signed(w), name=f"last{gi}_{p}") for p in range(P)]
+                        m.d.comb += [last[p].eq(vals[p]) for p in range(P)]
+                        rest = Const(0, (groups - gi - 1) * P * w)
                         if gi < groups - 1:
-                            m.d.sync += [outs[gi * P + p].eq(vals[p]) for p in range(P)]
-                        else:
-                            last = [Signal(signed(w), name=f"last{p}") for p in range(P)]
-                            m.d.comb += [last[p].eq(vals[p]) for p in range(P)]
+                            m.d.sync += [outs[gi * P + p].eq(last[p]) for p in range(P)]
+                        with m.If(done_g == g_last):
                             m.d.sync += [self.o.valid.eq(1),
-                                         self.o.payload.eq(Cat(*outs[:gi * P], *last))]
+                                         out_codes.eq(Cat(*outs[:gi * P], *last, rest))]
+                            if rt:
+                                m.d.sync += [self.o.payload.marker.eq(0),
+                                             self.o.payload.error.eq(0),
+                                             self.o.payload.last.eq(done_l)]
+        if rt:
+            idle = ~have & ~running & ~mul_v & ~acc_v & ~done_v
+            self._loader(m, rom, g_last, f_last, e, bias, idle, out_free, groups, folds_in,
+                         ~have, loader_free)
+        else:
+            m.d.comb += self.i.ready.eq(~have)
         return m
+
+    def _loader(self, m, rom, g_last, f_last, e, bias, idle, out_free, groups, folds_in,
+                site_ready, loader_free):
+        """Load frames and marker beats of a loadable engine: the header (taken only while no
+        site is in flight), the weight words into the ROM's write port, the biases into
+        registers, then the frame's marker beat."""
+        fmt, P = self.fmt, self.pe
+        beat = self.i.payload
+        header = linear_header_layout(groups, folds_in)
+        head = header(beat.codes[:header.size])
+        HEADER, WORDS, BIAS, END = range(4)
+        state = Signal(2)
+        bad = Signal()
+        wg, wf = Signal(range(max(groups, 2))), Signal(range(max(folds_in, 2)))
+        bg = Signal(range(max(groups, 2)))
+        done = Signal()                     # every word and bias has been written
+        special = beat.load | beat.marker
+        m.d.comb += [loader_free.eq(state == HEADER),
+                     self.i.ready.eq(Mux(special, ((state == HEADER) & idle) |
+                                         (state == WORDS) | (state == BIAS),
+                                         site_ready & (state == HEADER)))]
+        fire = self.i.valid & self.i.ready & special
+        wp = rom.write_port()
+        in_words = fire & (state == WORDS) & ~done
+        m.d.comb += [wp.addr.eq(wg * folds_in + wf), wp.data.eq(beat.codes[:len(wp.data)]),
+                     wp.en.eq(in_words)]
+        head_ok = ((head.g_last < groups) & (head.f_last < folds_in) &
+                   (head.e <= fmt.max_exp))
+        with m.If(in_words):
+            m.d.sync += wf.eq(Mux(wf == f_last, 0, wf + 1))
+            with m.If(wf == f_last):
+                m.d.sync += wg.eq(Mux(wg == g_last, 0, wg + 1))
+                with m.If(wg == g_last):
+                    m.d.sync += state.eq(BIAS)
+        codes = data.ArrayLayout(signed(fmt.width), P)(beat.codes[:P * fmt.width])
+        in_bias = fire & (state == BIAS) & ~done
+        with m.If(in_bias):
+            with m.Switch(bg):
+                for gi in range(groups):
+                    with m.Case(gi):
+                        m.d.sync += [bias[gi * P + p].eq(codes[p]) for p in range(P)]
+            m.d.sync += bg.eq(bg + 1)
+            with m.If(bg == g_last):
+                m.d.sync += done.eq(1)
+        with m.Switch(state):
+            with m.Case(HEADER):
+                with m.If(fire):
+                    m.d.sync += [g_last.eq(head.g_last), f_last.eq(head.f_last), e.eq(head.e),
+                                 bad.eq(beat.load & ~head_ok), done.eq(beat.load & ~head_ok),
+                                 wg.eq(0), wf.eq(0), bg.eq(0)]
+                    with m.If(beat.marker | beat.last):
+                        # An empty frame's marker, or a header alone (malformed).
+                        m.d.sync += [state.eq(END), bad.eq(beat.load)]
+                    with m.Else():
+                        m.d.sync += state.eq(WORDS)
+            with m.Case(WORDS, BIAS):
+                with m.If(fire & beat.last):
+                    at_last = (state == BIAS) & (bg == g_last)
+                    m.d.sync += [state.eq(END), bad.eq(bad | done | ~at_last)]
+            with m.Case(END):
+                with m.If(out_free):
+                    m.d.sync += [self.o.valid.eq(1), self.o.payload.codes.eq(0),
+                                 self.o.payload.marker.eq(1), self.o.payload.error.eq(bad),
+                                 self.o.payload.last.eq(1), state.eq(HEADER)]

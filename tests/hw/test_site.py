@@ -14,6 +14,7 @@ from quant.fixed import signed_range
 from quant.layout import Folding
 from sim.cycles import interval
 from sim.runner import run_vectors
+from tests.helpers import STALL_MODES, run_stream
 
 FMT = SparseFixedPoint()
 
@@ -105,3 +106,77 @@ def test_site_errors():
         SiteLinear(np.full((2, 2), 1 << 17), np.zeros(2), 3, FMT, Folding(1, 1), name="lin")
     with pytest.raises(BnnforgeError, match="^lanes must be a positive integer, not 0$"):
         SiteAffine(0, 8, FMT)
+
+
+def _linear_frames(rng, layers, cin_max, cout_max, folding, corrupt=None):
+    """Load frames and a frame of sites for each ``(cin, cout, e)``, as whole input payloads
+    of a linear engine, with golden's output payloads (``corrupt`` changes the first load
+    frame's words and expects its error beat)."""
+    from hw.sparse.site import linear_load_words
+
+    W = FMT.width
+    ci, co = cin_max * W, cout_max * W
+
+    def pin(d, marker, load, last):
+        return d | marker << ci | load << (ci + 1) | last << (ci + 2)
+
+    def pout(d, marker, err, last):
+        return d | marker << co | err << (co + 1) | last << (co + 2)
+
+    inputs, expected = [], []
+    for k, (cin, cout, e) in enumerate(layers):
+        w = _rand(rng, FMT.mant_width, (cout, cin), 0.1)
+        b = _rand(rng, FMT.width, cout, 0.1)
+        words = linear_load_words(w, b, e, FMT, folding, cin_max, cout_max)
+        if corrupt is not None and k == 0:
+            words = corrupt(words)
+        inputs += [pin(x, 0, 1, int(i == len(words) - 1)) for i, x in enumerate(words)]
+        expected.append(pout(0, 1, int(corrupt is not None and k == 0), 1))
+        if corrupt is not None and k == 0:
+            continue
+        z = _rand(rng, FMT.width, (9, cin), 0.05)
+        want = apply_op({"op": "linear", "src": "z", "m": w, "e": e, "b": b}, {"z": z}, None,
+                        FMT)
+        for i, (zr, wr) in enumerate(zip(z, want)):
+            inputs.append(pin(pack_codes(np.pad(zr, (0, cin_max - cin)), W), 0, 0, int(i == 8)))
+            expected.append(pout(pack_codes(np.pad(wr, (0, cout_max - cout)), W), 0, 0,
+                                 int(i == 8)))
+    return inputs, expected
+
+
+@pytest.mark.parametrize("mode", STALL_MODES)
+def test_linear_engine_runs_three_layers(mode):
+    """One linear engine (16 x 12 channels at most, PE 2, SIMD 8) loads three layers one
+    after another (all channels; a half of each; 16 -> 8) and equals the golden op on each;
+    channels beyond a layer's are 0."""
+    rng = np.random.default_rng(7)
+    dut = SiteLinear.loadable(16, 12, FMT, Folding(2, 8))
+    inputs, expected = _linear_frames(rng, [(16, 12, 17), (8, 4, 20), (16, 8, 15)], 16, 12,
+                                      Folding(2, 8))
+    outs, _, _ = run_stream(dut, inputs, len(expected), mode, seed=4, max_cycles=100_000)
+    assert outs == expected
+
+
+@pytest.mark.parametrize("case", ["short", "long", "header only", "exponent"])
+def test_linear_engine_rejects_malformed_load_frames(case):
+    from hw.sparse.site import linear_header_layout
+
+    rng = np.random.default_rng(8)
+    dut = SiteLinear.loadable(16, 12, FMT, Folding(2, 8))
+    header = linear_header_layout(6, 2)
+    corrupt = {"short": lambda w: w[:-1], "long": lambda w: w + [0], "header only": lambda w:
+               w[:1], "exponent": lambda w: [header.const(
+                   {"g_last": 5, "f_last": 1, "e": FMT.max_exp + 1}).as_value().value] + w[1:]}
+    inputs, expected = _linear_frames(rng, [(16, 12, 17), (16, 12, 18)], 16, 12, Folding(2, 8),
+                                      corrupt=corrupt[case])
+    outs, _, _ = run_stream(dut, inputs, len(expected), "none", seed=4, max_cycles=100_000)
+    assert outs == expected
+
+
+def test_linear_engine_parameter_errors():
+    with pytest.raises(BnnforgeError, match=r"^lin: a weight word \(4 x 8 mantissas\) is "
+                                            r"wider than a beat of 16 codes$"):
+        SiteLinear.loadable(16, 12, FMT, Folding(4, 8), name="lin")
+    with pytest.raises(BnnforgeError, match="^lin: PE=5 does not divide the 12 output "
+                                            "channels$"):
+        SiteLinear.loadable(16, 12, FMT, Folding(5, 8), name="lin")
