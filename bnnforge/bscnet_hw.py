@@ -15,7 +15,8 @@ Hardware of each op:
 * ``linear``: :meth:`hw.sparse.site.SiteLinear.loadable`, one engine for every layer (each op
   loads its mantissas, biases and exponent in a load frame), PE x SIMD = ``LINEAR_FOLD``.
 * ``pool`` and ``unpool``: :class:`hw.sparse.SparseMean` over the down- or up-sampling search,
-  one design a channel count, in tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
+  one engine each for the program's most channels (fewer are padded with zero channels), in
+  tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
 * ``concat`` has no arithmetic: channel blocks side by side, on the host.
 
 SFSC's shifted windows: a binary op with per-group shifts runs one pass a distinct shift, each
@@ -112,6 +113,9 @@ class ProgramRunner:
         self.sum_width2 = max((widths[op["sums2"]] for op in affine if op["sums2"]),
                               default=1)
         self.engines = binary_engines(ops)
+        cin = {op["src"]: op["cin"] for op in ops if op["op"] == "binary"}
+        self.mean_channels = {k: max((cin[op["src"]] for op in ops if op["op"] == k),
+                                     default=1) for k in ("pool", "unpool")}
         linear = [op["m"].shape for op in ops if op["op"] == "linear"]
         self.linear_engine = (max((c[1] for c in linear), default=LINEAR_FOLD[1]),
                               max((c[0] for c in linear), default=LINEAR_FOLD[0]))
@@ -337,31 +341,37 @@ class ProgramRunner:
                      "tile_mismatches": int(not result["passed"]), **_budget(design)}
 
     def _mean(self, op, buffers, golden):
+        """A pool or unpool on its engine: one a kind, sized for the program's most channels
+        (a layer with fewer has its codes padded with zero channels, whose means are 0)."""
         from .sparse_flows import codes_to_bits, generate_sparse_mean, mean_golden, \
             simulate_tiled
 
         fmt, fr, level = self.fmt, self.frame, op["level"]
         codes = buffers[op["src"]]
         c = codes.shape[1]
+        C = self.mean_channels[op["op"]]
         kind = "down" if op["op"] == "pool" else "up"
-        bits = codes_to_bits(codes, fmt.width)
+        padded = np.zeros((len(codes), C), np.int64)
+        padded[:, :c] = codes
+        bits = codes_to_bits(padded, fmt.width)
         frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
                  else (fr.coords[level], bits))
         sites = self.tile_voxels
-        while sites > 32 and sites * c * fmt.width > MEAN_FEATURE_BITS:
+        while sites > 32 and sites * C * fmt.width > MEAN_FEATURE_BITS:
             sites //= 2
 
         def make(path):
-            generate_sparse_mean(kind, c, fmt, sites, self.tile_bits, path)
+            generate_sparse_mean(kind, C, fmt, sites, self.tile_bits, path,
+                                 name=f"{op['op']}_engine")
             return path
 
-        design = self._design(f"{op['op']}-c{c}", make)
-        r = simulate_tiled(design, frame, None, self.simulator, golden_fn=mean_golden(fmt, c))
-        return r["outputs"], {"channels": c, "pairs": r["pairs"], "tile_sites": sites,
-                              "cycles_simulated": r["cycles"], "cycles_model": r["pairs"],
-                              "cycles_model_source": "a present input a cycle",
-                              "tiles": r["tiles"], "tile_mismatches": r["mismatches"],
-                              **_budget(r["info"])}
+        design = self._design(f"{op['op']}-engine", make)
+        r = simulate_tiled(design, frame, None, self.simulator, golden_fn=mean_golden(fmt, C))
+        return r["outputs"][:, :c], {
+            "channels": c, "engine": f"{op['op']}-engine", "engine_channels": C,
+            "pairs": r["pairs"], "tile_sites": sites, "cycles_simulated": r["cycles"],
+            "cycles_model": r["pairs"], "cycles_model_source": "a present input a cycle",
+            "tiles": r["tiles"], "tile_mismatches": r["mismatches"], **_budget(r["info"])}
 
 
 def _span(run):
