@@ -15,7 +15,7 @@ Hardware of each op:
 * ``linear``: :meth:`hw.sparse.site.SiteLinear.loadable`, one engine for every layer (each op
   loads its mantissas, biases and exponent in a load frame), PE x SIMD = ``LINEAR_FOLD``.
 * ``pool`` and ``unpool``: :class:`hw.sparse.SparseMean` over the down- or up-sampling search,
-  one engine each for the program's most channels (fewer are padded with zero channels), in
+  one engine each of ``MEAN_LANES`` channels (an op of more runs a pass a group of them), in
   tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
 * ``concat`` has no arithmetic: channel blocks side by side, on the host.
 
@@ -32,11 +32,14 @@ import numpy as np
 from quant.errors import BnnforgeError
 from .progress import Progress
 
-__all__ = ["ProgramRunner", "AFFINE_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
+__all__ = ["ProgramRunner", "core_engines", "AFFINE_LANES", "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
            "binary_engines",
            "largest_divisor", "sfsc_passes", "pass_name"]
 
 AFFINE_LANES = 16
+MEAN_LANES = 16
+"""Channels a mean engine (pool, unpool) averages at once: an op of more runs a pass a group, so
+the engine's tile of codes stays narrow (its memories are ``MEAN_LANES x width`` bits wide)."""
 MEAN_FEATURE_BITS = 1 << 20
 """A mean layer stores codes (``C x width`` bits a site), not bits: its tile holds at most this
 many bits of them (the largest power of two of sites up to the binary layers' tile), so that
@@ -113,9 +116,6 @@ class ProgramRunner:
         self.sum_width2 = max((widths[op["sums2"]] for op in affine if op["sums2"]),
                               default=1)
         self.engines = binary_engines(ops)
-        cin = {op["src"]: op["cin"] for op in ops if op["op"] == "binary"}
-        self.mean_channels = {k: max((cin[op["src"]] for op in ops if op["op"] == k),
-                                     default=1) for k in ("pool", "unpool")}
         linear = [op["m"].shape for op in ops if op["op"] == "linear"]
         self.linear_engine = (max((c[1] for c in linear), default=LINEAR_FOLD[1]),
                               max((c[0] for c in linear), default=LINEAR_FOLD[0]))
@@ -340,38 +340,53 @@ class ProgramRunner:
                                                  "and Cout/PE bias words, a beat a cycle",
                      "tile_mismatches": int(not result["passed"]), **_budget(design)}
 
+    def mean_sites(self, channels):
+        """Sites a mean engine's tile holds: the binary tiles', halved until its codes take
+        at most ``MEAN_FEATURE_BITS``."""
+        sites = self.tile_voxels
+        while sites > 32 and sites * channels * self.fmt.width > MEAN_FEATURE_BITS:
+            sites //= 2
+        return sites
+
     def _mean(self, op, buffers, golden):
-        """A pool or unpool on its engine: one a kind, sized for the program's most channels
-        (a layer with fewer has its codes padded with zero channels, whose means are 0)."""
+        """A pool or unpool on its engine of ``MEAN_LANES`` channels (one a kind): the op's
+        channels in groups of that many, one pass a group (the last padded with zero channels,
+        whose means are 0)."""
         from .sparse_flows import codes_to_bits, generate_sparse_mean, mean_golden, \
             simulate_tiled
 
         fmt, fr, level = self.fmt, self.frame, op["level"]
         codes = buffers[op["src"]]
-        c = codes.shape[1]
-        C = self.mean_channels[op["op"]]
+        c, L = codes.shape[1], MEAN_LANES
         kind = "down" if op["op"] == "pool" else "up"
-        padded = np.zeros((len(codes), C), np.int64)
-        padded[:, :c] = codes
-        bits = codes_to_bits(padded, fmt.width)
-        frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
-                 else (fr.coords[level], bits))
-        sites = self.tile_voxels
-        while sites > 32 and sites * C * fmt.width > MEAN_FEATURE_BITS:
-            sites //= 2
+        sites = self.mean_sites(L)
 
         def make(path):
-            generate_sparse_mean(kind, C, fmt, sites, self.tile_bits, path,
+            generate_sparse_mean(kind, L, fmt, sites, self.tile_bits, path,
                                  name=f"{op['op']}_engine")
             return path
 
         design = self._design(f"{op['op']}-engine", make)
-        r = simulate_tiled(design, frame, None, self.simulator, golden_fn=mean_golden(fmt, C))
-        return r["outputs"][:, :c], {
-            "channels": c, "engine": f"{op['op']}-engine", "engine_channels": C,
-            "pairs": r["pairs"], "tile_sites": sites, "cycles_simulated": r["cycles"],
-            "cycles_model": r["pairs"], "cycles_model_source": "a present input a cycle",
-            "tiles": r["tiles"], "tile_mismatches": r["mismatches"], **_budget(r["info"])}
+        out, row = [], {"channels": c, "engine": f"{op['op']}-engine", "engine_channels": L,
+                        "passes": -(-c // L), "pairs": 0, "tile_sites": sites,
+                        "cycles_simulated": 0, "cycles_model": 0,
+                        "cycles_model_source": "a present input a cycle, a pass a group of "
+                                               f"{L} channels",
+                        "tiles": 0, "tile_mismatches": 0}
+        for g in range(0, c, L):
+            part = np.zeros((len(codes), L), np.int64)
+            part[:, :min(L, c - g)] = codes[:, g:g + L]
+            bits = codes_to_bits(part, fmt.width)
+            frame = ((fr.coords[level + 1], bits, fr.coords[level]) if kind == "up"
+                     else (fr.coords[level], bits))
+            r = simulate_tiled(design, frame, None, self.simulator,
+                               golden_fn=mean_golden(fmt, L))
+            out.append(r["outputs"][:, :min(L, c - g)])
+            for key, v in (("pairs", r["pairs"]), ("cycles_simulated", r["cycles"]),
+                           ("cycles_model", r["pairs"]), ("tiles", r["tiles"]),
+                           ("tile_mismatches", r["mismatches"])):
+                row[key] += v
+        return np.concatenate(out, axis=1), {**row, **_budget(r["info"])}
 
 
 def _span(run):
@@ -389,3 +404,30 @@ def _budget(design):
         (Path(design) / "design.json").read_text())
     b = info["memory_budget"]
     return {"onchip_memory_bits": b["bits"], "memory_fits": b.get("fits")}
+
+
+def core_engines(runner, family=None):
+    """The engines a :class:`ProgramRunner` uses for its program, as blocks for one
+    :class:`hw.sparse.core.SparseCore` (named as the runner's designs): the four binary
+    engines, the two batch-norm adds, the linear engine and the pool and unpool engines."""
+    from hw.sparse import SparseLayer, SparseMean
+    from hw.sparse.site import SiteAffine, SiteLinear
+    from quant.layout import Folding
+
+    fmt, out = runner.fmt, []
+    for kind, (cin, cout) in sorted(runner.engines.items()):
+        e = SparseLayer.loadable(kind, cin, cout, runner.tile_voxels, runner.tile_bits,
+                                 Folding(BINARY_FOLD, BINARY_FOLD), family=family)
+        e.name = f"{kind}_engine"
+        out.append(e)
+    out.append(SiteAffine(AFFINE_LANES, runner.sum_width, fmt, name="affine_residual"))
+    out.append(SiteAffine(AFFINE_LANES, runner.sum_width, fmt, projection=True,
+                          sum_width2=runner.sum_width2, name="affine_projection"))
+    out.append(SiteLinear.loadable(*runner.linear_engine, fmt, Folding(*LINEAR_FOLD),
+                                   name="linear_engine"))
+    for op, kind in (("pool", "down"), ("unpool", "up")):
+        mean = SparseMean(kind, MEAN_LANES, fmt, runner.mean_sites(MEAN_LANES),
+                          runner.tile_bits)
+        mean.name = f"{op}_engine"
+        out.append(mean)
+    return out

@@ -41,13 +41,14 @@ def test_whole_program_in_hardware(tmp_path):
     for x in hw:
         if x["kind"] in ("bn_add", "linear"):
             assert x["cycles_simulated"] - x["cycles_model"] <= 8, x
-    # Every design's memories fit the device; a mean engine (one a kind, for the program's
-    # most channels) holds tiles of at most 1 Mbit of codes (16 channels x 24 bits: 2,048
-    # sites; 32: 1,024).
+    # Every design's memories fit the device; a mean engine (one a kind) averages 16
+    # channels in tiles of 2,048 sites (786,432 bits of codes), a pass a group of 16.
     assert all(x["memory_fits"] is True for x in hw)
     means = [x for x in hw if x["kind"] in ("pool", "unpool")]
     assert {(x["engine"], x["engine_channels"], x["tile_sites"]) for x in means} == {
-        ("pool-engine", 16, 2048), ("unpool-engine", 32, 1024)}
+        ("pool-engine", 16, 2048), ("unpool-engine", 16, 2048)}
+    assert {(x["kind"], x["channels"], x["passes"]) for x in means} == {("pool", 16, 1),
+                                                                        ("unpool", 32, 2)}
     ssc = [x for x in hw if x["kind"] == "ssc"]
     assert all(x["spconv_equal"] is True and x["spconv_seconds"] > 0 for x in ssc)
     assert all(x.get("tiles", 1) >= 1 for x in hw) and TILE_BITS == 6 and TILE_VOXELS == 2048

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from quant.bits import bits_to_int
 from ..popcount import XnorPopcount, popcount_latency
 from .layouts import pack, record_layout, voxel_out_layout
+from .loader import weight_address, weight_depth
 from .ports import read_port
 from .store import end_layout
 
@@ -54,7 +55,7 @@ class SparseCompute(wiring.Component):
                                                                        reg_every, family)
         self.coord_bits, self.max_voxels = coord_bits, max_voxels
         NF, SF = cout // pe, cin // simd
-        self.depth = slots * NF * SF
+        self.depth = weight_depth(slots, NF, SF) if self.loadable else slots * NF * SF
         super().__init__({
             "records": In(stream.Signature(record_layout(slots, coord_bits, max_voxels))),
             "feats": In(read_port(max_voxels, cin)).array(offsets),
@@ -68,9 +69,8 @@ class SparseCompute(wiring.Component):
 
     def _weight_memories(self, m):
         """One memory a PE row: word ``(slot * NF + nf) * SF + sf`` holds that slot's SIMD
-        weights of output channel ``nf * PE + p`` at fold ``sf``
-        (:func:`hw.sparse.loader.weight_address`); loaded at run time through ``w_*`` when the
-        compute has no weights."""
+        weights of output channel ``nf * PE + p`` at fold ``sf``; loaded at run time through
+        ``w_*`` when the compute has no weights, at :func:`hw.sparse.loader.weight_address`."""
         S, PE, SIMD = self.slots, self.pe, self.simd
         NF, SF = self.cout // PE, self.cin // SIMD
         mems = []
@@ -172,7 +172,9 @@ class SparseCompute(wiring.Component):
             fslice = word.word_select(ctrl.sf, SIMD) if SF > 1 else word
             for p in range(PE):
                 wrp = wmems[p].read_port(transparent_for=())
-                m.d.comb += [wrp.addr.eq((picks[u] * NF + nf) * SF + sf), wrp.en.eq(en)]
+                addr = (weight_address(picks[u], nf, sf) if self.loadable else
+                        (picks[u] * NF + nf) * SF + sf)
+                m.d.comb += [wrp.addr.eq(addr), wrp.en.eq(en)]
                 tree = XnorPopcount(SIMD, self.reg_every, self.family)
                 m.submodules[f"tree{p}" if U == 1 else f"tree{u}_{p}"] = tree
                 m.d.comb += [tree.a.eq(fslice), tree.w.eq(wrp.data), tree.en.eq(en)]

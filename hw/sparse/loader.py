@@ -8,13 +8,21 @@ from amaranth.lib.wiring import In, Out
 from .layouts import ERROR_LOAD, load_header_layout, voxel_in_layout
 from .store import end_layout
 
-__all__ = ["WeightLoader", "weight_address"]
+__all__ = ["WeightLoader", "weight_address", "weight_depth"]
 
 
-def weight_address(slot, nf, sf, nf_max, sf_max):
+def weight_address(slot, nf, sf):
     """Word of slot ``slot``'s SIMD weights of output fold ``nf`` at input fold ``sf`` in a PE
-    row's memory: the layout of the design's largest layer, so a smaller one leaves gaps."""
-    return (slot * nf_max + nf) * sf_max + sf
+    row's memory of a layer whose weights load at run time: ``Cat(sf, nf, slot)``, each field
+    as wide as the design's largest layer needs (no multiplier in the address path; a
+    smaller layer leaves gaps)."""
+    return Cat(sf, nf, slot)
+
+
+def weight_depth(slots, nf_max, sf_max):
+    """Words of a PE row's memory addressed by :func:`weight_address`."""
+    bits = lambda n: (max(n, 2) - 1).bit_length()
+    return slots << (bits(nf_max) + bits(sf_max))
 
 
 class WeightLoader(wiring.Component):
@@ -86,7 +94,7 @@ class WeightLoader(wiring.Component):
         last_slot = slot == S - 1
         write = Signal()
         m.d.comb += [write.eq(fire & (state == WORDS) & ~full),
-                     self.w_addr.eq((slot * self.nf_max + nf) * self.sf_max + sf),
+                     self.w_addr.eq(weight_address(slot, nf, sf)),
                      self.w_data.eq(beat.features[:self.simd]),
                      self.w_en.eq(Mux(write, 1 << p, 0))]
         with m.If(write):
