@@ -190,11 +190,14 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
         data, framing = head[0] + data, head[1] + framing
         want, want_framing = head[2] + want, head[3] + want_framing
     per_site = 28 * info["folds_per_pair"] + 8
+    # Input beats of each frame (an up frame's two parts); the rest are the load frame's.
+    in_sizes = [sum(max(1, len(p)) for p in ((f[0], f[2]) if kind == "up" else (f[0],)))
+                for f in frames]
     result = run_vectors(design_dir, data, want, simulator=simulator, stall_modes=stall_modes,
                          waves=waves, progress=progress, seed=seed, framing=framing,
                          expected_framing=want_framing,
                          max_cycles=10_000 + 4 * sum(len(f[0]) + len(f[-1]) for f in frames)
-                         * per_site)
+                         * per_site + 2 * (len(data) - sum(in_sizes)))
     skip = 1 if loadable else 0             # the load frame's beat
     sizes = [max(1, len(c)) for c, _ in golden]
     ends = np.cumsum(sizes) + skip
@@ -207,8 +210,6 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
         bad.update(max(0, int(np.searchsorted(ends, i, side="right")))
                    for i in range(len(got), len(want)))
     quiet = result["runs"][0]
-    in_sizes = [sum(max(1, len(p)) for p in ((f[0], f[2]) if kind == "up" else (f[0],)))
-                for f in frames]
     in_ends = np.cumsum(in_sizes) + (len(data) - sum(in_sizes))
     in_starts = np.concatenate([[in_ends[0] - in_sizes[0]], in_ends[:-1]]) if frames else []
     words = [int(v, 16) for v in quiet["outputs"]]

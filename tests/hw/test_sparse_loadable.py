@@ -98,3 +98,20 @@ def test_parameter_errors():
                     shift=None)
     with pytest.raises(BnnforgeError, match="^PE=5 does not divide the 12 output channels$"):
         SparseLayer.loadable("down", CIN, COUT, NMAX, B, Folding(5, SIMD))
+
+
+def test_a_load_frame_longer_than_its_frame(tmp_path):
+    """A 128 -> 128 layer's load frame (27 x 8 x 8 x 16 = 27,648 words) before a frame of one
+    site, on Icarus: the testbench's time limit counts the load frame (it once timed out
+    here, as the FCN-S demo's deepest level did), and the site's sums equal golden's."""
+    from bnnforge.sparse_flows import generate_sparse_engine, simulate_sparse
+
+    rng = np.random.default_rng(9)
+    design = tmp_path / "ssc"
+    generate_sparse_engine("ssc", 128, 128, 16, 3, Folding(16, 16), design)
+    w = rng.integers(0, 2, (27, 128, 128))
+    frame = (np.array([[2, 3, 1]]), rng.integers(0, 2, (1, 128)))
+    r = simulate_sparse(design, [frame], w, None, "icarus")
+    assert r["mismatches"] == 0 and r["errors"] == []
+    assert np.array_equal(r["outputs"][0], sparse_layer_sums("ssc", frame, w, 3)[1])
+    assert r["load_cycles"] >= 1 + 27 * 8 * 8 * 16
