@@ -306,7 +306,8 @@ def seconds_per_frame(rows, clock_mhz, numpy_seconds):
     hw = [r for r in rows if r["where"] == "hardware"]
     return {"hardware": sum(r["hardware_seconds"] for r in hw),
             "hardware_clock_mhz": clock_mhz, "hardware_clock_source": "target",
-            "hardware_scope": f"{len(hw)} ops in hardware, summed (one after another)",
+            "hardware_scope": f"{len(hw)} ops in hardware, summed (one after another), "
+                              "their weight loads included",
             "numpy": numpy_seconds,
             "numpy_scope": "the golden fixed-point program (every op) on this CPU",
             "numpy_ssc": sum(r.get("software_seconds") or 0 for r in ssc),
