@@ -206,12 +206,12 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
         got = [int(v, 16) for v in run["outputs"]]
         for i, (g, e, gf, ef) in enumerate(zip(got, want, run["framing"], want_framing)):
             if g != e or list(gf) != list(ef):
-                bad.add(max(0, int(np.searchsorted(ends, i, side="right"))))
-        bad.update(max(0, int(np.searchsorted(ends, i, side="right")))
+                bad.add(int(np.searchsorted(ends, i, side="right")))
+        bad.update(int(np.searchsorted(ends, i, side="right"))
                    for i in range(len(got), len(want)))
     quiet = result["runs"][0]
     in_ends = np.cumsum(in_sizes) + (len(data) - sum(in_sizes))
-    in_starts = np.concatenate([[in_ends[0] - in_sizes[0]], in_ends[:-1]]) if frames else []
+    in_starts = in_ends - np.asarray(in_sizes, dtype=np.int64)
     words = [int(v, 16) for v in quiet["outputs"]]
     mask = (1 << info["out_width"]) - 1
     outputs, start = [], skip

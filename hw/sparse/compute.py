@@ -49,13 +49,13 @@ class SparseCompute(wiring.Component):
                  out_width, sum_width, reg_every=1, family=None, shape=None):
         slots, cout, cin = weights.shape if weights is not None else shape
         self.weights, self.thresholds = weights, thresholds
-        self.loadable = weights is None
+        self.runtime_weights = weights is None
         self.slots, self.cin, self.cout, self.pe, self.simd = slots, cin, cout, pe, simd
         self.offsets, self.sum_width, self.reg_every, self.family = (offsets, sum_width,
                                                                        reg_every, family)
         self.coord_bits, self.max_voxels = coord_bits, max_voxels
         NF, SF = cout // pe, cin // simd
-        self.depth = weight_depth(slots, NF, SF) if self.loadable else slots * NF * SF
+        self.depth = weight_depth(slots, NF, SF) if self.runtime_weights else slots * NF * SF
         super().__init__({
             "records": In(stream.Signature(record_layout(slots, coord_bits, max_voxels))),
             "feats": In(read_port(max_voxels, cin)).array(offsets),
@@ -65,7 +65,7 @@ class SparseCompute(wiring.Component):
             "busy": Out(1),
             **({"w_addr": In(range(self.depth)), "w_data": In(simd), "w_en": In(pe),
                 "nf_last": In(range(max(NF, 2))), "sf_last": In(range(max(SF, 2)))}
-               if self.loadable else {})})
+               if self.runtime_weights else {})})
 
     def _weight_memories(self, m):
         """One memory a PE row: word ``(slot * NF + nf) * SF + sf`` holds that slot's SIMD
@@ -74,7 +74,7 @@ class SparseCompute(wiring.Component):
         S, PE, SIMD = self.slots, self.pe, self.simd
         NF, SF = self.cout // PE, self.cin // SIMD
         mems = []
-        if self.loadable:
+        if self.runtime_weights:
             for p in range(PE):
                 mem = memory.Memory(shape=SIMD, depth=self.depth, init=[])
                 m.submodules[f"w{p}"] = mem
@@ -124,8 +124,8 @@ class SparseCompute(wiring.Component):
             rems.append(rest)
         nf = Signal(range(max(NF, 2)))
         sf = Signal(range(max(SF, 2)))
-        nf_end = nf == (self.nf_last if self.loadable else NF - 1)
-        sf_end = sf == (self.sf_last if self.loadable else SF - 1)
+        nf_end = nf == (self.nf_last if self.runtime_weights else NF - 1)
+        sf_end = sf == (self.sf_last if self.runtime_weights else SF - 1)
         last_fold = nf_end & sf_end
         issue_c = Signal()
         m.d.comb += issue_c.eq(en & loaded)
@@ -172,7 +172,7 @@ class SparseCompute(wiring.Component):
             fslice = word.word_select(ctrl.sf, SIMD) if SF > 1 else word
             for p in range(PE):
                 wrp = wmems[p].read_port(transparent_for=())
-                addr = (weight_address(picks[u], nf, sf) if self.loadable else
+                addr = (weight_address(picks[u], nf, sf) if self.runtime_weights else
                         (picks[u] * NF + nf) * SF + sf)
                 m.d.comb += [wrp.addr.eq(addr), wrp.en.eq(en)]
                 tree = XnorPopcount(SIMD, self.reg_every, self.family)
@@ -203,7 +203,7 @@ class SparseCompute(wiring.Component):
             m.d.comb += y_next.eq(Mux(c.first, 0, acc[ch]) + contrib)
             with m.If(en & c.valid):
                 m.d.sync += acc[ch].eq(y_next)
-            if self.loadable and NF > 1:
+            if self.runtime_weights and NF > 1:
                 y_next = Mux(f <= self.nf_last, y_next, 0)
             nxt_acc.append(y_next)
         if self.thresholds is not None:

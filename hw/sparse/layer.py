@@ -80,13 +80,12 @@ class SparseLayer(StreamBlock):
                 cin, cout = channels
                 check_positive_int("input channels", cin)
                 check_positive_int("output channels", cout)
-                w = np.zeros((slots, 0, 0), np.uint8)
+                w = None
             else:
                 w = np.asarray(weights)
-            if w.ndim != 3 or w.shape[0] != slots:
-                raise BnnforgeError(f"{kind} weights must be {slots} x Cout x Cin, not "
-                                    f"{w.shape}")
-            if weights is not None:
+                if w.ndim != 3 or w.shape[0] != slots:
+                    raise BnnforgeError(f"{kind} weights must be {slots} x Cout x Cin, not "
+                                        f"{w.shape}")
                 _, cout, cin = w.shape
             check_positive_int("max voxels", max_voxels)
             check_positive_int("coordinate bits", coord_bits)
@@ -133,7 +132,7 @@ class SparseLayer(StreamBlock):
                                         f"bits; widen the coordinates")
         self.kind, self.slots, self.output = kind, slots, output
         self.runtime_weights = weights is None
-        self.weights = None if self.runtime_weights else w.astype(np.uint8)
+        self.weights = None if w is None else w.astype(np.uint8)
         self.thresholds = t
         self.cin, self.cout = cin, cout
         self.max_voxels, self.coord_bits = max_voxels, coord_bits
