@@ -8,7 +8,6 @@ whether the fit check passes (the same check `bnnforge synth` runs before Yosys)
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 
@@ -22,28 +21,20 @@ def main(argv=None):
 
     from golden.bscnet import BSCNet
     from golden.bscnet_fixed import FixedBscNet
-    from bnnforge.bscnet_hw import ProgramRunner, core_engines
+    from bnnforge.bscnet_hw import write_core
     from bnnforge.demo_bscnet import TILE_BITS
-    from hw.axis import AxisTop
-    from hw.generate import design_info, write_design
-    from hw.sparse.core import SparseCore
 
     # The engines' sizes follow the program's shapes, not its trained values.
     program = FixedBscNet(BSCNet(args.arch, in_channels=1, classes=16, sfsc=True).eval()).program
     rows = []
     for sites in args.tiles:
-        runner = ProgramRunner(program, None, tempfile.mkdtemp(), "verilator", sites, TILE_BITS)
-        engines = core_engines(runner, family="ecp5")
-        core = SparseCore(engines)
-        top = AxisTop([core], sparse=True)
         out = Path(args.out) / f"{args.arch}-{sites}"
-        write_design(out, top, "bnn_top", {}, design_info(top, "bnn_top", "bscnet-core",
-                                                          {"family": "ecp5"}))
-        b = json.loads((out / "design.json").read_text())["memory_budget"]
+        b = write_core(program, out, sites, TILE_BITS, family="ecp5")
+        engines = json.loads((out / "design.json").read_text())["engines"]
         row = {"arch": args.arch, "tile_sites": sites, "memory_bits": b["bits"],
                "block_ram_estimate": b["block_ram_estimate"],
                "device_block_rams": b["device_block_rams"], "fits": b["fits"],
-               "engines": [e.name for e in engines]}
+               "engines": engines}
         print(f"{args.arch} core, tiles of {sites} sites: {b['bits']:,} bits of memory, about "
               f"{b['block_ram_estimate']} DP16KD of {b['device_block_rams']}: "
               f"{'fits' if b['fits'] else 'does not fit'}")

@@ -7,9 +7,11 @@ Hardware of each op:
 
 * ``binary`` (ssc, down, up, pointwise): :meth:`hw.sparse.SparseLayer.loadable` with sums
   out, the search in hardware, one design a kind (an *engine*) for every layer of that kind:
-  each op loads its weights, channel counts and (ssc) window shift in a load frame, then its
-  frame runs in tiles of the design's bounded size (:func:`bnnforge.sparse_flows.
-  simulate_tiled`); PE = SIMD = ``BINARY_FOLD``, the engine's channels the program's largest.
+  an op runs a pass a fold of ``BINARY_FOLD`` output channels, each loading that fold's
+  weights, the channel counts and (ssc) window shift in a load frame, then the frame in tiles
+  of the design's bounded size (:func:`bnnforge.sparse_flows.simulate_tiled`); PE = SIMD =
+  ``BINARY_FOLD``, the engine's input channels the program's largest, its output channels one
+  fold (so its weight memory holds slots x Cin x PE bits, whatever the layer's Cout).
 * ``bn_add``: :class:`hw.sparse.site.SiteAffine`, ``AFFINE_LANES`` channels a beat, one design
   for every layer (the parameters travel with the data).
 * ``linear``: :meth:`hw.sparse.site.SiteLinear.loadable`, one engine for every layer (each op
@@ -19,8 +21,8 @@ Hardware of each op:
   tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
 * ``concat`` has no arithmetic: channel blocks side by side, on the host.
 
-SFSC's shifted windows: a binary op with per-group shifts runs one pass a distinct shift, each
-an SSC design whose search looks at the shifted window (:class:`hw.sparse.search_ssc.
+SFSC's shifted windows: a binary op with per-group shifts runs its passes for each distinct
+shift, the SSC engine's search looking at the shifted window (:class:`hw.sparse.search_ssc.
 SscSearch` ``shift``) for the output channels of the groups that chose it.
 """
 
@@ -32,14 +34,15 @@ import numpy as np
 from quant.errors import BnnforgeError
 from .progress import Progress
 
-__all__ = ["ProgramRunner", "core_engines", "AFFINE_LANES", "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
+__all__ = ["ProgramRunner", "core_engines", "write_core", "AFFINE_LANES", "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
            "binary_engines",
            "largest_divisor", "sfsc_passes", "pass_name"]
 
 AFFINE_LANES = 16
-MEAN_LANES = 16
+MEAN_LANES = 8
 """Channels a mean engine (pool, unpool) averages at once: an op of more runs a pass a group, so
-the engine's tile of codes stays narrow (its memories are ``MEAN_LANES x width`` bits wide)."""
+the engine's tile of codes stays narrow (its memories are ``MEAN_LANES x width`` bits wide: 192
+bits, six DP16KD at 512 sites)."""
 MEAN_FEATURE_BITS = 1 << 20
 """A mean layer stores codes (``C x width`` bits a site), not bits: its tile holds at most this
 many bits of them (the largest power of two of sites up to the binary layers' tile), so that
@@ -52,9 +55,10 @@ pass's fewer channels fill one PE fold)."""
 
 
 def binary_engines(ops):
-    """``{kind: (Cin, Cout)}``: the largest channels of a program's binary ops of each kind,
-    the sizes of the engines that run them (``BINARY_FOLD`` must divide every Cin; Cout is
-    rounded up to whole PE folds)."""
+    """``{kind: (Cin, Cout)}``: the sizes of the engines that run a program's binary ops of
+    each kind: Cin the largest of that kind (``BINARY_FOLD`` must divide every Cin), Cout one
+    PE fold, ``BINARY_FOLD`` (an op runs a pass a fold of its output channels, so an engine
+    holds one fold's weights: slots x Cin x PE bits, not a whole layer's)."""
     out = {}
     for op in ops:
         if op["op"] != "binary":
@@ -62,9 +66,8 @@ def binary_engines(ops):
         if op["cin"] % BINARY_FOLD:
             raise BnnforgeError(f"{op['name']}: {op['cin']} input channels are not a multiple "
                                 f"of the binary engines' SIMD = {BINARY_FOLD}")
-        cin, cout = out.get(op["kind"], (0, 0))
-        out[op["kind"]] = (max(cin, op["cin"]), max(cout, -(-op["cout"] // BINARY_FOLD)
-                                                    * BINARY_FOLD))
+        cin, _ = out.get(op["kind"], (0, 0))
+        out[op["kind"]] = (max(cin, op["cin"]), BINARY_FOLD)
     return out
 
 
@@ -168,10 +171,12 @@ class ProgramRunner:
 
     # -- ops ------------------------------------------------------------------------------
     def _binary(self, op, buffers, golden):
-        """A binary op on its kind's engine: a load frame (the op's weights, or an SFSC pass's
-        output channels, and its window shift), then the frame in tiles. SFSC (``shifts``):
-        one pass a distinct window shift, with the output channels of the groups that chose
-        it (put back in place on the host, no arithmetic)."""
+        """A binary op on its kind's engine, a pass a fold of ``BINARY_FOLD`` output
+        channels: a load frame (that fold's weights and the window shift), then the frame in
+        tiles. SFSC (``shifts``): the passes of each distinct window shift take the output
+        channels of the groups that chose it. The host puts each pass's channels in place (no
+        arithmetic). ``pairs`` and ``tiles`` count each search once (a shift's first pass);
+        cycles and load cycles every pass."""
         from .sparse_flows import simulate_tiled
 
         level, kind, w = op["level"], op["kind"], op["weights"]
@@ -189,30 +194,38 @@ class ProgramRunner:
                "load_cycles": 0, "load_cycles_model": 0, "tiles": 0, "tile_mismatches": 0,
                "passes": []}
         for shift, chans in passes:
-            wp = w[:, chans]
-            r = simulate_tiled(design, frame, wp, self.simulator, shift=shift)
-            if out is None:
-                out = np.zeros((len(r["outputs"]), cout), r["outputs"].dtype)
-            out[:, chans] = r["outputs"]
-            folds = -(-len(chans) // F) * (op["cin"] // F)
-            load_model = 1 + w.shape[0] * folds * F
-            row["passes"].append({"shift": list(shift), "channels": len(chans),
-                                  "cycles_simulated": r["cycles"],
-                                  "cycles_model": r["pairs"] * folds,
-                                  "load_cycles": r["load_cycles"]})
-            for key, v in (("pairs", r["pairs"]), ("pairs_whole_frame", r["pairs_whole_frame"]),
-                           ("cycles_simulated", r["cycles"]),
-                           ("cycles_model", r["pairs"] * folds), ("tiles", r["tiles"]),
-                           ("tile_mismatches", r["mismatches"]),
-                           ("load_cycles", r["load_cycles"]),
-                           ("load_cycles_model", load_model)):
-                row[key] += v
+            sf = op["cin"] // F
+            part = {"shift": list(shift), "channels": len(chans), "fold_passes": 0,
+                    "cycles_simulated": 0, "cycles_model": 0, "load_cycles": 0}
+            for k in range(0, len(chans), F):
+                fold = chans[k:k + F]
+                r = simulate_tiled(design, frame, w[:, fold], self.simulator, shift=shift)
+                if out is None:
+                    out = np.zeros((len(r["outputs"]), cout), r["outputs"].dtype)
+                out[:, fold] = r["outputs"]
+                for key, v in (("fold_passes", 1), ("cycles_simulated", r["cycles"]),
+                               ("cycles_model", r["pairs"] * sf),
+                               ("load_cycles", r["load_cycles"])):
+                    part[key] += v
+                once = k == 0           # a search's pairs and tiles, not each fold's
+                for key, v in (("pairs", r["pairs"] * once),
+                               ("pairs_whole_frame", r["pairs_whole_frame"] * once),
+                               ("tiles", r["tiles"] * once),
+                               ("cycles_simulated", r["cycles"]),
+                               ("cycles_model", r["pairs"] * sf),
+                               ("tile_mismatches", r["mismatches"]),
+                               ("load_cycles", r["load_cycles"]),
+                               ("load_cycles_model", 1 + w.shape[0] * sf * F),
+                               ("fold_passes", 1)):
+                    row[key] = row.get(key, 0) + v
+            row["passes"].append(part)
         row.update(_budget(design))
-        row["cycles_model_source"] = ("pairs (tiles' halos included) x ceil(Cout/PE)(Cin/SIMD)" +
+        row["cycles_model_source"] = ("pairs (tiles' halos included) x Cin/SIMD, a pass a fold "
+                                      "of PE output channels" +
                                       (", summed over the shifts' passes"
                                        if len(passes) > 1 else ""))
-        row["load_cycles_model_source"] = ("a header and slots x ceil(Cout/PE)(Cin/SIMD) x PE "
-                                           "weight words, a beat a cycle")
+        row["load_cycles_model_source"] = ("a pass's load frame: a header and slots x Cin/SIMD x "
+                                           "PE weight words, a beat a cycle")
         if op["shifts"] is None:
             del row["passes"]
         if self.spconv and kind == "ssc" and op["shifts"] is None:
@@ -220,8 +233,8 @@ class ProgramRunner:
         return out, row
 
     def _engine(self, kind):
-        """The binary engine of ``kind`` (built once): the program's largest channels of that
-        kind, weights loaded at run time."""
+        """The binary engine of ``kind`` (built once): the program's largest input channels of
+        that kind, one fold of output channels, weights loaded at run time."""
         from quant.layout import Folding
         from .sparse_flows import generate_sparse_engine
 
@@ -431,3 +444,25 @@ def core_engines(runner, family=None):
         mean.name = f"{op}_engine"
         out.append(mean)
     return out
+
+
+def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
+    """Every engine ``program`` needs (:func:`core_engines`) in one design: a
+    :class:`hw.sparse.core.SparseCore` behind one framed AXI4-Stream, written to ``out_dir``
+    for ``family``. Its memories follow the program's channels and the tile
+    (``tile_voxels`` sites, ``tile_bits`` coordinate bits), not any frame. Returns the
+    design's ``memory_budget`` (``design.json``)."""
+    import json
+
+    from hw.axis import AxisTop
+    from hw.generate import design_info, write_design
+    from hw.sparse.core import SparseCore
+
+    runner = ProgramRunner(program, None, out_dir, None, tile_voxels, tile_bits)
+    engines = core_engines(runner, family=family)
+    top = AxisTop([SparseCore(engines)], sparse=True)
+    write_design(out_dir, top, "bnn_top", {}, design_info(
+        top, "bnn_top", "bscnet-core",
+        {"family": family, "engines": [e.name for e in engines],
+         "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits}}))
+    return json.loads((Path(out_dir) / "design.json").read_text())["memory_budget"]

@@ -74,7 +74,11 @@ def _cmd_sim(args):
     from .kinds import kind_of
 
     bs = _load(args.bitstream)
-    return kind_of(bs).sim_command(args, bs)
+    kind = kind_of(bs)
+    if args.voxel_size is not None and kind.name != "bscnet":
+        raise BnnforgeError(f"--voxel-size applies to BSC-Net bitstreams; "
+                            f"{args.bitstream} holds a network of kind {kind.name}")
+    return kind.sim_command(args, bs)
 
 
 def _cmd_quantize(args):
@@ -247,9 +251,10 @@ def build_parser():
     p.add_argument("--images", type=_positive_int,
                    help="simulate only the first N test images (default: all)")
     p.add_argument("--synth", action="store_true",
-                   help="mlp, groupnet, cnn: generate for ECP5, synthesize and place-and-route on the "
-                        "LFE5U-85F (YoWASP; minutes) and report resources, Fmax and the hardware "
-                        "time per image at the achieved Fmax")
+                   help="generate for ECP5, synthesize and place-and-route on the LFE5U-85F "
+                        "(YoWASP; minutes, for bscnet the whole network's engines in one "
+                        "design, about half an hour) and report resources, Fmax and the "
+                        "hardware time per image or frame at the achieved Fmax")
     p.add_argument("--shards", type=_positive_int, metavar="N",
                    help="mlp, groupnet, cnn: simulate the test split in N shards on Dask (a "
                         "LocalCluster, one worker per core, or --scheduler); needs the dask "
@@ -309,6 +314,9 @@ def build_parser():
                         "bitstream and simulates its shard, no stalls")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="an existing Dask scheduler for --shards (tcp://host:8786)")
+    p.add_argument("--voxel-size", type=_positive_int,
+                   help="bscnet: the frog frame at this voxel size (default: the bitstream's; "
+                        "4: 34,331 sites, 2: 192,213) through the same engines")
     _add_folding(p)
     p.set_defaults(func=_cmd_sim)
 

@@ -87,9 +87,10 @@ def training_frames(voxel_size, seed, levels):
 TILE_BITS = 6
 """Coordinate bits of every hardware layer's design: frames run through it in tiles of at most
 62 voxels a side (plus the halo) in their own coordinates."""
-TILE_VOXELS = 2048
+TILE_VOXELS = 512
 """Sites a tile (a part of one) the designs store: their on-chip memory does not depend on the
-frame's size."""
+frame's size. 512 is a DP16KD's shallowest aspect (512 x 36), so a smaller tile would save no
+block RAM; with it every engine UNET-S needs fits the LFE5U-85F in one design."""
 
 
 def _max_voxels(n):
@@ -171,13 +172,18 @@ MODELS = ("bsc-baseline", "bsc-net")
 
 
 def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, steps=200,
-                    seed=0, clock_mhz=200.0, arch="unet-s", models=MODELS):
+                    seed=0, clock_mhz=200.0, arch="unet-s", models=MODELS, synth=False):
     """Train each of ``models`` (BSC-Baseline: plain SSC; BSC-Net: SFSC) through the
     supplement's stages (:mod:`golden.bscnet_train`, ``steps`` a stage), export, and run
     each between its first layer and its head in simulated hardware; returns the report
     (also ``report.json`` and ``report.md`` in ``out_dir``). The report's ``layers``,
     ``seconds_per_frame`` and memory figures are the last model's (BSC-Net by default: SFSC
     included); every model's are in ``hardware_runs``.
+
+    The hardware is one design (``out_dir/core``: :func:`bnnforge.bscnet_hw.write_core`,
+    every engine the network needs); the report's ``onchip_memory_bits`` are its memories'.
+    ``synth``: place and route it on the LFE5U-85F first (``clock_mhz`` the target) and give
+    every hardware time at the Fmax it reached.
 
     Runs on one torch thread: the sparse layers' scatter-adds are not deterministic with more
     (two runs of the same demo on two threads gave 0.5682 and 0.5698), so the report is
@@ -186,7 +192,7 @@ def run_bscnet_demo(out_dir="build/demo-bscnet", simulator=None, voxel_size=9, s
 
     with torch_threads(1):
         return _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arch,
-                                tuple(models))
+                                tuple(models), synth)
 
 
 def _train_model(variant, arch, train, steps, seed):
@@ -207,7 +213,36 @@ def _train_model(variant, arch, train, steps, seed):
     return net.eval(), log
 
 
-def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arch, models):
+def core_design(arch, out_dir, synth, clock_mhz):
+    """The network's hardware as one design (every engine; :func:`bnnforge.bscnet_hw.
+    write_core`) in ``out_dir``, for the LFE5U-85F; with ``synth`` placed and routed
+    (``clock_mhz`` the target). Returns ``(memory budget, synth entry or None)``: the entry
+    as the other demos' (:func:`bnnforge.reports.synth_design`) with ``fits``."""
+    from golden.bscnet import BSCNet
+    from golden.bscnet_fixed import FixedBscNet
+    from golden.frog import FROG_CLASSES
+    from hw.memory_budget import budget_lines
+    from .bscnet_hw import write_core
+    from .reports import synth_design
+
+    # The engines' sizes follow the program's shapes (the same for every model of the arch).
+    program = FixedBscNet(BSCNet(arch, in_channels=1, classes=FROG_CLASSES, sfsc=True)
+                          .eval()).program
+    step(f"the hardware: every engine {arch.upper()} needs in one design ({out_dir}), tiles of "
+         f"{TILE_VOXELS} sites with {TILE_BITS}-bit coordinates")
+    budget = write_core(program, out_dir, TILE_VOXELS, TILE_BITS, family="ecp5")
+    for line in budget_lines(budget):
+        print("    " + line)
+    if not synth:
+        return budget, None
+    entry = synth_design(out_dir, clock_mhz, 0)
+    entry.pop("hw_seconds_per_image_at_fmax", None)
+    entry["fits"] = "error" not in entry
+    return budget, entry
+
+
+def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arch, models,
+                     synth=False):
     from golden.bscnet import BSCNet, from_bitstream, to_bitstream
     from golden.bscnet_fixed import FixedBscNet
     from golden.bscnet_train import VARIANTS
@@ -225,6 +260,8 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
     train, (frame, feats, labels), split, majority = training_frames(voxel_size, seed, levels)
     step(f"frog CT volume (pyvista's wheel): tissue segmentation at voxel size {voxel_size}; "
          f"{split}")
+    budget, synth_entry = core_design(arch, out_dir / "core", synth, clock_mhz)
+    clock = clock_entry(clock_mhz, synth_entry)
     y = labels.numpy()
     runs, entries = {}, []
     for variant in models:
@@ -243,15 +280,15 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
              f"{simulator}, one op after another (golden: the fixed-point program); frame of "
              f"{frame.size(0)} sites")
         sim = simulate_bscnet(golden_net, frame, feats, labels, out_dir / "designs" / variant,
-                              simulator, clock_mhz)
+                              simulator, clock["mhz"])
         hw_rows = [r for r in sim["rows"] if r["where"] == "hardware"]
         runs[variant] = {
             "bitstream": bs_path.name, "training": log, "mismatches": sim["mismatches"],
             "accuracy": {"float": float((pred_float == labels).float().mean()),
                          "golden": sim["golden_accuracy"], "hardware": sim["accuracy"]},
             "layers": sim["rows"], "simulation_seconds": sim["seconds"],
-            "seconds_per_frame": seconds_per_frame(sim["rows"], clock_mhz,
-                                                   sim["numpy_seconds"]),
+            "seconds_per_frame": seconds_per_frame(sim["rows"], clock["mhz"],
+                                                   sim["numpy_seconds"], clock["source"]),
             "onchip_memory_bits": max(r["onchip_memory_bits"] for r in hw_rows),
             "onchip_memory_bits_all_designs": sum(r["onchip_memory_bits"] for r in hw_rows),
             "designs_memory_fit": sum(bool(r.get("memory_fits")) for r in hw_rows),
@@ -270,7 +307,7 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
               "voxel_size": voxel_size, "sites": frame.size(0),
               "sites_per_level": [frame.size(l) for l in range(levels)],
               "simulator": simulator, "simulator_note": note, "clock_mhz": clock_mhz,
-              "clock": clock_entry(clock_mhz), "steps_per_stage": steps, "seed": seed,
+              "clock": clock, "steps_per_stage": steps, "seed": seed,
               "mismatches": sum(r["mismatches"] for r in runs.values()),
               "format": main["format"], "accuracy": main["accuracy"],
               "accuracy_note": "golden: the fixed-point program (golden.bscnet_fixed), which "
@@ -279,10 +316,15 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
               "layers": main["layers"], "simulation_seconds": main["simulation_seconds"],
               "seconds_per_frame": main["seconds_per_frame"],
               "tile": {"coord_bits": TILE_BITS, "max_voxels": TILE_VOXELS},
-              "onchip_memory_bits": main["onchip_memory_bits"],
+              "onchip_memory_bits": budget["bits"],
+              "onchip_memory": {"design": "core", "bits": budget["bits"],
+                                "block_ram_estimate": budget["block_ram_estimate"],
+                                "device_block_rams": budget["device_block_rams"],
+                                "part": budget["part"], "fits": budget["fits"]},
+              "onchip_memory_bits_largest_engine": main["onchip_memory_bits"],
               "onchip_memory_bits_all_designs": main["onchip_memory_bits_all_designs"],
               "designs_memory_fit": main["designs_memory_fit"],
-              "hardware_runs": runs, "synth": None,
+              "hardware_runs": runs, "synth": synth_entry,
               "demo_wall_seconds": time.monotonic() - started}
     summary = _summary(report)
     write_reports(out_dir, report, summary)
@@ -296,7 +338,7 @@ def _shifts(net):
             if hasattr(conv, "shifts")}
 
 
-def seconds_per_frame(rows, clock_mhz, numpy_seconds):
+def seconds_per_frame(rows, clock_mhz, numpy_seconds, clock_source="target"):
     """One frame's time: in hardware (the ops' simulated cycles, one op after another, at the
     clock), in the NumPy golden program on this CPU (every op, first layer and head excluded),
     and in spconv (the SSC layers only: ``spconv_scope``), beside the hardware's and NumPy's
@@ -305,7 +347,7 @@ def seconds_per_frame(rows, clock_mhz, numpy_seconds):
     timed = [r for r in ssc if r.get("spconv_seconds") is not None]
     hw = [r for r in rows if r["where"] == "hardware"]
     return {"hardware": sum(r["hardware_seconds"] for r in hw),
-            "hardware_clock_mhz": clock_mhz, "hardware_clock_source": "target",
+            "hardware_clock_mhz": clock_mhz, "hardware_clock_source": clock_source,
             "hardware_scope": f"{len(hw)} ops in hardware, summed (one after another), "
                               "their weight loads included",
             "numpy": numpy_seconds,
@@ -377,19 +419,22 @@ def _summary(r):
     spf = r["seconds_per_frame"]
     hw = [x for x in r["layers"] if x["where"] == "hardware"]
     host = [x["name"] for x in r["layers"] if x["where"] == "host"]
-    fmt = r["format"]
+    fmt, mem = r["format"], r["onchip_memory"]
     return (f"# BSC-Net demo ({r['arch'].upper()}, frog tissues, voxel size {r['voxel_size']}, "
             f"{r['sites']} sites)\n\n"
             f"Sites per level: {r['sites_per_level']}. Simulator: {r['simulator']}. "
-            f"{len(hw)} ops in hardware, one after another (each its own design, the frame's "
-            f"buffers between them on the host as a layer sequencer's external memory would "
-            f"hold them); on the host: {', '.join(host)}. Fixed point: {fmt['width']}-bit "
-            f"codes with {fmt['frac']} fractional bits, {fmt['mant_width']}-bit mantissas. "
-            f"Every design with a frame store keeps at most {r['tile']['max_voxels']} sites "
-            f"with {r['tile']['coord_bits']}-bit coordinates, whatever the frame (tiles with "
-            f"halos, docs/sparse.md); on-chip memory of the largest design "
-            f"{r['onchip_memory_bits']:,} bits; the memories of {r['designs_memory_fit']} of "
-            f"the {len(hw)} ops' designs fit the LFE5U-85F.\n\n"
+            f"{len(hw)} ops in hardware, one after another on the engines of one design "
+            f"(core/: every engine the network needs; the frame's buffers between ops on the "
+            f"host, as a layer sequencer's external memory would hold them; each op simulated "
+            f"on its engine alone, the same generator and parameters); on the host: "
+            f"{', '.join(host)}. Fixed point: {fmt['width']}-bit codes with {fmt['frac']} "
+            f"fractional bits, {fmt['mant_width']}-bit mantissas. Every engine with a frame "
+            f"store keeps at most {r['tile']['max_voxels']} sites with "
+            f"{r['tile']['coord_bits']}-bit coordinates, whatever the frame (tiles with halos, "
+            f"docs/sparse.md): the design's on-chip memory is {mem['bits']:,} bits, about "
+            f"{mem['block_ram_estimate']} block RAMs of the {mem['part']}'s "
+            f"{mem['device_block_rams']} (estimate before synthesis).\n\n"
+            + _synth_line(r.get("synth")) +
             f"Held-out evaluation ({r['evaluation']['split']}; {r['evaluation']['test_sites']} "
             f"test sites; voxel accuracy and mean IoU over the tissue classes present; golden: "
             f"the fixed-point program; majority class: the training region's, its row under "
@@ -407,6 +452,17 @@ def _summary(r):
                       for name, run in r["hardware_runs"].items())
             + f"Simulation {r['simulation_seconds']:.0f} s, demo "
             f"{r['demo_wall_seconds']:.0f} s.\n")
+
+
+def _synth_line(synth):
+    if synth is None:
+        return ""
+    if "error" in synth:
+        return f"Place and route failed: {synth['error']}\n\n"
+    return (f"Placed and routed on the {synth['part']} (Yosys + nextpnr, seed {synth['seed']}): "
+            f"{synth['lut4']:,} LUT4, {synth['ccu2c']:,} CCU2C, {synth['ff']:,} FF, "
+            f"{synth['bram']} DP16KD, {synth['dsp']} DSP; Fmax {synth['fmax_mhz']:.1f} MHz "
+            f"(target {synth['freq_target_mhz']:g}).\n\n")
 
 
 def _spconv_line(name, spf):

@@ -75,10 +75,9 @@ def test_user_errors(tmp_path, bitstream):
     _user_error(bnnforge("verilog", bitstream, "-o", tmp_path / "o"),
                 "give exactly one of --folding FILE, --target-cycles N or --max-lanes N "
                 "(bnnforge never picks the slowest folding silently)")
-    _user_error(bnnforge("demo", "--network", "bscnet", "--synth"),
-                "--synth applies to the mlp and groupnet demos; synthesize a BSC-Net layer "
-                "with `bnnforge verilog BITSTREAM -o DIR --family ecp5` and `bnnforge synth "
-                "DIR/LAYER`")
+    _user_error(bnnforge("sim", bitstream, "--voxel-size", 4),
+                f"--voxel-size applies to BSC-Net bitstreams; {bitstream} holds a network of "
+                "kind mlp")
     bad = tmp_path / "cut.bnn"
     bad.write_bytes(bitstream.read_bytes()[:-10])
     r = bnnforge("sim", bad, "--target-cycles", 4)
@@ -281,3 +280,33 @@ def test_bscnet_verilog_with_sfsc_gives_a_design_a_shift(tmp_path):
     assert d["shift"] == [int(v) for v in SFSC_SHIFTS[3]] and d["cout"] == 4
     d = json.loads((tmp_path / "hw" / "enc_0_0_a_conv_szzz" / "design.json").read_text())
     assert d["shift"] == [0, 0, 0] and d["cout"] == 12
+
+
+def test_bscnet_sim_at_another_voxel_size(tmp_path):
+    """`bnnforge sim` of a BSC-Net bitstream made at voxel size 9 runs the frog frame at
+    voxel size 24 through the same engines (tiles bound their memory): every op between first
+    layer and head in hardware, 0 mismatches, the frame's sites as the frog volume gives
+    them, and the report written."""
+    import torch
+
+    from golden.bscnet import BSCNet
+    from golden.checkpoint import save_checkpoint
+    from golden.frog import frog_segmentation
+    from tests.golden.test_bscnet_fixed import _trained_like
+
+    torch.manual_seed(5)
+    model = _trained_like(BSCNet("unet-s", classes=16, levels=2, sfsc=False), 5).eval()
+    save_checkpoint(tmp_path / "b.ckpt", model, {"channels": 1, "voxel_size": 9})
+    assert bnnforge("quantize", tmp_path / "b.ckpt", "-o", tmp_path / "b.bnn").returncode == 0
+    r = bnnforge("sim", tmp_path / "b.bnn", "--voxel-size", 24, "-o", tmp_path / "s")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "s" / "report.json").read_text())
+    coords = frog_segmentation(24, (0, 0, 0))[0]
+    assert report["voxel_size"] == 24 and report["sites"] == len(coords)
+    assert report["mismatches"] == 0 and report["accuracy"] == report["golden_accuracy"]
+    hw = [x for x in report["layers"] if x["where"] == "hardware"]
+    assert {x["name"] for x in report["layers"] if x["where"] == "host"} == {
+        "stem", "concat", "head"}
+    assert all(x["cycles_simulated"] >= x["cycles_model"] > 0 for x in hw)
+    assert sum(t["ops"] for t in report["kind_totals"]) == len(hw)
+    assert "PASS: " in r.stdout

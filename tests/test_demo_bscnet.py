@@ -41,27 +41,29 @@ def test_whole_program_in_hardware(tmp_path):
     for x in hw:
         if x["kind"] in ("bn_add", "linear"):
             assert x["cycles_simulated"] - x["cycles_model"] <= 8, x
-    # Every design's memories fit the device; a mean engine (one a kind) averages 16
-    # channels in tiles of 2,048 sites (786,432 bits of codes), a pass a group of 16.
+    # Every design's memories fit the device; a mean engine (one a kind) averages 8
+    # channels in tiles of 512 sites, a pass a group of 8.
     assert all(x["memory_fits"] is True for x in hw)
     means = [x for x in hw if x["kind"] in ("pool", "unpool")]
     assert {(x["engine"], x["engine_channels"], x["tile_sites"]) for x in means} == {
-        ("pool-engine", 16, 2048), ("unpool-engine", 16, 2048)}
-    assert {(x["kind"], x["channels"], x["passes"]) for x in means} == {("pool", 16, 1),
-                                                                        ("unpool", 32, 2)}
+        ("pool-engine", 8, 512), ("unpool-engine", 8, 512)}
+    assert {(x["kind"], x["channels"], x["passes"]) for x in means} == {("pool", 16, 2),
+                                                                        ("unpool", 32, 4)}
     ssc = [x for x in hw if x["kind"] == "ssc"]
     assert all(x["spconv_equal"] is True and x["spconv_seconds"] > 0 for x in ssc)
-    assert all(x.get("tiles", 1) >= 1 for x in hw) and TILE_BITS == 6 and TILE_VOXELS == 2048
-    # One engine a binary kind serves every layer of that kind: each op loads its weights
-    # (a header and a word a PE row, slot and fold, a beat a cycle) before its frame.
+    assert all(x.get("tiles", 1) >= 1 for x in hw) and TILE_BITS == 6 and TILE_VOXELS == 512
+    # One engine a binary kind serves every layer of that kind, a pass a fold of 16 output
+    # channels: each pass loads its fold's weights (a header and a word a PE row, slot and
+    # input fold, a beat a cycle) before its frame.
     binary = [x for x in hw if x["kind"] in ("ssc", "down", "up", "pointwise")]
     assert {x["engine"] for x in binary} == {"ssc-engine", "down-engine", "up-engine",
                                               "pointwise-engine"}
     for x in binary:
         slots = {"ssc": 27, "down": 8, "up": 8, "pointwise": 1}[x["kind"]]
-        words = slots * -(-x["cout"] // 16) * (x["cin"] // 16) * 16
-        assert x["load_cycles_model"] == 1 + words
-        assert 0 <= x["load_cycles"] - x["load_cycles_model"] <= 12, x
+        assert x["fold_passes"] == -(-x["cout"] // 16)
+        words = slots * (x["cin"] // 16) * 16
+        assert x["load_cycles_model"] == x["fold_passes"] * (1 + words)
+        assert 0 <= x["load_cycles"] - x["load_cycles_model"] <= 12 * x["fold_passes"], x
     # One linear engine runs every 1x1: a header, the weight words and a bias word a group.
     for x in (x for x in hw if x["kind"] == "linear"):
         assert x["engine"] == "linear-engine"
@@ -79,12 +81,31 @@ def test_whole_program_in_hardware(tmp_path):
 
 
 @pytest.mark.slow
-def test_bscnet_demo_small(tmp_path):
+def test_bscnet_demo_small(tmp_path, monkeypatch):
     """Both models on the voxel-size-24 frame, a few steps a stage: 0 mismatches, the report's
-    keys, every op in hardware but the first layer, the concatenations and the head."""
-    report = run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24, steps=3)
+    keys, every op in hardware but the first layer, the concatenations and the head; with
+    --synth (place and route stood in for by a 40 MHz result) every hardware time at that
+    clock."""
+    import bnnforge.reports
+
+    placed = {"part": "LFE5U-85F", "lut4": 1, "ccu2c": 1, "ff": 1, "comb": 1, "bram": 1,
+              "dsp": 0, "fmax_mhz": 40.0, "freq_target_mhz": 200.0, "seed": 1,
+              "tools": {"nextpnr": "stand-in"}, "hw_seconds_per_image_at_fmax": 0.0}
+    called = []
+    monkeypatch.setattr(bnnforge.reports, "synth_design",
+                        lambda d, mhz, cycles: called.append(d) or dict(placed))
+    report = run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24, steps=3,
+                             synth=True)
+    assert called == [tmp_path / "core"]
     assert report["mismatches"] == 0
-    assert report["clock"]["source"] == "target"
+    assert report["clock"]["source"] == "placed" and report["clock"]["mhz"] == 40.0
+    assert report["synth"]["fits"] is True and report["synth"]["fmax_mhz"] == 40.0
+    hw_rows = [x for x in report["layers"] if x["where"] == "hardware"]
+    assert report["seconds_per_frame"]["hardware"] == pytest.approx(
+        sum(x["cycles_simulated"] + x.get("load_cycles", 0) for x in hw_rows) / 40e6)
+    assert report["seconds_per_frame"]["hardware_clock_source"] == "placed"
+    core = json.loads((tmp_path / "core" / "design.json").read_text())["memory_budget"]
+    assert report["onchip_memory_bits"] == core["bits"] == report["onchip_memory"]["bits"]
     from bnnforge.demo_bscnet import split_volume
     from golden.frog import frog_volume
 
@@ -178,6 +199,7 @@ def test_sfsc_layers_in_hardware(tmp_path):
     for row in runner.rows:
         assert [p["shift"] for p in row["passes"]] == sorted(corners)
         assert [p["channels"] for p in row["passes"]] == [8, 8]
+        assert [p["fold_passes"] for p in row["passes"]] == [1, 1]
         assert row["cycles_simulated"] == sum(p["cycles_simulated"] for p in row["passes"])
         assert row["cycles_simulated"] >= row["cycles_model"] > 0
 
@@ -200,3 +222,26 @@ def test_fcn_program_in_hardware(tmp_path):
     # FCN's deconvolution keeps the deeper levels' 32 channels (UNET's would halve them).
     assert [(x["cin"], x["cout"]) for x in ups] == [(32, 32)]
     assert all(x["mismatches"] == 0 for x in hw)
+
+
+def test_unet_core_fits(tmp_path):
+    """UNET-S's hardware as one design (every engine it needs, built from the arch's shapes,
+    no frame): its memories fit the LFE5U-85F by the estimate made before synthesis, and
+    the binary engines hold one fold of weights (slots x Cin x 16 bits), not a layer's."""
+    from bnnforge.demo_bscnet import core_design
+
+    budget, synth = core_design("unet-s", tmp_path / "core", False, 200.0)
+    assert synth is None and budget["fits"] is True
+    assert budget["block_ram_estimate"] <= budget["device_block_rams"] == 208
+    info = json.loads((tmp_path / "core" / "design.json").read_text())
+    assert info["engines"] == ["down_engine", "pointwise_engine", "ssc_engine", "up_engine",
+                               "affine_residual", "affine_projection", "linear_engine",
+                               "pool_engine", "unpool_engine"]
+    assert info["tile"] == {"max_voxels": 512, "coord_bits": 6}
+    verilog = (tmp_path / "core" / info["verilog"]).read_text()
+    from hw.memory_budget import memories
+
+    # The SSC engine's PE rows: 16-bit words, 27 slots of up to 16 input folds (192
+    # channels: 12) and one output fold, addressed Cat(sf, nf, slot).
+    w = [m for m in memories(verilog) if m["width"] == 16 and m["depth"] == 27 * 16 * 2]
+    assert len(w) == 16

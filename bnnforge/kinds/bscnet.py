@@ -93,11 +93,16 @@ class BscNetKind(NetworkKind):
 
     def random_inputs(self, bitstream, n, rng):
         """The frog frame at the bitstream's voxel size (real data; ``n`` is unused)."""
+        return self.frame(bitstream)
+
+    def frame(self, bitstream, voxel_size=None):
+        """``(frame, features, labels)``: the whole frog volume at ``voxel_size`` (default
+        the bitstream's, else 9)."""
         from ..demo_bscnet import segmentation_frame
 
         net = self.load(bitstream)
-        return segmentation_frame(int(bitstream.input.get("voxel_size", 9)), (0, 0, 0),
-                                  net.cfg["levels"])
+        return segmentation_frame(voxel_size or int(bitstream.input.get("voxel_size", 9)),
+                                  (0, 0, 0), net.cfg["levels"])
 
     def simulate(self, bitstream, design_dir, inputs, simulator, **kwargs):
         """The frame through the network in fixed point, every op between its first layer
@@ -160,32 +165,47 @@ class BscNetKind(NetworkKind):
         """The frog frame through the network, every op between its first layer and its head
         in hardware."""
         from .. import flows
+        from ..demo_bscnet import kind_totals
         from ..progress import step
+        from ..reports import write_reports
 
-        inputs = self.random_inputs(bitstream, 1, None)
+        voxel = getattr(args, "voxel_size", None) or int(bitstream.input.get("voxel_size", 9))
+        inputs = self.frame(bitstream, voxel)
         out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
-        step(f"frog frame at voxel size {int(bitstream.input.get('voxel_size', 9))} "
+        step(f"frog frame at voxel size {voxel} "
              f"({inputs[0].size(0)} sites): the fixed-point program's ops on {args.simulator}, "
              f"first layer and head on the host")
         result = self.simulate(bitstream, out, inputs, args.simulator)
-        for rows, columns in self.report_rows(result):
-            print(flows.format_table(rows, columns))
+        tables = [flows.format_table(rows, columns) for rows, columns in
+                  self.report_rows(result)]
+        totals = flows.format_table(kind_totals(result["rows"]), [
+            ("kind", "kind", "{}"), ("ops", "ops", "{}"),
+            ("cycles_simulated", "cycles", "{:,}"), ("cycles_model", "model", "{:,}"),
+            ("ratio", "ratio", "{:.2f}")])
         ok = result["mismatches"] == 0
         hw = sum(r["where"] == "hardware" for r in result["rows"])
-        print(f"{'PASS' if ok else 'FAIL'}: {hw} ops in hardware, "
-              f"{result['mismatches']} mismatches with the golden fixed-point program; "
-              f"accuracy {result['accuracy']:.4f} (golden {result['golden_accuracy']:.4f}); "
-              f"simulation {result['seconds']:.0f} s")
+        verdict = (f"{'PASS' if ok else 'FAIL'}: {hw} ops in hardware, "
+                   f"{result['mismatches']} mismatches with the golden fixed-point program; "
+                   f"accuracy {result['accuracy']:.4f} (golden "
+                   f"{result['golden_accuracy']:.4f}); simulation {result['seconds']:.0f} s")
+        print("\n".join(tables + [totals, verdict]))
+        report = {"bitstream": str(args.bitstream), "voxel_size": voxel,
+                  "sites": int(inputs[0].size(0)), "simulator": args.simulator,
+                  "mismatches": result["mismatches"], "accuracy": result["accuracy"],
+                  "golden_accuracy": result["golden_accuracy"],
+                  "simulation_seconds": result["seconds"],
+                  "kind_totals": kind_totals(result["rows"]), "layers": result["rows"]}
+        write_reports(Path(out), report, "\n\n".join(
+            [f"# BSC-Net through the engines: frog frame at voxel size {voxel}, "
+             f"{report['sites']} sites", "```\n" + totals + "\n```",
+             "```\n" + "\n".join(tables) + "\n```", verdict]) + "\n")
+        print(f"reports: {Path(out) / 'report.json'}, {Path(out) / 'report.md'}")
         return 0 if ok else 1
 
     def demo(self, args):
         from quant.errors import BnnforgeError
         from ..demo_bscnet import run_bscnet_demo
 
-        if args.synth:
-            raise BnnforgeError("--synth applies to the mlp and groupnet demos; synthesize a "
-                                "BSC-Net layer with `bnnforge verilog BITSTREAM -o DIR "
-                                "--family ecp5` and `bnnforge synth DIR/LAYER`")
         if args.shards:
             raise BnnforgeError("--shards splits a test set of images across Dask workers; "
                                 "the bscnet demo runs one frame (leave --shards out)")
@@ -197,5 +217,6 @@ class BscNetKind(NetworkKind):
                                  seed=args.seed, clock_mhz=args.clock_mhz,
                                  arch=arch,
                                  models=tuple(getattr(args, "models", None)
-                                              or ("bsc-baseline", "bsc-net")))
+                                              or ("bsc-baseline", "bsc-net")),
+                                 synth=args.synth)
         return report, report["mismatches"], out
