@@ -310,3 +310,7 @@ def test_bscnet_sim_at_another_voxel_size(tmp_path):
     assert all(x["cycles_simulated"] >= x["cycles_model"] > 0 for x in hw)
     assert sum(t["ops"] for t in report["kind_totals"]) == len(hw)
     assert "PASS: " in r.stdout
+    spf = report["seconds_per_frame"]
+    assert spf["hardware"] == pytest.approx(
+        sum(x["cycles_simulated"] + x.get("load_cycles", 0) for x in hw) / 200e6)
+    assert spf["spconv_equal"] is True and spf["numpy"] > 0

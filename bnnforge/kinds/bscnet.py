@@ -112,7 +112,8 @@ class BscNetKind(NetworkKind):
 
         frame, feats, labels = inputs
         return simulate_bscnet(self.load(bitstream), frame, feats, labels, design_dir,
-                               simulator, 200.0, spconv=False)
+                               simulator, kwargs.get("clock_mhz", 200.0),
+                               spconv=kwargs.get("spconv", False))
 
     def software(self, bitstream, inputs):
         raise NotImplementedError("BSC-Net layers report their software time per layer "
@@ -165,7 +166,7 @@ class BscNetKind(NetworkKind):
         """The frog frame through the network, every op between its first layer and its head
         in hardware."""
         from .. import flows
-        from ..demo_bscnet import kind_totals
+        from ..demo_bscnet import kind_totals, seconds_per_frame
         from ..progress import step
         from ..reports import write_reports
 
@@ -175,7 +176,7 @@ class BscNetKind(NetworkKind):
         step(f"frog frame at voxel size {voxel} "
              f"({inputs[0].size(0)} sites): the fixed-point program's ops on {args.simulator}, "
              f"first layer and head on the host")
-        result = self.simulate(bitstream, out, inputs, args.simulator)
+        result = self.simulate(bitstream, out, inputs, args.simulator, spconv=True)
         tables = [flows.format_table(rows, columns) for rows, columns in
                   self.report_rows(result)]
         totals = flows.format_table(kind_totals(result["rows"]), [
@@ -188,12 +189,21 @@ class BscNetKind(NetworkKind):
                    f"{result['mismatches']} mismatches with the golden fixed-point program; "
                    f"accuracy {result['accuracy']:.4f} (golden "
                    f"{result['golden_accuracy']:.4f}); simulation {result['seconds']:.0f} s")
+        spf = seconds_per_frame(result["rows"], 200.0, result["numpy_seconds"])
+        times = (f"one frame: hardware {spf['hardware']:.4g} s ({spf['hardware_scope']}, "
+                 f"cycles at a 200 MHz target clock, not a placed design's); NumPy golden "
+                 f"program {spf['numpy']:.4g} s; spconv "
+                 + (f"{spf['spconv']:.4g} s ({spf['spconv_scope']}; hardware on those "
+                    f"{spf['hardware_ssc']:.4g} s, NumPy {spf['numpy_ssc']:.4g} s)"
+                    if spf["spconv"] is not None else f"-: {spf['spconv_scope']}"))
+        verdict += "\n" + times
         print("\n".join(tables + [totals, verdict]))
         report = {"bitstream": str(args.bitstream), "voxel_size": voxel,
                   "sites": int(inputs[0].size(0)), "simulator": args.simulator,
                   "mismatches": result["mismatches"], "accuracy": result["accuracy"],
                   "golden_accuracy": result["golden_accuracy"],
                   "simulation_seconds": result["seconds"],
+                  "seconds_per_frame": spf,
                   "kind_totals": kind_totals(result["rows"]), "layers": result["rows"]}
         write_reports(Path(out), report, "\n\n".join(
             [f"# BSC-Net through the engines: frog frame at voxel size {voxel}, "
