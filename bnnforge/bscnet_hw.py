@@ -38,7 +38,11 @@ __all__ = ["ProgramRunner", "core_engines", "write_core", "AFFINE_LANES", "MEAN_
            "binary_engines",
            "largest_divisor", "sfsc_passes", "pass_name"]
 
-AFFINE_LANES = 16
+AFFINE_LANES = 4
+"""Channels a batch-norm add engine takes a beat. Each lane has its own run-time exponent
+shifters and saturation (16 lanes of the residual engine alone took 9,369 LUT4 and 1,651
+CCU2C on the LFE5U-85F), so the engines stay narrow for the whole network to fit one device;
+a beat a cycle, ``sites x ceil(C / 4)`` cycles an op."""
 MEAN_LANES = 8
 """Channels a mean engine (pool, unpool) averages at once: an op of more runs a pass a group, so
 the engine's tile of codes stays narrow (its memories are ``MEAN_LANES x width`` bits wide: 192

@@ -193,6 +193,19 @@ class SiteAffine(StreamBlock):
         return m
 
 
+def _mux_tree(values, index):
+    """``values[index]`` as a balanced tree of muxes on the index's bits (an index beyond the
+    values gives the last of its subtree): plain expressions, which Icarus evaluates from the
+    first cycle where a case statement in a combinational process may start undefined."""
+    level = list(values)
+    for bit in range(max(1, (len(level) - 1).bit_length())):
+        if len(level) == 1:
+            break
+        level = [Mux(index[bit], level[i + 1], level[i]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
 def linear_in_layout(cin, width):
     """An input beat of a linear engine (weights loaded at run time): a site's ``codes``, or a
     load frame's word; ``marker`` (an empty frame), ``load`` (tuser), ``last`` (tlast)."""
@@ -435,14 +448,18 @@ class SiteLinear(StreamBlock):
         out_codes = self.o.payload.codes if rt else self.o.payload
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
+        # One rounding shift, bias add and saturation a PE (the group's biases picked by
+        # done_g), shared by every group: built inside the group switch they would be
+        # replicated a group (a run-time shifter each: 65,630 logic cells for 112 x 112).
+        group_bias = [_mux_tree([bias[gi * P + p] if rt else Const(bias[gi * P + p], signed(w))
+                                 for gi in range(groups)], done_g) for p in range(P)]
+        last = [Signal(signed(w), name=f"last{p}") for p in range(P)]
+        m.d.comb += [last[p].eq(saturate(((accs[p] + half) >> e) + group_bias[p], w))
+                     for p in range(P)]
         with m.If(done_v & en):
             with m.Switch(done_g):
                 for gi in range(groups):
                     with m.Case(gi):
-                        vals = [saturate(((accs[p] + half) >> e) + bias[gi * P + p], w)
-                                for p in range(P)]
-                        last = [Signal(signed(w), name=f"last{gi}_{p}") for p in range(P)]
-                        m.d.comb += [last[p].eq(vals[p]) for p in range(P)]
                         rest = Const(0, (groups - gi - 1) * P * w)
                         if gi < groups - 1:
                             m.d.sync += [outs[gi * P + p].eq(last[p]) for p in range(P)]
