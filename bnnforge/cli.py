@@ -67,7 +67,11 @@ def _cmd_verilog(args):
     from .kinds import kind_of
 
     bs = _load(args.bitstream)
-    return kind_of(bs).verilog_command(args, bs)
+    kind = kind_of(bs)
+    if args.engines and kind.name != "bscnet":
+        raise BnnforgeError(f"--engines applies to BSC-Net bitstreams; {args.bitstream} holds "
+                            f"a network of kind {kind.name}")
+    return kind.verilog_command(args, bs)
 
 
 def _cmd_sim(args):
@@ -290,6 +294,10 @@ def build_parser():
     p.add_argument("--coord-bits", type=_positive_int,
                    help="BSC-Net: coordinate bits at level 0, one fewer per level (default: the "
                         "extent of the bitstream's frame, else 16)")
+    p.add_argument("--engines", action="store_true",
+                   help="BSC-Net: the network's engines in one design (weights loaded at run "
+                        "time, frames in tiles of 512 sites: the design `demo --network bscnet "
+                        "--synth` places) instead of a design a layer")
     _add_folding(p)
     p.set_defaults(func=_cmd_verilog)
 

@@ -78,6 +78,9 @@ def test_user_errors(tmp_path, bitstream):
     _user_error(bnnforge("sim", bitstream, "--voxel-size", 4),
                 f"--voxel-size applies to BSC-Net bitstreams; {bitstream} holds a network of "
                 "kind mlp")
+    _user_error(bnnforge("verilog", bitstream, "-o", tmp_path / "o", "--engines"),
+                f"--engines applies to BSC-Net bitstreams; {bitstream} holds a network of "
+                "kind mlp")
     bad = tmp_path / "cut.bnn"
     bad.write_bytes(bitstream.read_bytes()[:-10])
     r = bnnforge("sim", bad, "--target-cycles", 4)
@@ -251,6 +254,16 @@ def test_bscnet_quantize_inspect_verilog(tmp_path):
     up = json.loads((tmp_path / "hw" / "up_0_conv" / "design.json").read_text())
     assert up["coord_bits"] == 6 and up["cin"] == up["cout"] == 32
     assert "dec.0.0.a.proj" in r.stdout and "host (1x1, no search)" in r.stdout
+    # --engines: the engines every op of this network runs on, in one design.
+    r = bnnforge("verilog", tmp_path / "b.bnn", "-o", tmp_path / "core", "--engines",
+                 "--family", "ecp5")
+    assert r.returncode == 0, r.stderr
+    core = json.loads((tmp_path / "core" / "design.json").read_text())
+    assert core["engines"] == ["down_engine", "pointwise_engine", "ssc_engine", "up_engine",
+                               "affine_residual", "affine_projection", "linear_engine",
+                               "pool_engine", "unpool_engine"]
+    assert core["tile"] == {"max_voxels": 512, "coord_bits": 6} and core["family"] == "ecp5"
+    assert f"wrote {tmp_path / 'core'}: 9 engines in one design" in r.stdout
 
 
 def test_bscnet_verilog_with_sfsc_gives_a_design_a_shift(tmp_path):

@@ -137,6 +137,9 @@ class BscNetKind(NetworkKind):
     def verilog_command(self, args, bitstream):
         from .. import flows
 
+        if getattr(args, "engines", False):
+            return self._engines_command(args, bitstream)
+
         if args.folding or args.target_cycles or args.max_lanes:
             print("note: BSC-Net layers use PE = min(Cout, 16), SIMD = Cin; folding options "
                   "are ignored")
@@ -160,6 +163,24 @@ class BscNetKind(NetworkKind):
         print(f"wrote {sum(1 for r in rows if 'pe' in r)} layer designs under {args.output} "
               f"(max {args.max_voxels} voxels a frame); on-chip memory of all layers: "
               f"{sum(r.get('memory_bits') or 0 for r in rows):,} bits")
+        return 0
+
+    def _engines_command(self, args, bitstream):
+        """``verilog --engines``: every engine the network needs in one design."""
+        from golden.bscnet_fixed import FixedBscNet
+        from hw.memory_budget import budget_lines
+        from .. import flows
+        from ..bscnet_hw import write_core
+        from ..demo_bscnet import TILE_BITS, TILE_VOXELS
+
+        family = flows.family(args)
+        b = write_core(FixedBscNet(self.load(bitstream)).program, args.output, TILE_VOXELS,
+                       TILE_BITS, family=family)
+        engines = json.loads((Path(args.output) / "design.json").read_text())["engines"]
+        print("\n".join(budget_lines(b)))
+        print(f"wrote {args.output}: {len(engines)} engines in one design ({', '.join(engines)}), "
+              f"weights loaded at run time, tiles of {TILE_VOXELS} sites with {TILE_BITS}-bit "
+              f"coordinates; synthesize it with `bnnforge synth {args.output}`")
         return 0
 
     def sim_command(self, args, bitstream):
