@@ -256,8 +256,8 @@ def build_parser():
                    help="simulate only the first N test images (default: all)")
     p.add_argument("--synth", action="store_true",
                    help="generate for ECP5, synthesize and place-and-route on the LFE5U-85F "
-                        "(YoWASP; minutes, for bscnet the whole network's engines in one "
-                        "design, about half an hour) and report resources, Fmax and the "
+                        "(YoWASP; minutes; for bscnet the whole network's engines in one "
+                        "design: hours on two cores) and report resources, Fmax and the "
                         "hardware time per image or frame at the achieved Fmax")
     p.add_argument("--shards", type=_positive_int, metavar="N",
                    help="mlp, groupnet, cnn: simulate the test split in N shards on Dask (a "

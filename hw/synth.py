@@ -93,6 +93,11 @@ def _run(cmd, cwd, log, what, say):
             say(f"    {what}: {time.monotonic() - started:.0f} s")
     if proc.returncode:
         tail = (Path(cwd) / log).read_text(errors="replace").strip().splitlines()[-5:]
+        if not tail:
+            # Seen with Yosys on a design of 368,562 AND gates flattened into ABC9.
+            tail = ["the tool ended without a message (most likely out of its WebAssembly "
+                    "memory); synthesize a large design module by module: set "
+                    "\"synth_per_module\": true in its design.json"]
         raise SynthError(f"{what} failed (exit {proc.returncode}); logs kept in "
                          f"{Path(cwd) / log}\n" + "\n".join(tail))
 

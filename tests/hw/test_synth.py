@@ -98,3 +98,16 @@ def test_synth_module_by_module(tmp_path):
     assert 0.8 * flat["lut4"] <= mod["lut4"] <= 1.3 * flat["lut4"]
     assert mod["ff"] == flat["ff"] and mod["bram"] == flat["bram"]
     assert mod["fmax_mhz"]["clk"] > 50
+
+
+def test_a_tool_that_ends_without_a_message(tmp_path):
+    """A tool that fails with an empty log: the error says so and what to try."""
+    from hw.synth import _run
+
+    with pytest.raises(SynthError) as e:
+        _run(["false"], tmp_path, "t.log", "Yosys synthesis", lambda *_: None)
+    assert str(e.value) == (
+        f"Yosys synthesis failed (exit 1); logs kept in {tmp_path / 't.log'}\n"
+        "the tool ended without a message (most likely out of its WebAssembly memory); "
+        "synthesize a large design module by module: set \"synth_per_module\": true in its "
+        "design.json")
