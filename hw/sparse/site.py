@@ -456,20 +456,25 @@ class SiteLinear(StreamBlock):
         last = [Signal(signed(w), name=f"last{p}") for p in range(P)]
         m.d.comb += [last[p].eq(saturate(((accs[p] + half) >> e) + group_bias[p], w))
                      for p in range(P)]
+        # The output word: each group's slot holds its registered outputs, the finishing
+        # group's straight from `last`, groups beyond the loaded ones 0. A 2:1 choice a slot:
+        # a whole word per group to choose from (the word assembled at a split that moves
+        # with the group) took a 28-way multiplexer of 2,688 bits for 112 x 112.
+        word = []
+        for gi in range(groups):
+            for p in range(P):
+                v = Mux(done_g == gi, last[p], outs[gi * P + p])
+                word.append(Mux(gi > g_last, 0, v) if rt else v)
         with m.If(done_v & en):
             with m.Switch(done_g):
-                for gi in range(groups):
+                for gi in range(groups - 1):
                     with m.Case(gi):
-                        rest = Const(0, (groups - gi - 1) * P * w)
-                        if gi < groups - 1:
-                            m.d.sync += [outs[gi * P + p].eq(last[p]) for p in range(P)]
-                        with m.If(done_g == g_last):
-                            m.d.sync += [self.o.valid.eq(1),
-                                         out_codes.eq(Cat(*outs[:gi * P], *last, rest))]
-                            if rt:
-                                m.d.sync += [self.o.payload.marker.eq(0),
-                                             self.o.payload.error.eq(0),
-                                             self.o.payload.last.eq(done_l)]
+                        m.d.sync += [outs[gi * P + p].eq(last[p]) for p in range(P)]
+            with m.If(done_g == g_last):
+                m.d.sync += [self.o.valid.eq(1), out_codes.eq(Cat(*word))]
+                if rt:
+                    m.d.sync += [self.o.payload.marker.eq(0), self.o.payload.error.eq(0),
+                                 self.o.payload.last.eq(done_l)]
         if rt:
             idle = ~have & ~running & ~mul_v & ~acc_v & ~done_v
             self._loader(m, rom, g_last, f_last, e, bias, idle, out_free, groups, folds_in,
