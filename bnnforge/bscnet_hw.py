@@ -197,10 +197,10 @@ class ProgramRunner:
                "pairs": 0, "pairs_whole_frame": 0, "cycles_simulated": 0, "cycles_model": 0,
                "load_cycles": 0, "load_cycles_model": 0, "tiles": 0, "tile_mismatches": 0,
                "passes": []}
+        sf = op["cin"] // F
         for shift, chans in passes:
-            sf = op["cin"] // F
-            part = {"shift": list(shift), "channels": len(chans), "fold_passes": 0,
-                    "cycles_simulated": 0, "cycles_model": 0, "load_cycles": 0}
+            sums = dict.fromkeys(("fold_passes", "cycles_simulated", "cycles_model",
+                                  "load_cycles", "load_cycles_model", "tile_mismatches"), 0)
             for k in range(0, len(chans), F):
                 fold = chans[k:k + F]
                 r = simulate_tiled(design, frame, w[:, fold], self.simulator, shift=shift)
@@ -209,20 +209,20 @@ class ProgramRunner:
                 out[:, fold] = r["outputs"]
                 for key, v in (("fold_passes", 1), ("cycles_simulated", r["cycles"]),
                                ("cycles_model", r["pairs"] * sf),
-                               ("load_cycles", r["load_cycles"])):
-                    part[key] += v
-                once = k == 0           # a search's pairs and tiles, not each fold's
-                for key, v in (("pairs", r["pairs"] * once),
-                               ("pairs_whole_frame", r["pairs_whole_frame"] * once),
-                               ("tiles", r["tiles"] * once),
-                               ("cycles_simulated", r["cycles"]),
-                               ("cycles_model", r["pairs"] * sf),
-                               ("tile_mismatches", r["mismatches"]),
                                ("load_cycles", r["load_cycles"]),
                                ("load_cycles_model", 1 + w.shape[0] * sf * F),
-                               ("fold_passes", 1)):
-                    row[key] = row.get(key, 0) + v
-            row["passes"].append(part)
+                               ("tile_mismatches", r["mismatches"])):
+                    sums[key] += v
+                if k == 0:              # a search's pairs and tiles, not each fold's
+                    sums.update(pairs=r["pairs"], pairs_whole_frame=r["pairs_whole_frame"],
+                                tiles=r["tiles"])
+            for key, v in sums.items():
+                row[key] = row.get(key, 0) + v
+            row["passes"].append({"shift": list(shift), "channels": len(chans),
+                                  **{key: sums[key] for key in ("fold_passes",
+                                                                "cycles_simulated",
+                                                                "cycles_model",
+                                                                "load_cycles")}})
         row.update(_budget(design))
         row["cycles_model_source"] = ("pairs (tiles' halos included) x Cin/SIMD, a pass a fold "
                                       "of PE output channels" +
