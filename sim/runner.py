@@ -250,7 +250,7 @@ def _out_frames(info, framing, expected_framing):
 
 def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_modes=STALL_MODES,
                 waves=None, seed=0, max_cycles=None, progress=None, framing=None,
-                expected_framing=None):
+                expected_framing=None, skip_idle=True):
     """Run the design's AXI4-Stream testbench.
 
     Parameters
@@ -271,6 +271,10 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
         For voxel streams: each input beat's ``tlast``/``tuser``, and each output beat's
         expected ones (checked like the data). The testbench waits for whole output frames
         and drops the beats an error beat voids (``void_beats`` in each run).
+    skip_idle : bool
+        In stall mode "none", wait for the next change of an observed signal instead of
+        stepping through cycles in which nothing can happen (the counts are the same; a run's
+        ``steps`` says how many cycles the testbench looked at).
 
     Returns
     -------
@@ -292,7 +296,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
     n = max(1, len(inputs))
     job = {"inputs": [f"{v:x}" for v in inputs],
            "expected": None if expected is None else [f"{v:x}" for v in expected],
-           "stall_modes": list(stall_modes), "seed": seed,
+           "stall_modes": list(stall_modes), "seed": seed, "skip_idle": bool(skip_idle),
            # tlast closes a frame of vectors, each of beats_out beats on narrow ports
            "frame_outputs": info.get("frame_outputs", 1) * (info.get("beats_out") or 1),
            "in_last": None if framing is None else [int(f[0]) for f in framing],
