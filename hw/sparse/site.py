@@ -193,19 +193,6 @@ class SiteAffine(StreamBlock):
         return m
 
 
-def _mux_tree(values, index):
-    """``values[index]`` as a balanced tree of muxes on the index's bits (an index beyond the
-    values gives the last of its subtree): plain expressions, which Icarus evaluates from the
-    first cycle where a case statement in a combinational process may start undefined."""
-    level = list(values)
-    for bit in range(max(1, (len(level) - 1).bit_length())):
-        if len(level) == 1:
-            break
-        level = [Mux(index[bit], level[i + 1], level[i]) if i + 1 < len(level) else level[i]
-                 for i in range(0, len(level), 2)]
-    return level[0]
-
-
 def linear_in_layout(cin, width):
     """An input beat of a linear engine (weights loaded at run time): a site's ``codes``, or a
     load frame's word; ``marker`` (an empty frame), ``load`` (tuser), ``last`` (tlast)."""
@@ -368,15 +355,21 @@ class SiteLinear(StreamBlock):
             m.submodules.rom = rom = Memory(shape=unsigned(P * Q * mw),
                                             depth=groups * folds_in, init=self.rom_words())
         rd = rom.read_port(domain="sync")
-        # The layer's shape: constants, or registers a load frame sets.
+        # The layer's shape: constants, or registers a load frame sets. The biases: a word of
+        # PE biases a group in a small memory, read for the group entering the done stage
+        # (a register a channel and a group multiplexer a PE took 2,688 flip-flops and about
+        # 2,600 LUTs for 112 channels).
+        bias_words = [sum((int(self.bias[gi * P + p]) & ((1 << w) - 1)) << (p * w)
+                          for p in range(P)) for gi in range(groups)]
+        m.submodules.biases = biases = Memory(shape=unsigned(P * w), depth=groups,
+                                              init=[] if rt else bias_words)
+        bias_rd = biases.read_port(domain="sync")
         if rt:
             g_last = Signal(range(max(groups, 2)))
             f_last = Signal(range(max(folds_in, 2)))
             e = Signal(EXP_BITS)
-            bias = [Signal(signed(w), name=f"bias{c}") for c in range(self.cout)]
         else:
             g_last, f_last, e = groups - 1, folds_in - 1, self.exponent
-            bias = [int(v) for v in self.bias]
         # Every stage advances with en; it stops only while the last stage holds a finished
         # site that the output cannot take.
         en = Signal()
@@ -439,55 +432,64 @@ class SiteLinear(StreamBlock):
                 with m.If(acc_v):
                     m.d.sync += accs[p].eq(Mux(acc_f == 0, 0, accs[p]) + dot)
         m.d.comb += self.busy.eq(mul_v & en)
-        # Done stage: a group's accumulators rounded, biased and saturated; the last group's
-        # go straight to the output register with the others'.
-        final = done_v & (done_g == g_last)
-        m.d.comb += en.eq(~final | out_free)
-        half = ((1 << e) >> 1) if not rt else (Const(1, acc_w) << e) >> 1
-        outs = [Signal(signed(w), name=f"out{c}") for c in range(self.cout)]
+        # Done stage: a group's accumulators rounded, biased and saturated, written straight
+        # into the group's slot of the output register (all slots are cleared by the marker
+        # beat of each load, so the channels beyond the loaded ones stay 0); the last group
+        # makes the word valid. A slot is written only while the output register is free.
+        m.d.comb += en.eq(~done_v | out_free)
+        m.d.comb += [bias_rd.addr.eq(acc_g), bias_rd.en.eq(en)]
+        group_bias = data.ArrayLayout(signed(w), P)(bias_rd.data)
+        if rt:
+            top_half = fmt.max_exp
+            half = Signal(max(top_half, 1))
+            m.d.comb += half.eq((Const(1, top_half + 1) << e) >> 1)
+        else:
+            half = (1 << self.exponent) >> 1
+            top_half = max(half.bit_length(), 1)
+        # (acc + half) >> e in acc_w + 1 bits (the exponent is at most max_exp, so half is
+        # below 2^max_exp): sized signals, not the shift's own widening to 2^EXP_BITS bits.
+        round_w = max(acc_w, top_half + 1) + 1
+        last = [Signal(signed(w), name=f"last{p}") for p in range(P)]
+        for p in range(P):
+            rsum = Signal(signed(round_w), name=f"rsum{p}")
+            rshift = Signal(signed(round_w), name=f"rshift{p}")
+            m.d.comb += [rsum.eq(accs[p] + half), rshift.eq(rsum >> e),
+                         last[p].eq(saturate(rshift + group_bias[p], w))]
+        # A register a slot (enable and clear each), the output payload wired from them: in
+        # one payload register the slots' enables stayed multiplexers (2,800 LUTs).
+        slots = [Signal(P * w, name=f"slot{gi}") for gi in range(groups)]
+        clear = Signal()                    # the loader's marker beat clears every slot
         out_codes = self.o.payload.codes if rt else self.o.payload
+        m.d.comb += out_codes.eq(Cat(*slots))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        # One rounding shift, bias add and saturation a PE (the group's biases picked by
-        # done_g), shared by every group: built inside the group switch they would be
-        # replicated a group (a run-time shifter each: 65,630 logic cells for 112 x 112).
-        group_bias = [_mux_tree([bias[gi * P + p] if rt else Const(bias[gi * P + p], signed(w))
-                                 for gi in range(groups)], done_g) for p in range(P)]
-        last = [Signal(signed(w), name=f"last{p}") for p in range(P)]
-        m.d.comb += [last[p].eq(saturate(((accs[p] + half) >> e) + group_bias[p], w))
-                     for p in range(P)]
-        # The output word: each group's slot holds its registered outputs, the finishing
-        # group's straight from `last`, groups beyond the loaded ones 0. A 2:1 choice a slot:
-        # a whole word per group to choose from (the word assembled at a split that moves
-        # with the group) took a 28-way multiplexer of 2,688 bits for 112 x 112.
-        word = []
         for gi in range(groups):
-            for p in range(P):
-                v = Mux(done_g == gi, last[p], outs[gi * P + p])
-                word.append(Mux(gi > g_last, 0, v) if rt else v)
-        with m.If(done_v & en):
-            with m.Switch(done_g):
-                for gi in range(groups - 1):
-                    with m.Case(gi):
-                        m.d.sync += [outs[gi * P + p].eq(last[p]) for p in range(P)]
-            with m.If(done_g == g_last):
-                m.d.sync += [self.o.valid.eq(1), out_codes.eq(Cat(*word))]
-                if rt:
-                    m.d.sync += [self.o.payload.marker.eq(0), self.o.payload.error.eq(0),
-                                 self.o.payload.last.eq(done_l)]
+            with m.If(clear):
+                m.d.sync += slots[gi].eq(0)
+            with m.Elif(done_v & en & (done_g == gi)):
+                m.d.sync += slots[gi].eq(Cat(*last))
+        with m.If(done_v & en & (done_g == g_last)):
+            m.d.sync += self.o.valid.eq(1)
+        if rt:
+            marker, error, o_last = Signal(), Signal(), Signal()
+            m.d.comb += [self.o.payload.marker.eq(marker), self.o.payload.error.eq(error),
+                         self.o.payload.last.eq(o_last)]
+            with m.If(done_v & en & (done_g == g_last)):
+                m.d.sync += [marker.eq(0), error.eq(0), o_last.eq(done_l)]
         if rt:
             idle = ~have & ~running & ~mul_v & ~acc_v & ~done_v
-            self._loader(m, rom, g_last, f_last, e, bias, idle, out_free, groups, folds_in,
-                         ~have, loader_free)
+            self._loader(m, rom, g_last, f_last, e, biases, idle, out_free, groups, folds_in,
+                         ~have, loader_free, clear, (marker, error, o_last))
         else:
             m.d.comb += self.i.ready.eq(~have)
         return m
 
-    def _loader(self, m, rom, g_last, f_last, e, bias, idle, out_free, groups, folds_in,
-                site_ready, loader_free):
+    def _loader(self, m, rom, g_last, f_last, e, biases, idle, out_free, groups, folds_in,
+                site_ready, loader_free, clear, framing):
         """Load frames and marker beats of a loadable engine: the header (taken only while no
-        site is in flight), the weight words into the ROM's write port, the biases into
-        registers, then the frame's marker beat."""
+        site is in flight), the weight words into the ROM's write port, a word of biases a
+        group into the bias memory, then the frame's marker beat (which clears the output
+        slots)."""
         fmt, P = self.fmt, self.pe
         beat = self.i.payload
         header = linear_header_layout(groups, folds_in)
@@ -516,16 +518,16 @@ class SiteLinear(StreamBlock):
                 m.d.sync += wg.eq(Mux(wg == g_last, 0, wg + 1))
                 with m.If(wg == g_last):
                     m.d.sync += state.eq(BIAS)
-        codes = data.ArrayLayout(signed(fmt.width), P)(beat.codes[:P * fmt.width])
         in_bias = fire & (state == BIAS) & ~done
+        bias_wp = biases.write_port()
+        m.d.comb += [bias_wp.addr.eq(bg), bias_wp.data.eq(beat.codes[:P * fmt.width]),
+                     bias_wp.en.eq(in_bias)]
         with m.If(in_bias):
-            with m.Switch(bg):
-                for gi in range(groups):
-                    with m.Case(gi):
-                        m.d.sync += [bias[gi * P + p].eq(codes[p]) for p in range(P)]
             m.d.sync += bg.eq(bg + 1)
             with m.If(bg == g_last):
                 m.d.sync += done.eq(1)
+        marker, error, o_last = framing
+        m.d.comb += clear.eq((state == END) & out_free)
         with m.Switch(state):
             with m.Case(HEADER):
                 with m.If(fire):
@@ -543,6 +545,5 @@ class SiteLinear(StreamBlock):
                     m.d.sync += [state.eq(END), bad.eq(bad | done | ~at_last)]
             with m.Case(END):
                 with m.If(out_free):
-                    m.d.sync += [self.o.valid.eq(1), self.o.payload.codes.eq(0),
-                                 self.o.payload.marker.eq(1), self.o.payload.error.eq(bad),
-                                 self.o.payload.last.eq(1), state.eq(HEADER)]
+                    m.d.sync += [self.o.valid.eq(1), marker.eq(1), error.eq(bad), o_last.eq(1),
+                                 state.eq(HEADER)]
