@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,8 @@ SIMULATORS = ("icarus", "verilator")
 STALL_MODES = ("none", "source", "sink", "both")
 TB_MODULE = "sim.tb_axis"
 TIMESCALE = ("1ns", "1ps")  # Amaranth writes no timescale; Icarus then rejects a 10 ns clock
+CLOCK_TOP = "bnnforge_clocked"  # the simulation top: the design with its clock toggled inside
+PERIOD_NS = 10
 
 
 def _verilator_bin():
@@ -120,6 +123,31 @@ def _design(design_dir):
     return design_dir, info
 
 
+def clock_wrapper(verilog, top):
+    """Verilog of a simulation top that instantiates module ``top`` of ``verilog`` with the
+    same ports but ``clk``, which it toggles itself every half period.
+
+    The clock runs inside the simulator, not from cocotb: a clock driven from cocotb costs a
+    callback into the testbench every half period, which bounds a run to a few ten thousand
+    cycles a second however little the testbench does; inside, the cycles the testbench
+    skips (:mod:`sim.tb_axis`) run at the simulator's own speed."""
+    head = re.search(rf"^module {re.escape(top)}\((.*?)\);(.*?)^endmodule", verilog,
+                     re.S | re.M)
+    if head is None:
+        raise SimulatorError(f"no module {top} in the design's Verilog")
+    decls = dict((name, (d, rng or "")) for d, rng, name in re.findall(
+        r"^\s*(input|output)\s+(\[[^\]]+\]\s*)?(\w+)\s*;", head.group(2), re.M))
+    ports = [p.strip() for p in head.group(1).split(",")]
+    if "clk" not in decls or any(p not in decls for p in ports):
+        raise SimulatorError(f"module {top}: could not read its ports for the simulation top")
+    outer = [p for p in ports if p != "clk"]
+    lines = [f"module {CLOCK_TOP}({', '.join(outer)});"]
+    lines += [f"  {decls[p][0]} {decls[p][1]}{p};" for p in outer]
+    lines += ["  reg clk = 1'b0;", f"  always #{PERIOD_NS // 2} clk = ~clk;",
+              f"  {top} dut (" + ", ".join(f".{p}({p})" for p in ports) + ");", "endmodule", ""]
+    return "\n".join(lines)
+
+
 def _cache_root():
     """Where built simulators are kept: ``$BNNFORGE_SIM_CACHE``, else
     ``$XDG_CACHE_HOME/bnnforge/sim`` (``~/.cache/bnnforge/sim``)."""
@@ -189,19 +217,29 @@ def _runner(name, design_dir, info, waves, log):
     from cocotb_tools.runner import get_runner
 
     runner = get_runner(name)
-    args = ["-Wno-fatal", "-Wno-WIDTH"] if name == "verilator" else []
+    # --timing: the simulation top's clock is a delay loop
+    args = (["-Wno-fatal", "-Wno-WIDTH", "--timing", "-CFLAGS", "-std=c++20 -fcoroutines"]
+            if name == "verilator" else [])
     sources = [design_dir / f for f in [info["verilog"]] + info.get("sim_models", [])]
+    wrapper = design_dir / "sim_build" / f"{CLOCK_TOP}.v"
+    text = clock_wrapper((design_dir / info["verilog"]).read_text(), info["top"])
+    if not wrapper.exists() or wrapper.read_text() != text:
+        wrapper.parent.mkdir(exist_ok=True)
+        part = wrapper.with_name(f"{wrapper.name}.{uuid.uuid4().hex[:8]}")
+        part.write_text(text)
+        os.replace(part, wrapper)          # parallel runs never read a half-written file
+    sources.append(wrapper)
     try:
         if waves:
             build_dir = design_dir / "sim_build" / (name + "-waves")
             with _output_to(log):
-                runner.build(sources=sources, hdl_toplevel=info["top"], build_dir=build_dir,
+                runner.build(sources=sources, hdl_toplevel=CLOCK_TOP, build_dir=build_dir,
                              timescale=TIMESCALE, waves=True, build_args=args)
             return runner, build_dir
-        entry = _cache_root() / build_key(name, sources, info["top"], args)
+        entry = _cache_root() / build_key(name, sources, CLOCK_TOP, args)
         with _locked(entry.with_suffix(".lock")):
             if not (entry / "complete").exists():
-                _cached_build(entry, runner, sources, info["top"], args, log)
+                _cached_build(entry, runner, sources, CLOCK_TOP, args, log)
         build_dir = entry / "build"
     except (Exception, SystemExit) as e:
         raise SimulatorError(f"building the {name} simulation failed ({type(e).__name__}); "
@@ -313,7 +351,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
 
         try:
             with _output_to(log), _watch_progress(run_dir / "progress", progress):
-                xml = runner.test(test_module=TB_MODULE, hdl_toplevel=info["top"],
+                xml = runner.test(test_module=TB_MODULE, hdl_toplevel=CLOCK_TOP,
                                   hdl_toplevel_lang="verilog", build_dir=build_dir,
                                   test_dir=run_dir, waves=bool(waves),
                                   extra_env={"BNNFORGE_JOB": str(run_dir / "job.json")},
@@ -327,7 +365,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
     result = json.loads((run_dir / "result.json").read_text())
     result.update(passed=(failed == 0 and total > 0), log=str(log), simulator=simulator)
     if waves:
-        src = (build_dir / f"{info['top']}.fst") if simulator == "icarus" else run_dir / "dump.vcd"
+        src = (build_dir / f"{CLOCK_TOP}.fst") if simulator == "icarus" else run_dir / "dump.vcd"
         waves = Path(waves)
         waves.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), waves)

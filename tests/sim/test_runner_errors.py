@@ -69,3 +69,21 @@ def test_build_key_follows_content(tmp_path):
     assert key != sim.runner.build_key("icarus", [tmp_path / "top.v"], "top", ["-Wno-fatal"])
     (tmp_path / "top.v").write_text("module top; wire a; endmodule\n")
     assert key != sim.runner.build_key("icarus", [tmp_path / "top.v"], "top", [])
+
+
+def test_clock_wrapper_ports_and_errors():
+    """The simulation top keeps every port of the design but clk, which it toggles itself."""
+    from sim.runner import CLOCK_TOP, clock_wrapper
+
+    verilog = ("module other(a);\n  input a;\nendmodule\n"
+               "module top(clk, rst, d, q);\n  wire x;\n  input clk;\n  input rst;\n"
+               "  input [7:0] d;\n  output [3:0] q;\n  reg [3:0] q;\nendmodule\n")
+    text = clock_wrapper(verilog, "top")
+    assert text.splitlines()[:4] == [f"module {CLOCK_TOP}(rst, d, q);", "  input rst;",
+                                     "  input [7:0] d;", "  output [3:0] q;"]
+    assert "  always #5 clk = ~clk;" in text
+    assert "  top dut (.clk(clk), .rst(rst), .d(d), .q(q));" in text
+    with pytest.raises(SimulatorError, match="^no module missing in the design's Verilog$"):
+        clock_wrapper(verilog, "missing")
+    with pytest.raises(SimulatorError, match="^module other: could not read its ports"):
+        clock_wrapper(verilog, "other")

@@ -1,0 +1,77 @@
+"""Simulation speed of a long-fold design: the loadable linear engine (C x C channels, PE 4 x
+SIMD 8, C^2/32 cycles a site) with its load frame and random sites, run by the cocotb testbench
+with idle cycles skipped and stepped; the outputs are checked against golden. Writes
+build/bench/sim_speed.json.
+
+    .venv/bin/python benchmarks/sim_speed.py [--channels 704] [--sites 200]
+        [--simulator verilator] [--modes skip step]
+
+Seconds are wall-clock on this machine for the run (the simulator is built first, untimed);
+cycles are the testbench's, load frame included.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--channels", type=int, default=704)
+    p.add_argument("--sites", type=int, default=200)
+    p.add_argument("--simulator", default="verilator")
+    p.add_argument("--modes", nargs="+", default=["skip", "step"], choices=["skip", "step"])
+    p.add_argument("--out", default="build/bench")
+    args = p.parse_args()
+    from golden.bscnet_fixed import SparseFixedPoint, apply_op
+    from hw.axis import AxisTop
+    from hw.generate import design_info, write_design
+    from hw.sparse.site import SiteLinear, linear_load_words, pack_codes
+    from quant.layout import Folding
+    from sim.runner import run_vectors
+
+    C, n = args.channels, args.sites
+    fmt, folding = SparseFixedPoint(), Folding(4, 8)
+    design = Path(args.out) / "sim_speed" / f"linear-{C}"
+    top = AxisTop([SiteLinear.loadable(C, C, fmt, folding, name="linear_engine")], sparse=True)
+    write_design(design, top, "bnn_top", {}, design_info(top, "bnn_top", "linear"))
+    rng = np.random.default_rng(0)
+    w, b = rng.integers(-2000, 2000, (C, C)), rng.integers(-500, 500, C)
+    z = rng.integers(-3000, 3000, (n, C))
+    load = linear_load_words(w, b, 17, fmt, folding, C, C)
+    want = apply_op({"op": "linear", "src": "z", "m": w, "e": 17, "b": b}, {"z": z}, None, fmt)
+    beats = load + [pack_codes(r, fmt.width) for r in z]
+    framing = ([(int(i == len(load) - 1), 2) for i in range(len(load))]
+               + [(int(i == n - 1), 0) for i in range(n)])
+    expected = [0] + [pack_codes(r, fmt.width) for r in want]
+    want_framing = [(1, 1)] + [(int(i == n - 1), 0) for i in range(n)]
+    # Build (and check the load frame alone), untimed.
+    run_vectors(design, load, [0], args.simulator, stall_modes=("none",),
+                framing=framing[:len(load)], expected_framing=[(1, 1)])
+    rows = []
+    for mode in args.modes:
+        t = time.monotonic()
+        r = run_vectors(design, beats, expected, args.simulator, stall_modes=("none",),
+                        framing=framing, expected_framing=want_framing,
+                        skip_idle=mode == "skip")
+        seconds = time.monotonic() - t
+        run = r["runs"][0]
+        if not r["passed"]:
+            raise SystemExit(f"{mode}: outputs differ from golden; see {r['log']}")
+        rows.append({"mode": mode, "cycles": int(run["cycles"]), "steps": run["steps"],
+                     "seconds": round(seconds, 2),
+                     "cycles_per_second": round(run["cycles"] / seconds)})
+        print(f"{C} x {C}, {n} sites, {args.simulator}, {mode}: {int(run['cycles']):,} cycles "
+              f"({run['steps']:,} looked at) in {seconds:.1f} s = "
+              f"{run['cycles'] / seconds:,.0f} cycles/s")
+    out = Path(args.out) / "sim_speed.json"
+    out.write_text(json.dumps({"channels": C, "sites": n, "simulator": args.simulator,
+                               "runs": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
