@@ -223,6 +223,12 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     work = f"synth-{family}"
     (design_dir / work).mkdir(exist_ok=True)
     per_module = bool(info.get("synth_per_module"))
+    # design.json's "router": nextpnr's router2 for large designs (router1, the default, left
+    # the BSC-Net core's 220,762 arcs at 203,000 unrouted after 24 minutes, going nowhere).
+    router = info.get("router")
+    if router not in (None, "router1", "router2"):
+        raise SynthError(f"design.json asks for nextpnr router {router!r}; use router1 or "
+                         f"router2")
     say(f"==> Yosys {fam['synth']} of {design_dir / verilog}"
         + (" module by module, flattened after mapping" if per_module else "")
         + " (the first call on a machine compiles the WebAssembly, ~40 s)")
@@ -247,7 +253,8 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     if not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
         raise SynthError(f"placement seeds must be integers, not {seed!r}")
     say(f"==> nextpnr-{family} place and route on the {fam['devices'][device][0]} at "
-        f"{freq_mhz:g} MHz, seed{'s' if len(seeds) > 1 else ''} "
+        f"{freq_mhz:g} MHz" + (f" with {router}" if router else "") +
+        f", seed{'s' if len(seeds) > 1 else ''} "
         f"{', '.join(map(str, seeds))}" + (" (in parallel, the best kept)" if len(seeds) > 1
                                           else ""))
     package = fam["package"] if isinstance(fam["package"], str) else fam["package"][device]
@@ -258,6 +265,8 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
                "--timing-allow-fail", "--report", report]
         if fam["ooc"]:
             cmd.append("--out-of-context")
+        if router:
+            cmd += ["--router", router]
         if family == "ecp5":
             cmd += ["--speed", str(ECP5_SPEED_GRADE)]
         return cmd
@@ -283,6 +292,7 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
         "part": fam["devices"][device][0], "freq_target_mhz": freq_mhz, "seed": best,
         "fmax_by_seed": by_seed,
         "speed_grade": ECP5_SPEED_GRADE if family == "ecp5" else None,
+        "router": router or "router1",
         "out_of_context": fam["ooc"], "tools": tool_versions(family),
         "lut4": cells.get(fam["lut"], 0), "carry": cells.get(fam["carry"], 0),
         "ff": _flip_flops(cells, family),

@@ -111,3 +111,48 @@ def test_a_tool_that_ends_without_a_message(tmp_path):
         "the tool ended without a message (most likely out of its WebAssembly memory); "
         "synthesize a large design module by module: set \"synth_per_module\": true in its "
         "design.json")
+
+
+def test_router_from_design_json(tmp_path, monkeypatch):
+    """design.json's "router" reaches nextpnr's command line and the result; a router nextpnr
+    does not have is refused before any tool runs. (The tools are stood in for: their
+    outputs are written by the fake, the command lines recorded.)"""
+    import hw.synth
+    from quant.bitstream import write
+    from tests.helpers import random_dense
+
+    write(random_dense(np.random.default_rng(0), [32, 16, 4]), tmp_path / "n.bnn")
+    assert bnnforge("verilog", tmp_path / "n.bnn", "-o", tmp_path / "v",
+                    "--target-cycles", "4").returncode == 0
+    info = json.loads((tmp_path / "v" / "design.json").read_text())
+    calls = []
+
+    def fake_run(cmd, cwd, log, what, say):
+        calls.append(cmd)
+        work = tmp_path / "v" / "synth-ecp5"
+        if "yosys" in cmd[0]:
+            (work / "stat.json").write_text(json.dumps(
+                {"modules": {"bnn_top": {"num_cells_by_type": {"LUT4": 900, "TRELLIS_FF": 300}}}}))
+        else:
+            report = cmd[cmd.index("--report") + 1]
+            (tmp_path / "v" / report).write_text(json.dumps(
+                {"utilization": {"TRELLIS_COMB": {"used": 950, "available": 83640}},
+                 "fmax": {"clk": {"achieved": 123.4, "constraint": 200.0}}}))
+
+    monkeypatch.setattr(hw.synth, "_run", fake_run)
+    (tmp_path / "v" / "design.json").write_text(json.dumps(dict(info, router="router2")))
+    said = []
+    result = synthesize(tmp_path / "v", "ecp5", say=said.append)
+    pnr = calls[-1]
+    assert pnr[pnr.index("--router") + 1] == "router2" and result["router"] == "router2"
+    assert any("at 200 MHz with router2, seed 1" in s for s in said)
+    (tmp_path / "v" / "design.json").write_text(json.dumps(info))
+    calls.clear()
+    assert synthesize(tmp_path / "v", "ecp5", say=said.append)["router"] == "router1"
+    assert "--router" not in calls[-1]
+    (tmp_path / "v" / "design.json").write_text(json.dumps(dict(info, router="router3")))
+    calls.clear()
+    with pytest.raises(SynthError, match="^design.json asks for nextpnr router 'router3'; use "
+                                         "router1 or router2$"):
+        synthesize(tmp_path / "v", "ecp5", say=said.append)
+    assert calls == []
