@@ -469,5 +469,7 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
         top, "bnn_top", "bscnet-core",
         {"family": family, "engines": [e.name for e in engines],
          "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits},
-         "synth_per_module": True}))
+         # router1 made no headway on its 220,762 arcs in 24 minutes; router2 cut the
+         # overuse fourfold (docs/sparse.md)
+         "synth_per_module": True, "router": "router2"}))
     return json.loads((Path(out_dir) / "design.json").read_text())["memory_budget"]

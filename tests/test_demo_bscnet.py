@@ -238,6 +238,7 @@ def test_unet_core_fits(tmp_path):
                                "affine_residual", "affine_projection", "linear_engine",
                                "pool_engine", "unpool_engine"]
     assert info["tile"] == {"max_voxels": 512, "coord_bits": 6}
+    assert info["synth_per_module"] is True and info["router"] == "router2"
     verilog = (tmp_path / "core" / info["verilog"]).read_text()
     from hw.memory_budget import memories
 
