@@ -29,7 +29,7 @@ STALL_MODES = ("none", "source", "sink", "both")
 TB_MODULE = "sim.tb_axis"
 TIMESCALE = ("1ns", "1ps")  # Amaranth writes no timescale; Icarus then rejects a 10 ns clock
 CLOCK_TOP = "bnnforge_clocked"  # the simulation top: the design with its clock toggled inside
-PERIOD_NS = 10
+PERIOD_NS = 10                  # the simulation top's clock period (the testbench counts in it)
 
 
 def _verilator_bin():

@@ -27,11 +27,11 @@ import cocotb
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
+from sim.runner import PERIOD_NS
 from sim.voxels import FrameTracker
 
 # Probability that the source holds back a beat / that the sink is not ready, per stall mode.
 STALLS = {"none": (0.0, 0.0), "source": (0.35, 0.0), "sink": (0.0, 0.35), "both": (0.35, 0.35)}
-PERIOD_NS = 10
 
 
 async def _idle_until_change(dut, watched, limit_cycles):
