@@ -359,10 +359,10 @@ class SiteLinear(StreamBlock):
         # PE biases a group in a small memory, read for the group entering the done stage
         # (a register a channel and a group multiplexer a PE took 2,688 flip-flops and about
         # 2,600 LUTs for 112 channels).
-        bias_words = [sum((int(self.bias[gi * P + p]) & ((1 << w) - 1)) << (p * w)
-                          for p in range(P)) for gi in range(groups)]
+        bias_words = [] if rt else [sum((int(self.bias[gi * P + p]) & ((1 << w) - 1)) << (p * w)
+                                        for p in range(P)) for gi in range(groups)]
         m.submodules.biases = biases = Memory(shape=unsigned(P * w), depth=groups,
-                                              init=[] if rt else bias_words)
+                                              init=bias_words)
         bias_rd = biases.read_port(domain="sync")
         if rt:
             g_last = Signal(range(max(groups, 2)))
@@ -468,14 +468,12 @@ class SiteLinear(StreamBlock):
                 m.d.sync += slots[gi].eq(0)
             with m.Elif(done_v & en & (done_g == gi)):
                 m.d.sync += slots[gi].eq(Cat(*last))
+        marker, error, o_last = Signal(), Signal(), Signal()
         with m.If(done_v & en & (done_g == g_last)):
-            m.d.sync += self.o.valid.eq(1)
+            m.d.sync += [self.o.valid.eq(1), marker.eq(0), error.eq(0), o_last.eq(done_l)]
         if rt:
-            marker, error, o_last = Signal(), Signal(), Signal()
             m.d.comb += [self.o.payload.marker.eq(marker), self.o.payload.error.eq(error),
                          self.o.payload.last.eq(o_last)]
-            with m.If(done_v & en & (done_g == g_last)):
-                m.d.sync += [marker.eq(0), error.eq(0), o_last.eq(done_l)]
         if rt:
             idle = ~have & ~running & ~mul_v & ~acc_v & ~done_v
             self._loader(m, rom, g_last, f_last, e, biases, idle, out_free, groups, folds_in,
