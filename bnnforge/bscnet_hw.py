@@ -464,10 +464,15 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
 
     runner = ProgramRunner(program, None, out_dir, None, tile_voxels, tile_bits)
     engines = core_engines(runner, family=family)
-    top = AxisTop([SparseCore(engines)], sparse=True)
+    core = SparseCore(engines)
+    top = AxisTop([core], sparse=True)
     write_design(out_dir, top, "bnn_top", {}, design_info(
         top, "bnn_top", "bscnet-core",
         {"family": family, "engines": [e.name for e in engines],
+         # the words a beat of each engine takes and gives on the core's 64-bit stream
+         "word_bits": core.word_bits,
+         "engine_words": {p.name: {"in": p.words_in, "out": p.words_out}
+                          for p in core.ports},
          "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits},
          # router1 made no headway on its 220,762 arcs in 24 minutes; router2 cut the
          # overuse fourfold (docs/sparse.md)
