@@ -21,6 +21,11 @@ Hardware of each op:
   tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
 * ``concat`` has no arithmetic: channel blocks side by side, on the host.
 
+Every engine sits behind the BSC-Net core's 64-bit word port (:class:`hw.sparse.words.
+WordPort`, ``WORD_BITS``) in its simulated design as in the core: a beat goes in and comes out
+as words, one a cycle, so the simulated cycles include the traffic of one 64-bit word a cycle
+each way.
+
 SFSC's shifted windows: a binary op with per-group shifts runs its passes for each distinct
 shift, the SSC engine's search looking at the shifted window (:class:`hw.sparse.search_ssc.
 SscSearch` ``shift``) for the output channels of the groups that chose it.
@@ -31,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.sparse.core import WORD_BITS
 from quant.errors import BnnforgeError
 from .progress import Progress
 
@@ -136,12 +142,12 @@ class ProgramRunner:
             self._designs[key] = make(self.out_dir / key)
         return self._designs[key]
 
-    def _site_design(self, unit, path, framed=False):
+    def _site_design(self, unit, path):
         from hw.axis import AxisTop
         from hw.generate import design_info, write_design
+        from hw.sparse.words import WordPort
 
-        top = (AxisTop([unit], sparse=True) if framed
-               else AxisTop([unit], element_width=self.fmt.width))
+        top = AxisTop([WordPort(unit, WORD_BITS)], sparse=True)
         write_design(path, top, "bnn_top", {},
                      design_info(top, "bnn_top", f"site-{type(unit).__name__}"))
         return path
@@ -210,7 +216,8 @@ class ProgramRunner:
                 for key, v in (("fold_passes", 1), ("cycles_simulated", r["cycles"]),
                                ("cycles_model", r["pairs"] * sf),
                                ("load_cycles", r["load_cycles"]),
-                               ("load_cycles_model", 1 + w.shape[0] * sf * F),
+                               ("load_cycles_model",
+                                (1 + w.shape[0] * sf * F) * r["info"]["words"]["in"]),
                                ("tile_mismatches", r["mismatches"])):
                     sums[key] += v
                 if k == 0:              # a search's pairs and tiles, not each fold's
@@ -223,13 +230,14 @@ class ProgramRunner:
                                                                 "cycles_simulated",
                                                                 "cycles_model",
                                                                 "load_cycles")}})
-        row.update(_budget(design))
+        row.update(_budget(design), words_in=r["info"]["words"]["in"],
+                   words_out=r["info"]["words"]["out"])
         row["cycles_model_source"] = ("pairs (tiles' halos included) x Cin/SIMD, a pass a fold "
                                       "of PE output channels" +
                                       (", summed over the shifts' passes"
                                        if len(passes) > 1 else ""))
         row["load_cycles_model_source"] = ("a pass's load frame: a header and slots x Cin/SIMD x "
-                                           "PE weight words, a beat a cycle")
+                                           "PE weight beats, each its words at the 64-bit port")
         if op["shifts"] is None:
             del row["passes"]
         if self.spconv and kind == "ssc" and op["shifts"] is None:
@@ -247,7 +255,7 @@ class ProgramRunner:
         def make(path):
             generate_sparse_engine(kind, cin, cout, self.tile_voxels, self.tile_bits,
                                    Folding(BINARY_FOLD, BINARY_FOLD), path,
-                                   name=f"{kind}_engine")
+                                   name=f"{kind}_engine", word_bits=WORD_BITS)
             return path
 
         return self._design(f"{kind}-engine", make)
@@ -307,13 +315,20 @@ class ProgramRunner:
                 beats.append(pack_fields(layout, v))
         want = lanes(golden).reshape(n * groups, L)
         expected = [pack_codes(r, fmt.width) for r in want]
-        result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",))
+        # One frame of beats: tlast on the last.
+        framing = [(int(i == len(beats) - 1), 0) for i in range(len(beats))]
+        result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",),
+                             framing=framing, expected_framing=framing)
         run = result["runs"][0]
+        port = _words(design)
         got = np.array([unpack_codes(int(v, 16), L, fmt.width) for v in run["outputs"]],
                        dtype=np.int64).reshape(n, groups * L)[:, :c]
         return got, {"channels": c, "lanes": L, "beats": n * groups,
-                     "cycles_simulated": _span(run), "cycles_model": n * groups,
-                     "cycles_model_source": "a beat of lanes channels a cycle",
+                     "words_in": port["in"], "words_out": port["out"],
+                     "cycles_simulated": _span(run),
+                     "cycles_model": n * groups * max(1, port["in"], port["out"]),
+                     "cycles_model_source": "a beat of lanes channels a cycle in the engine, "
+                                            "its words a cycle each at the 64-bit port",
                      **_budget(design)}
 
     def _linear(self, op, buffers, golden):
@@ -329,7 +344,7 @@ class ProgramRunner:
         folding = Folding(*LINEAR_FOLD)
         folds = (cout // folding.pe) * (cin // folding.simd)
         design = self._design("linear-engine", lambda p: self._site_design(
-            SiteLinear.loadable(CI, CO, fmt, folding, name="linear_engine"), p, framed=True))
+            SiteLinear.loadable(CI, CO, fmt, folding, name="linear_engine"), p))
         load = linear_load_words(op["m"], op["b"], op["e"], fmt, folding, CI, CO)
         n = len(z)
         pad = np.zeros((n, CI), np.int64)
@@ -344,17 +359,21 @@ class ProgramRunner:
         result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",),
                              framing=framing, expected_framing=expected_framing)
         run = result["runs"][0]
+        port = _words(design)
         got = np.array([unpack_codes(int(v, 16), CO, fmt.width) for v in run["outputs"][1:]],
                        dtype=np.int64).reshape(n, CO)[:, :cout]
         return got, {"cin": cin, "cout": cout, "pe": folding.pe, "simd": folding.simd,
                      "engine": "linear-engine",
                      "cycles_simulated": int(run["t_out"][-1] - run["t_in"][len(load)] + 1),
-                     "cycles_model": n * folds,
-                     "cycles_model_source": "sites x (Cout/PE)(Cin/SIMD)",
+                     "engine_channels": CI, "words_in": port["in"], "words_out": port["out"],
+                     "cycles_model": n * max(folds, port["in"], port["out"]),
+                     "cycles_model_source": "sites x (Cout/PE)(Cin/SIMD), or a site's words "
+                                            "at the 64-bit port where more",
                      "load_cycles": int(run["t_out"][0] - run["t_in"][0] + 1),
-                     "load_cycles_model": len(load),
-                     "load_cycles_model_source": "a header, (Cout/PE)(Cin/SIMD) weight words "
-                                                 "and Cout/PE bias words, a beat a cycle",
+                     "load_cycles_model": len(load) * port["in"],
+                     "load_cycles_model_source": "a header, (Cout/PE)(Cin/SIMD) weight beats "
+                                                 "and Cout/PE bias beats, each its words at "
+                                                 "the 64-bit port",
                      "tile_mismatches": int(not result["passed"]), **_budget(design)}
 
     def mean_sites(self, channels):
@@ -380,7 +399,7 @@ class ProgramRunner:
 
         def make(path):
             generate_sparse_mean(kind, L, fmt, sites, self.tile_bits, path,
-                                 name=f"{op['op']}_engine")
+                                 name=f"{op['op']}_engine", word_bits=WORD_BITS)
             return path
 
         design = self._design(f"{op['op']}-engine", make)
@@ -404,6 +423,13 @@ class ProgramRunner:
                            ("tile_mismatches", r["mismatches"])):
                 row[key] += v
         return np.concatenate(out, axis=1), {**row, **_budget(r["info"])}
+
+
+def _words(design):
+    """A design's word port: ``{bits, in, out}`` (design.json's ``words``)."""
+    import json
+
+    return json.loads((Path(design) / "design.json").read_text())["words"]
 
 
 def _span(run):

@@ -15,37 +15,46 @@ __all__ = ["generate_sparse", "generate_sparse_engine", "generate_sparse_mean", 
 
 
 def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
-                    kind="ssc", output="bits", offsets=1, family=None, shift=(0, 0, 0)):
+                    kind="ssc", output="bits", offsets=1, family=None, shift=(0, 0, 0),
+                    word_bits=None):
     """Write one binary sparse layer (``kind`` ssc, down, up or pointwise; search in hardware)
     as Verilog with voxel framing on tuser/tlast; ``output`` bits (thresholds) or sums;
     ``offsets`` kernel offsets a cycle; ``family`` the target FPGA family (None: generic);
-    ``shift`` an ssc layer's window shift (SFSC)."""
+    ``shift`` an ssc layer's window shift (SFSC); ``word_bits``: behind a word port."""
     from hw.sparse import SparseLayer
 
     check_output_dir(out_dir)
     conv = SparseLayer(kind, weights, thresholds, max_voxels, coord_bits, folding, output=output,
                        offsets=offsets, family=family, shift=shift)
-    return _write_sparse(conv, out_dir, name, family, {"shift": list(conv.shift)})
+    return _write_sparse(conv, out_dir, name, family, {"shift": list(conv.shift)}, word_bits)
 
 
 def generate_sparse_engine(kind, cin, cout, max_voxels, coord_bits, folding, out_dir,
-                           name=None, offsets=1, family=None):
+                           name=None, offsets=1, family=None, word_bits=None):
     """Write a binary sparse layer of up to ``cin`` x ``cout`` channels whose weights (and
     window shift, ssc) load at run time (:meth:`hw.sparse.SparseLayer.loadable`): one design
-    for every binary ``kind`` layer of a network; sums out."""
+    for every binary ``kind`` layer of a network; sums out. With ``word_bits`` the engine sits
+    behind a :class:`hw.sparse.words.WordPort` (as in the BSC-Net core)."""
     from hw.sparse import SparseLayer
 
     check_output_dir(out_dir)
     conv = SparseLayer.loadable(kind, cin, cout, max_voxels, coord_bits, folding,
                                 offsets=offsets, family=family)
-    return _write_sparse(conv, out_dir, name or f"{kind}_engine", family, {"loadable": True})
+    return _write_sparse(conv, out_dir, name or f"{kind}_engine", family, {"loadable": True},
+                         word_bits)
 
 
-def _write_sparse(conv, out_dir, name, family, extra):
+def _top(block, word_bits):
+    """The AXI4-Stream top of a sparse block, behind a word port with ``word_bits``."""
     from hw.axis import AxisTop
+    from hw.sparse.words import WordPort
 
+    return AxisTop([block if word_bits is None else WordPort(block, word_bits)], sparse=True)
+
+
+def _write_sparse(conv, out_dir, name, family, extra, word_bits=None):
     conv.name = name
-    top = AxisTop([conv], sparse=True)
+    top = _top(conv, word_bits)
     info = design_info(top, TOP_NAME, f"sparse-{conv.kind}", {
         "layer_kind": conv.kind, "output": conv.output, "out_width": conv.out_width,
         "sum_width": conv.sum_width, "max_voxels": conv.max_voxels,
@@ -56,17 +65,17 @@ def _write_sparse(conv, out_dir, name, family, extra):
     return json.loads((Path(out_dir) / "design.json").read_text())
 
 
-def generate_sparse_mean(kind, channels, fmt, max_voxels, coord_bits, out_dir, name="mean"):
+def generate_sparse_mean(kind, channels, fmt, max_voxels, coord_bits, out_dir, name="mean",
+                         word_bits=None):
     """Write a mean layer (``kind`` down: pool, up: unpool; :class:`hw.sparse.SparseMean`) of
     ``channels`` fixed-point codes a site as Verilog with voxel framing; its features are the
-    codes' bits (:func:`codes_to_bits`)."""
-    from hw.axis import AxisTop
+    codes' bits (:func:`codes_to_bits`). ``word_bits``: behind a word port."""
     from hw.sparse import SparseMean
 
     check_output_dir(out_dir)
     layer = SparseMean(kind, channels, fmt, max_voxels, coord_bits)
     layer.name = name
-    top = AxisTop([layer], sparse=True)
+    top = _top(layer, word_bits)
     info = design_info(top, TOP_NAME, f"sparse-mean-{kind}", {
         "layer_kind": kind, "output": "mean", "out_width": layer.out_width,
         "sum_width": fmt.width, "max_voxels": max_voxels, "coord_bits": coord_bits,

@@ -337,6 +337,8 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
            "stall_modes": list(stall_modes), "seed": seed, "skip_idle": bool(skip_idle),
            # tlast closes a frame of vectors, each of beats_out beats on narrow ports
            "frame_outputs": info.get("frame_outputs", 1) * (info.get("beats_out") or 1),
+           # a design behind a word port: the testbench splits beats into words and joins them
+           "words": info.get("words"),
            "in_last": None if framing is None else [int(f[0]) for f in framing],
            "in_user": None if framing is None else [int(f[1]) for f in framing],
            "expected_framing": expected_framing,

@@ -66,6 +66,19 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     inputs = [int(v, 16) for v in job["inputs"]]
     sparse = job.get("in_last") is not None    # voxel frames: tlast/tuser per beat
     in_last, in_user = job.get("in_last"), job.get("in_user")
+    # A design behind a word port: each beat goes in as words_in words (tuser on each, tlast
+    # on the last word of a beat that has it) and comes out as words_out words, joined here,
+    # so that everything below and the results are beats (a beat's t_in is its first word's
+    # cycle, its t_out its last word's).
+    words = job.get("words")
+    wb, n_in, n_out_words = (words["bits"], words["in"], words["out"]) if words else (0, 1, 1)
+    if words:
+        mask = (1 << wb) - 1
+        inputs, in_last, in_user = (
+            [v >> (j * wb) & mask for v in inputs for j in range(n_in)],
+            [int(t and j == n_in - 1) for t in in_last for j in range(n_in)],
+            [u for u in in_user for _ in range(n_in)])
+    joined, word = 0, 0
     n_out = len(job["expected"]) if job.get("expected") is not None else len(inputs)
     # Voxel frames end at tlast; an error beat (tuser = marker | error) voids the beats of its
     # frame that came before it: they are dropped here (and counted).
@@ -111,11 +124,19 @@ async def _run_mode(dut, job, mode, seed, progress=None):
         dut.m_axis_tready.value = int(rng.random() >= p_block)
         await ReadOnly()
         if holding and dut.s_axis_tready.value:
-            t_in.append(cycle)
+            if sent % n_in == 0:
+                t_in.append(cycle)
             sent += 1
             holding = False
         if dut.m_axis_tvalid.value and dut.m_axis_tready.value:
-            received.append(_uint(dut.m_axis_tdata))
+            joined |= _uint(dut.m_axis_tdata) << (word * wb)
+            word += 1
+            if word < n_out_words:
+                assert not int(dut.m_axis_tlast.value), (
+                    f"{mode}: m_axis_tlast on word {word} of a beat of {n_out_words}")
+        if word == n_out_words:
+            received.append(joined)
+            joined, word = 0, 0
             t_out.append(cycle)
             if sparse:
                 framing.append((int(dut.m_axis_tlast.value), _uint(dut.m_axis_tuser)))

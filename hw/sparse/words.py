@@ -92,8 +92,15 @@ class WordPort(StreamBlock):
                           "o": Out(stream.Signature(word_out_layout(word_bits))),
                           "busy": Out(1), "searching": Out(1)})
 
+    user_in_bits = 2
+    """Bits of the input ``tuser`` on an AXI4-Stream top: marker and load."""
+
     def block_ram_memories(self):
         return self.engine.block_ram_memories()
+
+    def words_info(self):
+        """``design.json``'s ``words``: the word and the words a beat each way."""
+        return {"bits": self.word_bits, "in": self.words_in, "out": self.words_out}
 
     def elaborate(self, platform):
         m = Module()

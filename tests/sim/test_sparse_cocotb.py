@@ -143,6 +143,37 @@ def test_error_after_outputs_began_voids_them(tmp_path):
     assert result["runs"][0]["void_beats"] > 0
 
 
+def test_word_port_frames_errors_and_stalls(tmp_path):
+    """An SSC layer behind a word port of 8 bits (a beat of 20 bits in three words, out in
+    three): the edge-case frames in four stall modes are bit-exact, and a frame whose bad voxel
+    comes after outputs began is answered by one error beat (its three words joined), the
+    beats before it voided, the next frame bit-exact."""
+    from golden.sparse import binary_ssc_bits, sort_frame
+    from sim.runner import run_vectors
+    from sim.voxels import error_beats, frame_beats, result_beats
+    from tests.golden.test_sparse import random_frame
+
+    rng = np.random.default_rng(31)
+    w = rng.integers(0, 2, (27, COUT, CIN))
+    t = rng.integers(-24, 24, COUT)
+    info = generate_sparse(w, t, NMAX, B, Folding(3, 4), tmp_path / "ssc", word_bits=8)
+    assert info["words"] == {"bits": 8, "in": -(-(CIN + 3 * B) // 8),
+                             "out": -(-(COUT + 3 * B) // 8)} and info["tdata_in"] == 8
+    result = simulate_sparse(tmp_path / "ssc", edge_frames(rng), w, t, "icarus",
+                             stall_modes=STALL_MODES)
+    assert result["passed"] and result["mismatches"] == 0, result["log"]
+    good = sort_frame(random_frame(rng, NMAX - 1, 5, bits=B), rng.integers(0, 2, (NMAX - 1, CIN)),
+                      B)
+    bad = (np.concatenate([good[0], good[0][:1]]), np.concatenate([good[1], good[1][:1]]))
+    data, framing = frame_beats([bad, good], CIN, B)
+    e, ef = error_beats(2, COUT)
+    want, want_framing = result_beats([(good[0], binary_ssc_bits(*good, w, t, B))], COUT, B)
+    result = run_vectors(tmp_path / "ssc", data, e + want, "icarus", stall_modes=STALL_MODES,
+                         framing=framing, expected_framing=ef + want_framing)
+    assert result["passed"], result["log"]
+    assert all(run["void_beats"] > 0 for run in result["runs"])
+
+
 @pytest.mark.parametrize("mesh", ["airplane", "ant"])
 def test_point_clouds_from_meshes(tmp_path, mesh):
     """Point clouds sampled from pyvista's meshes (ASCII and binary PLY), voxelized into
