@@ -79,9 +79,10 @@ def _cmd_sim(args):
 
     bs = _load(args.bitstream)
     kind = kind_of(bs)
-    if args.voxel_size is not None and kind.name != "bscnet":
-        raise BnnforgeError(f"--voxel-size applies to BSC-Net bitstreams; "
-                            f"{args.bitstream} holds a network of kind {kind.name}")
+    for flag, value in (("--voxel-size", args.voxel_size), ("--core", args.core)):
+        if value is not None and kind.name != "bscnet":
+            raise BnnforgeError(f"{flag} applies to BSC-Net bitstreams; "
+                                f"{args.bitstream} holds a network of kind {kind.name}")
     return kind.sim_command(args, bs)
 
 
@@ -325,6 +326,11 @@ def build_parser():
     p.add_argument("--voxel-size", type=_positive_int,
                    help="bscnet: the frog frame at this voxel size (default: the bitstream's; "
                         "4: 34,331 sites, 2: 192,213) through the same engines")
+    p.add_argument("--core", type=Path, metavar="DIR",
+                   help="bscnet: the network's engines in one design, placed and routed "
+                        "(`bnnforge verilog BITSTREAM -o DIR --engines`, then `bnnforge synth "
+                        "DIR`): the hardware time is given at its Fmax instead of a target "
+                        "clock")
     _add_folding(p)
     p.set_defaults(func=_cmd_sim)
 

@@ -4,7 +4,7 @@ import contextlib
 
 from quant.errors import BnnforgeError
 
-__all__ = ["check_positive_int", "check_family", "construction"]
+__all__ = ["check_positive_int", "check_family", "construction", "unused"]
 
 
 def check_positive_int(name, value):
@@ -29,6 +29,12 @@ def construction(component, *parts):
     try:
         yield
     except Exception:
-        for c in (component, *parts):
-            c._MustUse__silence = True
+        unused(component, *parts)
         raise
+
+
+def unused(*components):
+    """Mark components that were built only to read their sizes (never elaborated) as
+    deliberately unused, so that Amaranth does not warn about them."""
+    for c in components:
+        c._MustUse__silence = True

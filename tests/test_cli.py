@@ -78,6 +78,9 @@ def test_user_errors(tmp_path, bitstream):
     _user_error(bnnforge("sim", bitstream, "--voxel-size", 4),
                 f"--voxel-size applies to BSC-Net bitstreams; {bitstream} holds a network of "
                 "kind mlp")
+    _user_error(bnnforge("sim", bitstream, "--core", tmp_path),
+                f"--core applies to BSC-Net bitstreams; {bitstream} holds a network of "
+                "kind mlp")
     _user_error(bnnforge("verilog", bitstream, "-o", tmp_path / "o", "--engines"),
                 f"--engines applies to BSC-Net bitstreams; {bitstream} holds a network of "
                 "kind mlp")
@@ -264,6 +267,34 @@ def test_bscnet_quantize_inspect_verilog(tmp_path):
                                "pool_engine", "unpool_engine"]
     assert core["tile"] == {"max_voxels": 512, "coord_bits": 6} and core["family"] == "ecp5"
     assert f"wrote {tmp_path / 'core'}: 9 engines in one design" in r.stdout
+    # `sim --core DIR` takes the clock of that core once placed and routed, and refuses a
+    # core that is not this network's or has no routed result (before any simulation).
+    from bnnforge.kinds.bscnet import placed_core_clock
+    from golden.bscnet import BSCNet as Net
+    from quant.errors import BnnforgeError
+
+    net = Net("unet-s", levels=2, sfsc=False).eval()
+    res = tmp_path / "core" / "synth-ecp5" / "result.json"
+    with pytest.raises(BnnforgeError, match="has not been placed and routed"):
+        placed_core_clock(net, tmp_path / "core")
+    _user_error(bnnforge("sim", tmp_path / "b.bnn", "--core", tmp_path / "core"),
+                f"{tmp_path / 'core'} has not been placed and routed (no synth-ecp5/result.json); "
+                f"run `bnnforge synth {tmp_path / 'core'}` first")
+    _user_error(bnnforge("sim", tmp_path / "b.bnn", "--core", tmp_path / "hw"),
+                f"{tmp_path / 'hw'} is not a bnnforge design (no design.json); write the "
+                f"network's core with `bnnforge verilog BITSTREAM -o {tmp_path / 'hw'} "
+                f"--engines`")
+    res.parent.mkdir()
+    # a stand-in for nextpnr's result: the numbers are the test's, not a measurement
+    res.write_text(json.dumps({"fmax_mhz": {"clk": 41.5}, "part": "LFE5U-85F", "seed": 1,
+                               "speed_grade": 6, "tools": {"nextpnr": "nextpnr-x"}}))
+    clock = placed_core_clock(net, tmp_path / "core")
+    assert (clock["mhz"], clock["source"], clock["part"]) == (41.5, "placed", "LFE5U-85F")
+    with pytest.raises(BnnforgeError, match="was written for another network"):
+        placed_core_clock(Net("unet-s", levels=3, sfsc=False).eval(), tmp_path / "core")
+    res.write_text(json.dumps({"fmax_mhz": {}, "part": "LFE5U-85F", "tools": {}}))
+    with pytest.raises(BnnforgeError, match="holds no Fmax"):
+        placed_core_clock(net, tmp_path / "core")
 
 
 def test_bscnet_verilog_with_sfsc_gives_a_design_a_shift(tmp_path):

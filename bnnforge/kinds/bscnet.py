@@ -192,12 +192,16 @@ class BscNetKind(NetworkKind):
         from ..reports import write_reports
 
         voxel = getattr(args, "voxel_size", None) or int(bitstream.input.get("voxel_size", 9))
+        core = getattr(args, "core", None)
+        clock = placed_core_clock(self.load(bitstream), core) if core else None
         inputs = self.frame(bitstream, voxel)
         out = args.output or Path("build") / "sim" / Path(args.bitstream).stem
         step(f"frog frame at voxel size {voxel} "
              f"({inputs[0].size(0)} sites): the fixed-point program's ops on {args.simulator}, "
              f"first layer and head on the host")
-        result = self.simulate(bitstream, out, inputs, args.simulator, spconv=True)
+        mhz = clock["mhz"] if clock else 200.0
+        result = self.simulate(bitstream, out, inputs, args.simulator, spconv=True,
+                               clock_mhz=mhz)
         tables = [flows.format_table(rows, columns) for rows, columns in
                   self.report_rows(result)]
         totals = flows.format_table(kind_totals(result["rows"]), [
@@ -210,9 +214,12 @@ class BscNetKind(NetworkKind):
                    f"{result['mismatches']} mismatches with the golden fixed-point program; "
                    f"accuracy {result['accuracy']:.4f} (golden "
                    f"{result['golden_accuracy']:.4f}); simulation {result['seconds']:.0f} s")
-        spf = seconds_per_frame(result["rows"], 200.0, result["numpy_seconds"])
+        spf = seconds_per_frame(result["rows"], mhz, result["numpy_seconds"],
+                                clock["source"] if clock else "target")
+        at = (f"cycles at the core's Fmax, {mhz:.1f} MHz: {clock['note']}" if clock
+              else "cycles at a 200 MHz target clock, not a placed design's")
         times = (f"one frame: hardware {spf['hardware']:.4g} s ({spf['hardware_scope']}, "
-                 f"cycles at a 200 MHz target clock, not a placed design's); NumPy golden "
+                 f"{at}); NumPy golden "
                  f"program {spf['numpy']:.4g} s; spconv "
                  + (f"{spf['spconv']:.4g} s ({spf['spconv_scope']}; hardware on those "
                     f"{spf['hardware_ssc']:.4g} s, NumPy {spf['numpy_ssc']:.4g} s)"
@@ -224,7 +231,7 @@ class BscNetKind(NetworkKind):
                   "mismatches": result["mismatches"], "accuracy": result["accuracy"],
                   "golden_accuracy": result["golden_accuracy"],
                   "simulation_seconds": result["seconds"],
-                  "seconds_per_frame": spf,
+                  "seconds_per_frame": spf, "clock": clock,
                   "kind_totals": kind_totals(result["rows"]), "layers": result["rows"]}
         write_reports(Path(out), report, "\n\n".join(
             [f"# BSC-Net through the engines: frog frame at voxel size {voxel}, "
@@ -251,3 +258,55 @@ class BscNetKind(NetworkKind):
                                               or ("bsc-baseline", "bsc-net")),
                                  synth=args.synth)
         return report, report["mismatches"], out
+
+
+def placed_core_clock(net, core_dir):
+    """The clock (:func:`bnnforge.reports.clock_entry`) of ``core_dir``, a design of every
+    engine ``net``'s program runs on, placed and routed by ``bnnforge synth``: refused with the
+    step to take when it is not such a design, was written for another network or has no
+    routed result."""
+    import json
+
+    from golden.bscnet_fixed import FixedBscNet
+    from hw.params import unused
+    from hw.sparse.core import SparseCore
+    from quant.errors import BnnforgeError
+    from ..bscnet_hw import ProgramRunner, core_engines
+    from ..demo_bscnet import TILE_BITS, TILE_VOXELS
+    from ..reports import clock_entry
+
+    core_dir = Path(core_dir)
+    info_path = core_dir / "design.json"
+    if not info_path.is_file():
+        raise BnnforgeError(f"{core_dir} is not a bnnforge design (no design.json); write the "
+                            f"network's core with `bnnforge verilog BITSTREAM -o {core_dir} "
+                            f"--engines`")
+    info = json.loads(info_path.read_text())
+    if info.get("kind") != "bscnet-core":
+        raise BnnforgeError(f"{core_dir} holds a {info.get('kind')} design, not a BSC-Net core; "
+                            f"write one with `bnnforge verilog BITSTREAM -o {core_dir} "
+                            f"--engines`")
+    runner = ProgramRunner(FixedBscNet(net).program, None, core_dir, None, TILE_VOXELS,
+                           TILE_BITS)
+    core = SparseCore(core_engines(runner, family=info.get("family")))
+    want = {"engines": [e.name for e in core.engines],
+            "engine_words": {p.name: {"in": p.words_in, "out": p.words_out}
+                             for p in core.ports},
+            "tile": {"max_voxels": TILE_VOXELS, "coord_bits": TILE_BITS}}
+    unused(core, *core.ports, *core.engines)
+    if any(info.get(k) != v for k, v in want.items()):
+        raise BnnforgeError(f"the core in {core_dir} was written for another network (its "
+                            f"engines or their sizes differ from this bitstream's); write this "
+                            f"one's with `bnnforge verilog BITSTREAM -o DIR --engines`")
+    result_path = core_dir / "synth-ecp5" / "result.json"
+    if not result_path.is_file():
+        raise BnnforgeError(f"{core_dir} has not been placed and routed (no "
+                            f"synth-ecp5/result.json); run `bnnforge synth {core_dir}` first")
+    r = json.loads(result_path.read_text())
+    fmax = min(r["fmax_mhz"].values()) if r.get("fmax_mhz") else None
+    if not fmax:
+        raise BnnforgeError(f"{result_path} holds no Fmax (the design did not route); see its "
+                            f"logs")
+    return clock_entry(200.0, {"fmax_mhz": fmax, "part": r["part"], "tools": r["tools"],
+                               "speed_grade": r.get("speed_grade"), "seed": r.get("seed"),
+                               "fmax_by_seed": r.get("fmax_by_seed")})
