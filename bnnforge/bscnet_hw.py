@@ -45,10 +45,11 @@ __all__ = ["ProgramRunner", "core_engines", "write_core", "AFFINE_LANES", "MEAN_
            "largest_divisor", "sfsc_passes", "pass_name"]
 
 AFFINE_LANES = 4
-"""Channels a batch-norm add engine takes a beat. Each lane has its own run-time exponent
-shifters and saturation (16 lanes of the residual engine alone took 9,369 LUT4 and 1,651
-CCU2C on the LFE5U-85F), so the engines stay narrow for the whole network to fit one device;
-a beat a cycle, ``sites x ceil(C / 4)`` cycles an op."""
+"""Channels a batch-norm add engine takes a beat. The engines are serial (one lane's
+multipliers, run-time exponent shifters and saturation take the lanes one a cycle: 16 parallel
+lanes of the residual engine alone took 9,369 LUT4 and 1,651 CCU2C on the LFE5U-85F), since a
+beat's 6 (residual) or 7 (projection) 64-bit words take longer to arrive than its 4 lanes to
+compute: ``sites x ceil(C / 4)`` beats an op, a beat's words a cycle."""
 MEAN_LANES = 8
 """Channels a mean engine (pool, unpool) averages at once: an op of more runs a pass a group, so
 the engine's tile of codes stays narrow (its memories are ``MEAN_LANES x width`` bits wide: 192
@@ -304,7 +305,8 @@ class ProgramRunner:
         sw2 = self.sum_width2 if proj else None
         layout = affine_layout(L, self.sum_width, fmt, proj, sw2)
         design = self._design(key, lambda p: self._site_design(
-            SiteAffine(L, self.sum_width, fmt, projection=proj, sum_width2=sw2, name=key), p))
+            SiteAffine(L, self.sum_width, fmt, projection=proj, sum_width2=sw2, name=key,
+                       serial=True), p))
         beats = []
         for i in range(n):
             for g in range(groups):
@@ -463,9 +465,10 @@ def core_engines(runner, family=None):
                                  Folding(BINARY_FOLD, BINARY_FOLD), family=family)
         e.name = f"{kind}_engine"
         out.append(e)
-    out.append(SiteAffine(AFFINE_LANES, runner.sum_width, fmt, name="affine_residual"))
+    out.append(SiteAffine(AFFINE_LANES, runner.sum_width, fmt, name="affine_residual",
+                          serial=True))
     out.append(SiteAffine(AFFINE_LANES, runner.sum_width, fmt, projection=True,
-                          sum_width2=runner.sum_width2, name="affine_projection"))
+                          sum_width2=runner.sum_width2, name="affine_projection", serial=True))
     out.append(SiteLinear.loadable(*runner.linear_engine, fmt, Folding(*LINEAR_FOLD),
                                    name="linear_engine"))
     for op, kind in (("pool", "down"), ("unpool", "up")):

@@ -124,10 +124,8 @@ class SiteAffine(StreamBlock):
         Channel ``k`` at bit ``k * fmt.width``.
     """
 
-    latency = 3
-    cycles_per_vector = 1
-
-    def __init__(self, lanes, sum_width, fmt, projection=False, sum_width2=None, name="affine"):
+    def __init__(self, lanes, sum_width, fmt, projection=False, sum_width2=None, name="affine",
+                 serial=False):
         with construction(self):
             check_positive_int("lanes", lanes)
             check_positive_int("sum width", sum_width)
@@ -138,11 +136,19 @@ class SiteAffine(StreamBlock):
                                     f"{EXP_BITS}-bit exponent field")
         self.lanes, self.sum_width, self.fmt = lanes, sum_width, fmt
         self.projection, self.sum_width2, self.name = projection, sum_width2, name
+        # serial: one lane's datapath (multipliers, exponent shifters, saturation) takes the
+        # beat's lanes one a cycle, ``lanes`` cycles a beat: the logic of one lane, for an
+        # engine behind a word port whose beat takes more cycles than that to arrive.
+        self.serial = serial
+        self.cycles_per_vector = lanes if serial else 1
+        self.latency = lanes + 3 if serial else 3
         self.layout = affine_layout(lanes, sum_width, fmt, projection, sum_width2)
         super().__init__({"i": In(stream.Signature(self.layout)),
                           "o": Out(stream.Signature(lanes * fmt.width)), "busy": Out(1)})
 
     def elaborate(self, platform):
+        if self.serial:
+            return self._serial()
         m = Module()
         fmt, P = self.fmt, self.lanes
         w, frac = fmt.width, fmt.frac
@@ -190,6 +196,67 @@ class SiteAffine(StreamBlock):
             outs.append(o)
         with m.If(en):
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(Cat(*outs))]
+        return m
+
+    def _serial(self):
+        """The serial datapath: a beat is taken into a register (the next one as its last
+        lane issues), and its lane ``k`` enters the three stages ``k`` cycles later; each
+        result is kept in its slot, and the last lane's completes the output word."""
+        from .layouts import select
+
+        m = Module()
+        fmt, P = self.fmt, self.lanes
+        w, frac = fmt.width, fmt.frac
+        pw = fmt.mant_width + max(self.sum_width, self.sum_width2 or 0)
+        acc = pw + frac + 2
+        en = Signal()
+        k = Signal(range(max(P, 2)))
+        lastk = Signal()
+        beat = Signal(self.layout)
+        have = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), lastk.eq(k == P - 1),
+                     self.i.ready.eq(~have | (en & lastk)), self.busy.eq(have & en)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [beat.eq(self.i.payload), have.eq(1)]
+        with m.Elif(en & lastk):
+            m.d.sync += have.eq(0)
+        with m.If(en & have):
+            m.d.sync += k.eq(Mux(lastk, 0, k + 1))
+
+        def lane(field):
+            return select([getattr(beat, field)[j] for j in range(P)], k)
+
+        v1, v2, last1, last2 = Signal(), Signal(), Signal(), Signal()
+        lane1, lane2 = Signal(range(max(P, 2))), Signal(range(max(P, 2)))
+        e1, e21 = Signal(EXP_BITS), Signal(EXP_BITS)
+        prod, prod2 = Signal(signed(pw)), Signal(signed(pw))
+        add1, add2 = Signal(signed(w + 2)), Signal(signed(w + 2))
+        sh, sh2 = Signal(signed(acc)), Signal(signed(acc))
+        scaled = _scaled(m, prod, e1, fmt, acc, "s")
+        scaled2 = _scaled(m, prod2, e21, fmt, acc, "s2") if self.projection else None
+        with m.If(en):
+            m.d.sync += [v1.eq(have), lane1.eq(k), last1.eq(lastk), e1.eq(beat.e),
+                         prod.eq(lane("m") * lane("s")),
+                         v2.eq(v1), lane2.eq(lane1), last2.eq(last1), sh.eq(scaled),
+                         add2.eq(add1)]
+            if self.projection:
+                m.d.sync += [e21.eq(beat.e2), prod2.eq(lane("m2") * lane("s2")),
+                             add1.eq(lane("b") + lane("b2")), sh2.eq(scaled2)]
+            else:
+                m.d.sync += add1.eq(lane("b") + lane("r"))
+        t = Signal(signed(acc + 2))
+        m.d.comb += t.eq(sh + add2 + (sh2 if self.projection else 0))
+        out = Signal(signed(w))
+        m.d.comb += out.eq(saturate(t, w))
+        slots = [Signal(signed(w), name=f"slot{j}") for j in range(P - 1)]
+        with m.If(en & v2):
+            for j, slot in enumerate(slots):
+                with m.If(lane2 == j):
+                    m.d.sync += slot.eq(out)
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v2 & last2)
+        with m.If(en & v2 & last2):
+            m.d.sync += self.o.payload.eq(Cat(*slots, out))
         return m
 
 

@@ -36,10 +36,16 @@ def _affine_design(tmp_path, unit):
 
 
 @pytest.mark.parametrize("projection", [False, True])
-def test_site_affine_bit_exact(tmp_path, projection):
+@pytest.mark.parametrize("serial", [False, True])
+def test_site_affine_bit_exact(tmp_path, projection, serial):
+    """Batch-norm with its residual or projection add, bit-exact with golden over both
+    saturation limits; a beat a cycle, or (serial: one lane's datapath) a beat every ``lanes``
+    cycles; three cycles from the beat's transfer (serial: from its last lane's turn) to its
+    output."""
     rng = np.random.default_rng(11 + projection)
     P, sw, n = 4, 12, 120
-    unit = SiteAffine(P, sw, FMT, projection=projection, sum_width2=9 if projection else None)
+    unit = SiteAffine(P, sw, FMT, projection=projection, sum_width2=9 if projection else None,
+                      serial=serial)
     design = _affine_design(tmp_path / "d", unit)
     beats, expected = [], []
     for t in range(n):
@@ -69,8 +75,8 @@ def test_site_affine_bit_exact(tmp_path, projection):
     result = run_vectors(design, beats, expected, "icarus")
     assert result["passed"], result["log"]
     quiet = result["runs"][0]
-    assert interval(quiet["t_out"]) == 1                    # a beat a cycle
-    assert quiet["t_out"][0] - quiet["t_in"][0] == unit.latency == 3
+    assert interval(quiet["t_out"]) == unit.cycles_per_vector == (P if serial else 1)
+    assert quiet["t_out"][0] - quiet["t_in"][0] == unit.latency == (P + 3 if serial else 3)
 
 
 @pytest.mark.parametrize("pe,simd", [(3, 4), (1, 8), (6, 1)])
