@@ -238,10 +238,26 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
         result["load_cycles"] = int(quiet["t_out"][0] - quiet["t_in"][0] + 1)
     result.update(info=info, mismatches=len(bad), pairs=[len(rows) for _, rows in maps],
                   outputs=outputs,
-                  frame_cycles=[quiet["t_out"][e - 1] - quiet["t_in"][s] + 1
-                                for s, e in zip(in_starts, ends) if e <= len(quiet["t_out"])],
+                  frame_cycles=_frame_cycles(quiet, in_starts, ends, skip),
                   search_cycles=quiet.get("search_cycles"))
     return result
+
+
+def _frame_cycles(run, in_starts, ends, skip):
+    """Each frame's cycles in a run of frames sent back to back: from its first input beat,
+    or from the cycle after the previous frame's (or the load frame's) last output beat if
+    that is later, to its last output beat. A frame's first beats may enter (a word port
+    holds one) while the frame before it is still computed; counted from its first input
+    beat, that time would be counted twice, so the frames' cycles partition the run."""
+    t_in, t_out = run["t_in"], run["t_out"]
+    out, prev = [], (t_out[skip - 1] + 1 if skip and len(t_out) >= skip else None)
+    for s, e in zip(in_starts, ends):
+        if e > len(t_out):
+            break
+        start = t_in[s] if prev is None else max(t_in[s], prev)
+        out.append(int(t_out[e - 1] - start + 1))
+        prev = t_out[e - 1] + 1
+    return out
 
 
 def simulate_tiled(design_dir, frame, weights, simulator, stall_modes=("none",), golden_fn=None,

@@ -346,3 +346,37 @@ def test_sfsc_shifted_window_edge_cases_and_tiles(tmp_path):
     assert np.array_equal(r["outputs"], sparse_layer_sums("ssc", (coords, feats), w4, bits,
                                                           shift=shift)[1])
     assert r["sites_kept"] == len(coords) and r["tiles"] > 1
+
+
+def test_frame_cycles_partition_a_run():
+    """Frames sent back to back: a frame whose first beats entered while the one before it was
+    still computed is counted from the cycle after that one's last output (and the first frame
+    from after the load frame's marker beat), so the frames' cycles add up to the run's."""
+    from bnnforge.sparse_flows import _frame_cycles
+
+    run = {"t_in": [0, 1, 2, 3, 4, 5, 6], "t_out": [9, 30, 31, 50]}
+    # beats 0-1: the load frame (its marker out at 9); frame 1: beats 2-4, outputs 1-2;
+    # frame 2: beats 5-6 (in before frame 1's outputs), output 3
+    assert _frame_cycles(run, [2, 5], [3, 4], 1) == [31 - 10 + 1, 50 - 32 + 1]
+    assert sum(_frame_cycles(run, [2, 5], [3, 4], 1)) == 50 - 10 + 1
+    # no load frame: the first frame from its first beat
+    assert _frame_cycles({"t_in": [4, 5], "t_out": [20]}, [0], [1], 0) == [17]
+
+
+def test_word_port_frog_tiles_same_cycles(tmp_path):
+    """The frog frame at voxel size 24 in tiles through a loadable SSC engine with and without
+    a 64-bit word port (one word in, three out a site): bit-exact both, and the same cycles,
+    the port's words hidden behind the pairs' work."""
+    from bnnforge.sparse_flows import generate_sparse_engine, simulate_tiled
+
+    coords, feats, bits = frog_frame(24, channels=16)
+    w = np.random.default_rng(8).integers(0, 2, (27, 16, 16))
+    cycles = []
+    for wb in (None, 64):
+        d = tmp_path / f"w{wb}"
+        info = generate_sparse_engine("ssc", 16, 16, 128, 4, Folding(16, 16), d, word_bits=wb)
+        r = simulate_tiled(d, (coords, feats), w, "icarus")
+        assert r["mismatches"] == 0 and r["tiles"] > 1
+        cycles.append(r["cycles"])
+    assert info["words"] == {"bits": 64, "in": 1, "out": 3}
+    assert cycles[0] == cycles[1]
