@@ -500,7 +500,8 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
         {"family": family, "engines": [e.name for e in engines],
          # the words a beat of each engine takes and gives on the core's 64-bit stream
          "word_bits": core.word_bits,
-         "engine_words": {p.name: {"in": p.words_in, "out": p.words_out}
+         "engine_words": {p.name: {"in": p.words_in, "out": p.words_out,
+                                   "bits_in": p.beat_in, "bits_out": p.beat_out}
                           for p in core.ports},
          "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits},
          # router1 made no headway on its 220,762 arcs in 24 minutes; router2 cut the

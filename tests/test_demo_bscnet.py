@@ -246,7 +246,8 @@ def test_unet_core_fits(tmp_path):
     # One 64-bit word a cycle each way at the core's port: the linear engine's site of 112
     # channels of 24-bit codes is 42 words in and 42 out.
     assert info["word_bits"] == 64 and info["tdata_in"] == info["tdata_out"] == 64
-    assert info["engine_words"]["linear_engine"] == {"in": 112 * 24 // 64, "out": 112 * 24 // 64}
+    assert info["engine_words"]["linear_engine"] == {"in": 112 * 24 // 64, "out": 112 * 24 // 64,
+                                                     "bits_in": 112 * 24, "bits_out": 112 * 24}
     verilog = (tmp_path / "core" / info["verilog"]).read_text()
     from hw.memory_budget import memories
 

@@ -290,7 +290,8 @@ def placed_core_clock(net, core_dir):
                            TILE_BITS)
     core = SparseCore(core_engines(runner, family=info.get("family")))
     want = {"engines": [e.name for e in core.engines],
-            "engine_words": {p.name: {"in": p.words_in, "out": p.words_out}
+            "engine_words": {p.name: {"in": p.words_in, "out": p.words_out,
+                                      "bits_in": p.beat_in, "bits_out": p.beat_out}
                              for p in core.ports},
             "tile": {"max_voxels": TILE_VOXELS, "coord_bits": TILE_BITS}}
     unused(core, *core.ports, *core.engines)
