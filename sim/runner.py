@@ -326,6 +326,9 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
         raise SimulatorError(f"unknown stall mode(s) {', '.join(bad)}; choose from "
                              f"{', '.join(STALL_MODES)}")
     design_dir, info = _design(design_dir)
+    if info.get("words") and framing is None:
+        raise SimulatorError(f"{design_dir} sits behind a word port: its beats need voxel "
+                             f"framing (framing=[(tlast, tuser), ...] a beat)")
     run_dir = design_dir / "sim_run" / f"{simulator}-{uuid.uuid4().hex[:8]}"
     run_dir.mkdir(parents=True)
     log = run_dir / "simulator.log"

@@ -172,6 +172,12 @@ def test_word_port_frames_errors_and_stalls(tmp_path):
                          framing=framing, expected_framing=ef + want_framing)
     assert result["passed"], result["log"]
     assert all(run["void_beats"] > 0 for run in result["runs"])
+    from quant.errors import SimulatorError
+
+    with pytest.raises(SimulatorError, match=r"sits behind a word port: its beats need voxel "
+                                             r"framing \(framing=\[\(tlast, tuser\), \.\.\.\] a "
+                                             r"beat\)$"):
+        run_vectors(tmp_path / "ssc", data, e + want, "icarus")
 
 
 @pytest.mark.parametrize("mesh", ["airplane", "ant"])
