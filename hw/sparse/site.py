@@ -38,6 +38,11 @@ __all__ = ["SiteAffine", "SiteLinear", "affine_layout", "pack_fields", "pack_cod
 EXP_BITS = 6
 """Bits of an exponent field (``e`` in ``[0, 63]``)."""
 
+SLOT_BANK = 7
+"""Output slots (groups of PE codes) of the linear engine served by one registered copy of the
+finished group's results: in the BSC-Net core, results fanned out to all 28 slots were the
+largest block of router2's congestion (docs/sparse.md)."""
+
 
 def affine_layout(lanes, sum_width, fmt, projection=False, sum_width2=None):
     """The input beat of :class:`SiteAffine`."""
@@ -395,9 +400,9 @@ class SiteLinear(StreamBlock):
 
     @property
     def latency(self):
-        """Input register, the site register, the folds, the product, accumulator and output
-        registers."""
-        return self.folds + 5
+        """Input register, the site register, the folds, the product, accumulator, write and
+        output registers."""
+        return self.folds + 6
 
     def rom_words(self):
         """Word ``g * (Cin/SIMD) + f``: ``M[g PE + p, f SIMD + q]`` at element ``p SIMD + q``
@@ -499,20 +504,28 @@ class SiteLinear(StreamBlock):
                 with m.If(acc_v):
                     m.d.sync += accs[p].eq(Mux(acc_f == 0, 0, accs[p]) + dot)
         m.d.comb += self.busy.eq(mul_v & en)
-        # Done stage: a group's accumulators rounded, biased and saturated, written straight
-        # into the group's slot of the output register (all slots are cleared by the marker
-        # beat of each load, so the channels beyond the loaded ones stay 0); the last group
-        # makes the word valid. A slot is written only while the output register is free.
-        m.d.comb += en.eq(~done_v | out_free)
+        # Done stage: a group's accumulators rounded, biased and saturated; write stage: the
+        # results, registered in a copy for each bank of slots (so that no result bit fans out
+        # to every slot across the chip), written into the group's slot of the output register
+        # (all slots are cleared by the marker beat of each load, so the channels beyond the
+        # loaded ones stay 0); the last group makes the word valid. A slot is written only
+        # while the output register is free.
+        wr_v, wr_g, wr_l = Signal(), Signal(range(groups)), Signal()
+        m.d.comb += en.eq(~wr_v | out_free)
         m.d.comb += [bias_rd.addr.eq(acc_g), bias_rd.en.eq(en)]
         group_bias = data.ArrayLayout(signed(w), P)(bias_rd.data)
         if rt:
+            # a copy of the exponent for each PE's rounding shifter (it drives them all)
+            e_pe = [Signal(EXP_BITS, name=f"e_pe{p}") for p in range(P)]
+            m.d.sync += [x.eq(e) for x in e_pe]
             top_half = fmt.max_exp
-            half = Signal(max(top_half, 1))
-            m.d.comb += half.eq((Const(1, top_half + 1) << e) >> 1)
+            half = [Signal(max(top_half, 1), name=f"half{p}") for p in range(P)]
+            m.d.comb += [half[p].eq((Const(1, top_half + 1) << e_pe[p]) >> 1)
+                         for p in range(P)]
         else:
-            half = (1 << self.exponent) >> 1
-            top_half = max(half.bit_length(), 1)
+            half = [(1 << self.exponent) >> 1] * P
+            top_half = max(half[0].bit_length(), 1)
+            e_pe = [e] * P
         # (acc + half) >> e in acc_w + 1 bits (the exponent is at most max_exp, so half is
         # below 2^max_exp): sized signals, not the shift's own widening to 2^EXP_BITS bits.
         round_w = max(acc_w, top_half + 1) + 1
@@ -520,8 +533,12 @@ class SiteLinear(StreamBlock):
         for p in range(P):
             rsum = Signal(signed(round_w), name=f"rsum{p}")
             rshift = Signal(signed(round_w), name=f"rshift{p}")
-            m.d.comb += [rsum.eq(accs[p] + half), rshift.eq(rsum >> e),
+            m.d.comb += [rsum.eq(accs[p] + half[p]), rshift.eq(rsum >> e_pe[p]),
                          last[p].eq(saturate(rshift + group_bias[p], w))]
+        banks = [Signal(P * w, name=f"bank{b}") for b in range(-(-groups // SLOT_BANK))]
+        with m.If(en):
+            m.d.sync += [wr_v.eq(done_v), wr_g.eq(done_g), wr_l.eq(done_l)]
+            m.d.sync += [bank.eq(Cat(*last)) for bank in banks]
         # A register a slot (enable and clear each), the output payload wired from them: in
         # one payload register the slots' enables stayed multiplexers (2,800 LUTs).
         slots = [Signal(P * w, name=f"slot{gi}") for gi in range(groups)]
@@ -533,16 +550,16 @@ class SiteLinear(StreamBlock):
         for gi in range(groups):
             with m.If(clear):
                 m.d.sync += slots[gi].eq(0)
-            with m.Elif(done_v & en & (done_g == gi)):
-                m.d.sync += slots[gi].eq(Cat(*last))
+            with m.Elif(wr_v & en & (wr_g == gi)):
+                m.d.sync += slots[gi].eq(banks[gi // SLOT_BANK])
         marker, error, o_last = Signal(), Signal(), Signal()
-        with m.If(done_v & en & (done_g == g_last)):
-            m.d.sync += [self.o.valid.eq(1), marker.eq(0), error.eq(0), o_last.eq(done_l)]
+        with m.If(wr_v & en & (wr_g == g_last)):
+            m.d.sync += [self.o.valid.eq(1), marker.eq(0), error.eq(0), o_last.eq(wr_l)]
         if rt:
             m.d.comb += [self.o.payload.marker.eq(marker), self.o.payload.error.eq(error),
                          self.o.payload.last.eq(o_last)]
         if rt:
-            idle = ~have & ~running & ~mul_v & ~acc_v & ~done_v
+            idle = ~have & ~running & ~mul_v & ~acc_v & ~done_v & ~wr_v
             self._loader(m, rom, g_last, f_last, e, biases, idle, out_free, groups, folds_in,
                          ~have, loader_free, clear, (marker, error, o_last))
         else:
