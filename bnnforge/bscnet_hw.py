@@ -40,7 +40,7 @@ from hw.sparse.core import WORD_BITS
 from quant.errors import BnnforgeError
 from .progress import Progress
 
-__all__ = ["ProgramRunner", "core_engines", "write_core", "AFFINE_LANES", "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
+__all__ = ["ProgramRunner", "core_engines", "core_identity", "write_core", "AFFINE_LANES", "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
            "binary_engines",
            "largest_divisor", "sfsc_passes", "pass_name"]
 
@@ -479,6 +479,16 @@ def core_engines(runner, family=None):
     return out
 
 
+def core_identity(core, tile_voxels, tile_bits):
+    """What tells one program's core from another's in its ``design.json``: the engines, the
+    words and bits a beat each takes and gives on the core's 64-bit stream, and the tile."""
+    return {"engines": [e.name for e in core.engines],
+            "engine_words": {p.name: {"in": p.words_in, "out": p.words_out,
+                                      "bits_in": p.beat_in, "bits_out": p.beat_out}
+                             for p in core.ports},
+            "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits}}
+
+
 def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
     """Every engine ``program`` needs (:func:`core_engines`) in one design: a
     :class:`hw.sparse.core.SparseCore` behind one framed AXI4-Stream, written to ``out_dir``
@@ -497,13 +507,8 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
     top = AxisTop([core], sparse=True)
     write_design(out_dir, top, "bnn_top", {}, design_info(
         top, "bnn_top", "bscnet-core",
-        {"family": family, "engines": [e.name for e in engines],
-         # the words a beat of each engine takes and gives on the core's 64-bit stream
-         "word_bits": core.word_bits,
-         "engine_words": {p.name: {"in": p.words_in, "out": p.words_out,
-                                   "bits_in": p.beat_in, "bits_out": p.beat_out}
-                          for p in core.ports},
-         "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits},
+        {"family": family, "word_bits": core.word_bits,
+         **core_identity(core, tile_voxels, tile_bits),
          # router1 made no headway on its 220,762 arcs in 24 minutes; router2 cut the
          # overuse fourfold (docs/sparse.md)
          "synth_per_module": True, "router": "router2"}))

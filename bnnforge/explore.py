@@ -100,11 +100,11 @@ def _point_task(data, point):
                                                        info.get("cycles_per_vector")),
                        mismatches=int(result["mismatches"]))
             if point["synth"]:
-                from hw.synth import synthesize
+                from hw.synth import fmax_of, synthesize
 
                 r = synthesize(design, point["family"] if family else "ecp5", None,
                                point["clock_mhz"], seed=1, say=lambda text: None)
-                fmax = min(r["fmax_mhz"].values()) if r["fmax_mhz"] else None
+                fmax = fmax_of(r)
                 row.update(part=r["part"], lut4=r["lut4"], ff=r["ff"], logic_slots=r["comb"],
                            bram=r["bram"], dsp=r["dsp"], fmax_mhz=fmax,
                            inputs_per_second=(fmax * 1e6 / cycles if fmax and cycles

@@ -25,7 +25,7 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
     ``clock_mhz``, seed 1): the report's ``synth`` entry with resources, the achieved Fmax and
     the hardware time per image at that Fmax. A failed run is recorded as ``{"error": ...}``
     (logs kept), so that the simulation results are not lost."""
-    from hw.synth import synthesize
+    from hw.synth import fmax_of, synthesize
     from quant.errors import BnnforgeError
 
     family, device = SYNTH_TARGET
@@ -37,7 +37,7 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
     except BnnforgeError as e:
         print(f"synthesis failed: {e}")
         return {"error": str(e)}
-    fmax = min(r["fmax_mhz"].values()) if r["fmax_mhz"] else None
+    fmax = fmax_of(r)
     comb = r["utilization"].get("TRELLIS_COMB", {})
     return {"part": r["part"], "lut4": r["lut4"], "ccu2c": r["carry"], "ff": r["ff"],
             "comb": r["comb"], "comb_percent": comb.get("percent"), "bram": r["bram"],

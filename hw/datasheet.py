@@ -202,8 +202,10 @@ def datasheet(info, synth=()):
     if not synth:
         lines.append("Not synthesized yet: `bnnforge synth <this directory>` places and routes "
                      "it and writes the figures here.")
+    from .synth import fmax_of
+
     for r in synth:
-        fmax = min(r["fmax_mhz"].values()) if r.get("fmax_mhz") else None
+        fmax = fmax_of(r)
         lines += [f"{r['part']} ({r['family']}), Yosys {r['tools']['yosys']}, nextpnr "
                   f"{r['tools']['nextpnr']}"
                   + (f", speed grade {r['speed_grade']}" if r.get("speed_grade") else "")

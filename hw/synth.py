@@ -17,7 +17,7 @@ from pathlib import Path
 
 from quant.errors import BnnforgeError
 
-__all__ = ["FAMILIES", "SynthError", "synthesize", "tool_versions"]
+__all__ = ["fmax_of", "FAMILIES", "SynthError", "synthesize", "tool_versions"]
 
 
 class SynthError(BnnforgeError):
@@ -307,3 +307,10 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
 
     write_datasheet(design_dir)
     return result
+
+
+def fmax_of(result):
+    """The Fmax of a :func:`synthesize` result (MHz; the slowest clock's), None when the design
+    reached none."""
+    fmax = result.get("fmax_mhz")
+    return min(fmax.values()) if fmax else None

@@ -269,9 +269,10 @@ def placed_core_clock(net, core_dir):
 
     from golden.bscnet_fixed import FixedBscNet
     from hw.params import unused
+    from hw.synth import fmax_of
     from hw.sparse.core import SparseCore
     from quant.errors import BnnforgeError
-    from ..bscnet_hw import ProgramRunner, core_engines
+    from ..bscnet_hw import ProgramRunner, core_engines, core_identity
     from ..demo_bscnet import TILE_BITS, TILE_VOXELS
     from ..reports import clock_entry
 
@@ -289,11 +290,7 @@ def placed_core_clock(net, core_dir):
     runner = ProgramRunner(FixedBscNet(net).program, None, core_dir, None, TILE_VOXELS,
                            TILE_BITS)
     core = SparseCore(core_engines(runner, family=info.get("family")))
-    want = {"engines": [e.name for e in core.engines],
-            "engine_words": {p.name: {"in": p.words_in, "out": p.words_out,
-                                      "bits_in": p.beat_in, "bits_out": p.beat_out}
-                             for p in core.ports},
-            "tile": {"max_voxels": TILE_VOXELS, "coord_bits": TILE_BITS}}
+    want = core_identity(core, TILE_VOXELS, TILE_BITS)
     unused(core, *core.ports, *core.engines)
     if any(info.get(k) != v for k, v in want.items()):
         raise BnnforgeError(f"the core in {core_dir} was written for another network (its "
@@ -304,7 +301,7 @@ def placed_core_clock(net, core_dir):
         raise BnnforgeError(f"{core_dir} has not been placed and routed (no "
                             f"synth-ecp5/result.json); run `bnnforge synth {core_dir}` first")
     r = json.loads(result_path.read_text())
-    fmax = min(r["fmax_mhz"].values()) if r.get("fmax_mhz") else None
+    fmax = fmax_of(r)
     if not fmax:
         raise BnnforgeError(f"{result_path} holds no Fmax (the design did not route); see its "
                             f"logs")
