@@ -146,9 +146,9 @@ class ProgramRunner:
     def _site_design(self, unit, path):
         from hw.axis import AxisTop
         from hw.generate import design_info, write_design
-        from hw.sparse.words import WordPort
+        from hw.sparse.words import word_port
 
-        top = AxisTop([WordPort(unit, WORD_BITS)], sparse=True)
+        top = AxisTop([word_port(unit, WORD_BITS)], sparse=True)
         write_design(path, top, "bnn_top", {},
                      design_info(top, "bnn_top", f"site-{type(unit).__name__}"))
         return path

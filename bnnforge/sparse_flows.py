@@ -47,9 +47,9 @@ def generate_sparse_engine(kind, cin, cout, max_voxels, coord_bits, folding, out
 def _top(block, word_bits):
     """The AXI4-Stream top of a sparse block, behind a word port with ``word_bits``."""
     from hw.axis import AxisTop
-    from hw.sparse.words import WordPort
+    from hw.sparse.words import word_port
 
-    return AxisTop([block if word_bits is None else WordPort(block, word_bits)], sparse=True)
+    return AxisTop([block if word_bits is None else word_port(block, word_bits)], sparse=True)
 
 
 def _write_sparse(conv, out_dir, name, family, extra, word_bits=None):

@@ -122,8 +122,9 @@ def design_info(top, name, kind, extra=None):
             "latency": top.latency, "beat_width": top.beat_width,
             "beats_in": top.beats_in, "beats_out": top.beats_out}
     words = getattr(top.blocks[0], "words_info", None)
+    words = words() if words is not None else None
     if words is not None and len(top.blocks) == 1:
-        info["words"] = words()          # an engine behind a word port (hw.sparse.words)
+        info["words"] = words            # an engine behind a word port (hw.sparse.words)
     info.update(extra or {})
     return info
 

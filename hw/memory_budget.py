@@ -12,7 +12,7 @@ LUTs.
 
 import re
 
-__all__ = ["BLOCK_RAMS", "memories", "budget", "budget_lines"]
+__all__ = ["BLOCK_RAMS", "DISTRIBUTED", "memories", "budget", "budget_lines"]
 
 BLOCK_RAMS = {
     # cell, bits a cell, (depth, width) aspect ratios, LUT RAM bits per LUT4 of the device
@@ -24,19 +24,36 @@ BLOCK_RAMS = {
               "modes": [(2048, 2), (1024, 4), (512, 8), (256, 16)], "lut_ram_bits_per_lut": 0},
 }
 
-_DECL = re.compile(r"^\s*reg \[(\d+):0\] ([\w$\\.]+) \[(\d+):(\d+)\];", re.M)
+_DECL = re.compile(r"^\s*reg \[(\d+):0\] ([\w$\\.]+) \[(\d+):(\d+)\];")
+_ATTR = re.compile(r"^\s*\(\*.*\*\)\s*$")
+DISTRIBUTED = {"ram_style": "distributed"}
+"""The attributes of a memory that Yosys must put in LUT RAM (``memory_libmap`` reads
+``ram_style``); :func:`budget` counts such a memory's bits, but no block RAM."""
 
 
 def memories(verilog):
-    """``[{name, width, depth, bits}]`` of every memory declared in ``verilog``."""
-    out = []
-    for msb, name, hi, lo in _DECL.findall(verilog):
-        width, depth = int(msb) + 1, abs(int(hi) - int(lo)) + 1
-        out.append({"name": name, "width": width, "depth": depth, "bits": width * depth})
+    """``[{name, width, depth, bits, lut_ram}]`` of every memory declared in ``verilog``
+    (``lut_ram``: declared with ``ram_style = "distributed"`` among the attributes before
+    it)."""
+    out, attrs = [], []
+    for line in verilog.splitlines():
+        if _ATTR.match(line):
+            attrs.append(line)
+            continue
+        found = _DECL.match(line)
+        if found:
+            msb, name, hi, lo = found.groups()
+            width, depth = int(msb) + 1, abs(int(hi) - int(lo)) + 1
+            lut = any(re.search(r'ram_style\s*=\s*"distributed"', a) for a in attrs)
+            out.append({"name": name, "width": width, "depth": depth, "bits": width * depth,
+                        "lut_ram": lut})
+        attrs = []
     return out
 
 
-def _blocks(width, depth, family):
+def _blocks(width, depth, family, lut_ram=False):
+    if lut_ram:
+        return 0
     return min(-(-depth // d) * -(-width // w) for d, w in BLOCK_RAMS[family]["modes"])
 
 
@@ -49,7 +66,7 @@ def budget(verilog, family="ecp5", device="85k"):
     part, luts, _ff, cells, _dsp = FAMILIES[family]["devices"][device]
     mems = memories(verilog)
     for m in mems:
-        m["blocks"] = _blocks(m["width"], m["depth"], family)
+        m["blocks"] = _blocks(m["width"], m["depth"], family, m["lut_ram"])
     by_hand = len(re.findall(rf"^\s*{fam['cell']} #\(", verilog, re.M))
     bits = sum(m["bits"] for m in mems) + by_hand * fam["bits"]
     bram_bits = cells * fam["bits"]
@@ -75,7 +92,7 @@ def budget_lines(b, top=5):
              + ("" if b["fits"] else ": DOES NOT FIT")]
     for m in b["memories"][:top]:
         lines.append(f"  {m['name']}: {m['depth']} x {m['width']} = {m['bits']:,} bits, "
-                     f"{m['blocks']} {cell}")
+                     + ("LUT RAM" if m["lut_ram"] else f"{m['blocks']} {cell}"))
     if len(b["memories"]) > top:
         rest = b["memories"][top:]
         lines.append(f"  {len(rest)} more memories: {sum(m['bits'] for m in rest):,} bits")

@@ -2,7 +2,7 @@
 chosen by each input word's ``engine`` field (in ``tuser``), so one placed design runs every
 op of a program that a sequencer (the host, today) feeds op after op.
 
-Each engine sits behind its own :class:`~hw.sparse.words.WordPort`: the core's streams are one
+Each engine sits behind its own word port (:func:`~hw.sparse.words.word_port`): the core's streams are one
 word wide (``word_bits``, the external memory's word), and each engine assembles its wide beats
 from words beside itself and splits its wide results into words. (A stream as wide as the
 widest beat, 2,691 bits for the linear engine, fanned out to every engine and back through a
@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from quant.errors import BnnforgeError
 from ..block import StreamBlock
 from ..params import construction
-from .words import WordPort
+from .words import word_port
 
 __all__ = ["SparseCore", "core_in_layout", "core_out_layout", "WORD_BITS"]
 
@@ -37,9 +37,10 @@ def core_out_layout(width):
 
 class SparseCore(StreamBlock):
     """``engines``: StreamBlocks with framed streams (a sparse layer, a mean layer, the linear
-    engine) or plain ones (``SiteAffine``), each put behind a :class:`WordPort` of
-    ``word_bits``. An input word goes to the engine its ``engine`` field names; outputs leave
-    a frame at a time, the lowest engine with a word first (a sequencer runs one op at a time,
+    engine) or plain ones (``SiteAffine``), each behind a port of ``word_bits`` words
+    (:func:`~hw.sparse.words.word_port`: a :class:`WordPort`, or the linear engine's own).
+    An input word goes to the engine its ``engine`` field names; outputs leave a frame at a
+    time, the lowest engine with a word first (a sequencer runs one op at a time,
     so one engine sends at once).
 
     Members
@@ -47,7 +48,7 @@ class SparseCore(StreamBlock):
     i : In(stream.Signature(core_in_layout(word_bits, ...)))
     o : Out(stream.Signature(core_out_layout(word_bits)))
     busy, searching : Out(1)
-    ports : list of WordPort
+    ports : list of WordPort or word engines
         One an engine, in order: ``words_in`` and ``words_out`` a beat of each.
     """
 
@@ -59,7 +60,7 @@ class SparseCore(StreamBlock):
             if len(set(names)) != len(names) or None in names:
                 raise BnnforgeError(f"a core's engines need distinct names, not {names}")
         self.engines, self.name, self.word_bits = list(engines), name, word_bits
-        self.ports = [WordPort(e, word_bits) for e in engines]
+        self.ports = [word_port(e, word_bits) for e in engines]
         super().__init__({
             "i": In(stream.Signature(core_in_layout(word_bits, len(engines)))),
             "o": Out(stream.Signature(core_out_layout(word_bits))),

@@ -19,6 +19,9 @@ batch-norm with its residual or projection add, and the real 1x1 convolution.
     next site's codes are taken while one is computed.
 """
 
+import math
+from types import SimpleNamespace
+
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream
@@ -29,7 +32,8 @@ from quant.bits import bits_for
 from quant.errors import BnnforgeError
 from quant.fixed import saturate, signed_range
 from ..block import StreamBlock
-from ..params import check_positive_int, construction
+from ..memory_budget import DISTRIBUTED
+from ..params import check_positive_int, construction, unused
 
 __all__ = ["SiteAffine", "SiteLinear", "affine_layout", "pack_fields", "pack_codes",
            "unpack_codes", "EXP_BITS", "linear_in_layout", "linear_out_layout",
@@ -329,7 +333,8 @@ class SiteLinear(StreamBlock):
     o : Out(stream.Signature(Cout * fmt.width)), or ``linear_out_layout`` when loadable
     """
 
-    def __init__(self, weights, bias, exponent, fmt, folding, name="linear", channels=None):
+    def __init__(self, weights, bias, exponent, fmt, folding, name="linear", channels=None,
+                 word_bits=None):
         with construction(self):
             if weights is None:
                 cin, cout = channels
@@ -360,12 +365,30 @@ class SiteLinear(StreamBlock):
             if weights is None and folding.pe * folding.simd * fmt.mant_width > cin * fmt.width:
                 raise BnnforgeError(f"{name}: a weight word ({folding.pe} x {folding.simd} "
                                     f"mantissas) is wider than a beat of {cin} codes")
+            if word_bits is not None:
+                if weights is not None:
+                    raise BnnforgeError(f"{name}: words in and out need run-time weights "
+                                        f"(SiteLinear.loadable)")
+                check_positive_int("word bits", word_bits)
+                if word_bits < 8 or word_bits & (word_bits - 1):
+                    raise BnnforgeError(f"{name}: the word must be a power of two of at least "
+                                        f"8 bits (an AXI4 data bus), not {word_bits}")
         self.runtime_weights = weights is None
+        self.word_bits = word_bits
         self.weights, self.bias = w, b
         self.exponent = None if self.runtime_weights else int(exponent)
         self.cin, self.cout, self.fmt, self.name = cin, cout, fmt, name
         self.pe, self.simd = folding.pe, folding.simd
-        if self.runtime_weights:
+        if word_bits is not None:
+            from .words import word_in_layout, word_out_layout
+            w = fmt.width
+            self.beat_in, self.beat_out = cin * w, cout * w
+            self.words_in = -(-self.beat_in // word_bits)
+            self.words_out = -(-self.beat_out // word_bits)
+            sig = {"i": In(stream.Signature(word_in_layout(word_bits))),
+                   "o": Out(stream.Signature(word_out_layout(word_bits))),
+                   "searching": Out(1)}
+        elif self.runtime_weights:
             sig = {"i": In(stream.Signature(linear_in_layout(cin, fmt.width))),
                    "o": Out(stream.Signature(linear_out_layout(cout, fmt.width)))}
         else:
@@ -384,6 +407,29 @@ class SiteLinear(StreamBlock):
         beyond the loaded ones are 0."""
         return cls(None, None, None, fmt, folding, name=name, channels=(cin, cout))
 
+    def word_engine(self, word_bits):
+        """This loadable engine with its own port of ``word_bits`` words (the protocol of
+        :class:`hw.sparse.words.WordPort`, the same words a beat each way), or None (weights
+        fixed, or a word that is not a power of two): it writes a site's words into small
+        memories and reads them back a fold at a time, and writes each finished group into
+        output memories that its port reads a word at a time, instead of holding the site, the
+        next site and the results in registers of ``Cin x width`` bits (the 14-way selection of
+        2,688-bit registers and the 28 output slots were most of the BSC-Net core's
+        congestion, docs/sparse.md)."""
+        from quant.layout import Folding
+
+        if not self.runtime_weights or word_bits < 8 or word_bits & (word_bits - 1):
+            return None
+        unused(self)                        # the word engine replaces this one
+        return SiteLinear(None, None, None, self.fmt, Folding(self.pe, self.simd),
+                          name=self.name, channels=(self.cin, self.cout), word_bits=word_bits)
+
+    def words_info(self):
+        """``design.json``'s ``words`` (a word engine, :meth:`word_engine`; else None)."""
+        if self.word_bits is None:
+            return None
+        return {"bits": self.word_bits, "in": self.words_in, "out": self.words_out}
+
     @property
     def user_in_bits(self):
         """Bits of the input ``tuser`` on an AXI4-Stream top: marker and load."""
@@ -395,14 +441,16 @@ class SiteLinear(StreamBlock):
 
     @property
     def cycles_per_vector(self):
-        """``(Cout/PE)(Cin/SIMD)`` cycles a site."""
+        """``(Cout/PE)(Cin/SIMD)`` cycles a site (a word engine: at least its words a beat)."""
+        if self.word_bits is not None:
+            return max(self.folds, self.words_in, self.words_out)
         return self.folds
 
     @property
     def latency(self):
         """Input register, the site register, the folds, the product, accumulator, write and
-        output registers."""
-        return self.folds + 6
+        output registers (a word engine: None, as any engine behind a word port)."""
+        return None if self.word_bits is not None else self.folds + 6
 
     def rom_words(self):
         """Word ``g * (Cin/SIMD) + f``: ``M[g PE + p, f SIMD + q]`` at element ``p SIMD + q``
@@ -420,6 +468,7 @@ class SiteLinear(StreamBlock):
         w, mw = fmt.width, fmt.mant_width
         groups, folds_in = self.cout // P, self.cin // Q
         rt = self.runtime_weights
+        words = self.word_bits is not None
         if rt:
             m.submodules.rom = rom = Memory(shape=unsigned(P * Q * mw),
                                             depth=groups * folds_in, init=[])
@@ -445,29 +494,22 @@ class SiteLinear(StreamBlock):
         # Every stage advances with en; it stops only while the last stage holds a finished
         # site that the output cannot take.
         en = Signal()
-        out_free = ~self.o.valid | self.o.ready
-        codes_in = self.i.payload.codes if rt else self.i.payload
-        # The next site's codes (ibuf) are taken while one (site) is walked.
-        ibuf, site = Signal(self.cin * w), Signal(self.cin * w)
-        ibuf_last, site_last = Signal(), Signal()
-        have = Signal()
         loader_free = Signal()          # no load frame in progress (driven by _loader)
-        is_site = (~self.i.payload.load & ~self.i.payload.marker & loader_free) if rt else 1
-        take = self.i.valid & ~have & is_site
-        with m.If(take):
-            m.d.sync += [ibuf.eq(codes_in), have.eq(1)]
-            if rt:
-                m.d.sync += ibuf_last.eq(self.i.payload.last)
-        z = data.ArrayLayout(signed(w), self.cin)(site)
-        # Walk stage: (g, f) over the folds; the ROM word and the codes of fold f are
-        # registered together for the multiply stage.
         running = Signal()
         g, f = Signal(range(groups)), Signal(range(folds_in))
         walk_last = running & (f == f_last) & (g == g_last)
+        # The input: the next site's codes are taken while one is walked; ``have`` (a site
+        # waiting), its ``last``, and the codes of the fold read in the walk stage, registered
+        # with the ROM word for the multiply stage.
+        mul_v, mul_f, mul_g = Signal(), Signal(range(folds_in)), Signal(range(groups))
+        if words:
+            inp = self._word_input(m, en, running, walk_last, f, mul_f)
+        else:
+            inp = self._beat_input(m, en, running, f, loader_free)
+        have, zfold, src = inp.have, inp.zfold, inp.src
+        site_last = Signal()
         start = have & (~running | walk_last) & en
         m.d.comb += [rd.addr.eq(g * folds_in + f), rd.en.eq(en)]
-        zreg = [Signal(signed(w), name=f"z{q}") for q in range(Q)]
-        mul_v, mul_f, mul_g = Signal(), Signal(range(folds_in)), Signal(range(groups))
         mul_l, acc_l, done_l = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [mul_v.eq(running), mul_f.eq(f), mul_g.eq(g), mul_l.eq(site_last),
@@ -476,15 +518,13 @@ class SiteLinear(StreamBlock):
                 m.d.sync += f.eq(Mux(f == f_last, 0, f + 1))
                 with m.If(f == f_last):
                     m.d.sync += g.eq(Mux(g == g_last, 0, g + 1))
-                with m.Switch(f):
-                    for fi in range(folds_in):
-                        with m.Case(fi):
-                            m.d.sync += [zreg[q].eq(z[fi * Q + q]) for q in range(Q)]
             with m.If(start):
-                m.d.sync += [site.eq(ibuf), site_last.eq(ibuf_last), have.eq(0),
-                             running.eq(1), g.eq(0), f.eq(0)]
+                m.d.sync += [site_last.eq(inp.next_last), running.eq(1), g.eq(0), f.eq(0)]
+                inp.on_start()
             with m.Elif(walk_last):
                 m.d.sync += running.eq(0)
+            with m.If(walk_last):
+                inp.on_walk_end()
         # Multiply stage: the PE x SIMD products registered; accumulate stage: their sums
         # into PE accumulators.
         acc_w = w + mw + bits_for(self.cin) + 1
@@ -495,7 +535,7 @@ class SiteLinear(StreamBlock):
         done_v, done_g = Signal(), Signal(range(groups))
         with m.If(en):
             m.d.sync += [acc_v.eq(mul_v), acc_f.eq(mul_f), acc_g.eq(mul_g)]
-            m.d.sync += [prods[p * Q + q].eq(word[p * Q + q] * zreg[q])
+            m.d.sync += [prods[p * Q + q].eq(word[p * Q + q] * zfold[q])
                          for p in range(P) for q in range(Q)]
             m.d.sync += [done_v.eq(acc_v & (acc_f == f_last)), done_g.eq(acc_g),
                          done_l.eq(acc_l)]
@@ -505,13 +545,8 @@ class SiteLinear(StreamBlock):
                     m.d.sync += accs[p].eq(Mux(acc_f == 0, 0, accs[p]) + dot)
         m.d.comb += self.busy.eq(mul_v & en)
         # Done stage: a group's accumulators rounded, biased and saturated; write stage: the
-        # results, registered in a copy for each bank of slots (so that no result bit fans out
-        # to every slot across the chip), written into the group's slot of the output register
-        # (all slots are cleared by the marker beat of each load, so the channels beyond the
-        # loaded ones stay 0); the last group makes the word valid. A slot is written only
-        # while the output register is free.
+        # results written into the output (registers or memories, below).
         wr_v, wr_g, wr_l = Signal(), Signal(range(groups)), Signal()
-        m.d.comb += en.eq(~wr_v | out_free)
         m.d.comb += [bias_rd.addr.eq(acc_g), bias_rd.en.eq(en)]
         group_bias = data.ArrayLayout(signed(w), P)(bias_rd.data)
         if rt:
@@ -535,10 +570,154 @@ class SiteLinear(StreamBlock):
             rshift = Signal(signed(round_w), name=f"rshift{p}")
             m.d.comb += [rsum.eq(accs[p] + half[p]), rshift.eq(rsum >> e_pe[p]),
                          last[p].eq(saturate(rshift + group_bias[p], w))]
-        banks = [Signal(P * w, name=f"bank{b}") for b in range(-(-groups // SLOT_BANK))]
         with m.If(en):
             m.d.sync += [wr_v.eq(done_v), wr_g.eq(done_g), wr_l.eq(done_l)]
-            m.d.sync += [bank.eq(Cat(*last)) for bank in banks]
+        write = (wr_v, wr_g, wr_l, Cat(*last))
+        if words:
+            out_free, emit_marker = self._word_output(m, en, write, g_last, groups)
+        else:
+            out_free, emit_marker = self._beat_output(m, en, write, g_last, groups)
+        m.d.comb += en.eq(~wr_v | out_free)
+        if rt:
+            idle = inp.idle & ~running & ~mul_v & ~acc_v & ~done_v & ~wr_v
+            end_go, bad = self._loader(m, src, rom, g_last, f_last, e, biases, idle, out_free,
+                                       groups, folds_in, loader_free)
+            emit_marker(end_go, bad)
+        else:
+            m.d.comb += self.i.ready.eq(src.ready)
+        return m
+
+    def _beat_input(self, m, en, running, f, loader_free):
+        """A site's codes taken into a register while the previous one is walked, moved into
+        the site register as its walk starts; the walk stage registers the fold's codes,
+        selected from it."""
+        Q, w, rt = self.simd, self.fmt.width, self.runtime_weights
+        codes_in = self.i.payload.codes if rt else self.i.payload
+        ibuf, site = Signal(self.cin * w), Signal(self.cin * w)
+        ibuf_last = Signal()
+        have = Signal()
+        is_site = (~self.i.payload.load & ~self.i.payload.marker & loader_free) if rt else 1
+        take = self.i.valid & ~have & is_site
+        with m.If(take):
+            m.d.sync += [ibuf.eq(codes_in), have.eq(1)]
+            if rt:
+                m.d.sync += ibuf_last.eq(self.i.payload.last)
+        z = data.ArrayLayout(signed(w), self.cin)(site)
+        zreg = [Signal(signed(w), name=f"z{q}") for q in range(Q)]
+        with m.If(en & running):
+            with m.Switch(f):
+                for fi in range(self.cin // Q):
+                    with m.Case(fi):
+                        m.d.sync += [zreg[q].eq(z[fi * Q + q]) for q in range(Q)]
+
+        def on_start():
+            m.d.sync += [site.eq(ibuf), have.eq(0)]
+
+        src = SimpleNamespace(valid=self.i.valid, ready=self.i.ready, site_ready=~have)
+        if rt:
+            src.codes, src.load = self.i.payload.codes, self.i.payload.load
+            src.marker, src.last = self.i.payload.marker, self.i.payload.last
+        else:
+            src.ready = ~have
+        return SimpleNamespace(have=have, next_last=ibuf_last, zfold=zreg, src=src,
+                               idle=~have, on_start=on_start, on_walk_end=lambda: None)
+
+    def _word_input(self, m, en, running, walk_last, f, mul_f):
+        """A site's words written into two buffers of small memories (``kf`` memories of a
+        word each, a chunk of ``fc`` folds across them): one buffer filled while the other is
+        walked, a fold a cycle read back for the multiply stage. A load frame's beats keep
+        their first words (the header, a weight word or a word of biases) in ``head``."""
+        wb, n = self.word_bits, self.words_in
+        P, Q, w, mw = self.pe, self.simd, self.fmt.width, self.fmt.mant_width
+        fw = Q * w
+        fc, kf = wb // math.gcd(fw, wb), fw // math.gcd(fw, wb)
+        chunks = -(-(self.cin // Q) // fc)
+        cb = max(1, (chunks - 1).bit_length())
+        s = fc.bit_length() - 1
+        word = self.i.payload
+        b_in, cur = Signal(), Signal()
+        full = [Signal(name=f"site_full{b}") for b in range(2)]
+        lasts = [Signal(name=f"site_last{b}") for b in range(2)]
+        wi, ic, ip = Signal(range(max(n, 2))), Signal(cb), Signal(range(max(kf, 2)))
+        at_end = wi == n - 1
+        full_in = Mux(b_in, full[1], full[0])
+        beat_ready = Signal()
+        m.d.comb += self.i.ready.eq(~full_in & (~at_end | beat_ready))
+        take = self.i.valid & self.i.ready
+        special = word.load | word.marker
+        mems = []
+        for j in range(kf):
+            m.submodules[f"site{j}"] = mem = Memory(shape=unsigned(wb), depth=2 << cb, init=[],
+                                                    attrs=DISTRIBUTED)
+            mems.append(mem)
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(Cat(ic, b_in)), wp.data.eq(word.data),
+                         wp.en.eq(take & (ip == j))]
+        header = linear_header_layout(self.cout // P, self.cin // Q)
+        head_words = -(-max(header.size, P * Q * mw, P * w) // wb)
+        head = Signal(head_words * wb)
+        with m.If(take):
+            m.d.sync += wi.eq(Mux(at_end, 0, wi + 1))
+            with m.If(at_end):
+                m.d.sync += [ic.eq(0), ip.eq(0)]
+            with m.Elif(ip == kf - 1):
+                m.d.sync += [ip.eq(0), ic.eq(ic + 1)]
+            with m.Else():
+                m.d.sync += ip.eq(ip + 1)
+            with m.If(wi < head_words):
+                m.d.sync += head.eq(Cat(head[wb:], word.data) if head_words > 1 else word.data)
+            with m.If(at_end & ~special):
+                for b in range(2):
+                    with m.If(b_in == b):
+                        m.d.sync += [full[b].eq(1), lasts[b].eq(word.last)]
+                m.d.sync += b_in.eq(~b_in)
+        # The walk reads buffer cur; a site waiting is the next buffer's while one is walked.
+        fchunk = Signal(cb)
+        m.d.comb += fchunk.eq(f >> s)
+        reads = []
+        for mem in mems:
+            rp = mem.read_port(domain="sync")
+            m.d.comb += [rp.addr.eq(Cat(fchunk, cur)), rp.en.eq(en)]
+            reads.append(rp.data)
+        zword = Cat(*reads)
+        if s:
+            sel = Signal(s)
+            m.d.comb += sel.eq(mul_f)
+            zbits = zword.word_select(sel, fw)
+        else:
+            zbits = zword[:fw]
+        z = data.ArrayLayout(signed(w), Q)(zbits)
+
+        def on_walk_end():
+            for b in range(2):
+                with m.If(cur == b):
+                    m.d.sync += full[b].eq(0)
+            m.d.sync += cur.eq(~cur)
+
+        # (a beat of no more words than the head: its last word joins it as the beat ends)
+        codes = Cat(head[wb:], word.data) if head_words >= n else head
+        src = SimpleNamespace(codes=codes, load=word.load, marker=word.marker, last=word.last,
+                              valid=self.i.valid & at_end & ~full_in, ready=beat_ready,
+                              site_ready=1)
+        m.d.comb += self.searching.eq(0)
+        return SimpleNamespace(
+            have=Mux(running, Mux(cur, full[0], full[1]), Mux(cur, full[1], full[0])),
+            next_last=Mux(running, Mux(cur, lasts[0], lasts[1]), Mux(cur, lasts[1], lasts[0])),
+            zfold=[z[q] for q in range(Q)], src=src, idle=~full[0] & ~full[1],
+            on_start=lambda: None, on_walk_end=on_walk_end)
+
+    def _beat_output(self, m, en, write, g_last, groups):
+        """Results registered in a copy for each bank of slots (so that no result bit fans out
+        to every slot across the chip), written into the group's slot of the output register
+        (all slots are cleared by the marker beat of each load, so the channels beyond the
+        loaded ones stay 0); the last group makes the beat valid. A slot is written only while
+        the output register is free."""
+        P, w, rt = self.pe, self.fmt.width, self.runtime_weights
+        wr_v, wr_g, wr_l, results = write
+        out_free = ~self.o.valid | self.o.ready
+        banks = [Signal(P * w, name=f"bank{b}") for b in range(-(-groups // SLOT_BANK))]
+        with m.If(en):
+            m.d.sync += [bank.eq(results) for bank in banks]
         # A register a slot (enable and clear each), the output payload wired from them: in
         # one payload register the slots' enables stayed multiplexers (2,800 LUTs).
         slots = [Signal(P * w, name=f"slot{gi}") for gi in range(groups)]
@@ -558,22 +737,113 @@ class SiteLinear(StreamBlock):
         if rt:
             m.d.comb += [self.o.payload.marker.eq(marker), self.o.payload.error.eq(error),
                          self.o.payload.last.eq(o_last)]
-        if rt:
-            idle = ~have & ~running & ~mul_v & ~acc_v & ~done_v & ~wr_v
-            self._loader(m, rom, g_last, f_last, e, biases, idle, out_free, groups, folds_in,
-                         ~have, loader_free, clear, (marker, error, o_last))
-        else:
-            m.d.comb += self.i.ready.eq(~have)
-        return m
 
-    def _loader(self, m, rom, g_last, f_last, e, biases, idle, out_free, groups, folds_in,
-                site_ready, loader_free, clear, framing):
+        def emit_marker(go, bad):
+            m.d.comb += clear.eq(go)
+            with m.If(go):
+                m.d.sync += [self.o.valid.eq(1), marker.eq(1), error.eq(bad), o_last.eq(1)]
+
+        return out_free, emit_marker
+
+    def _word_output(self, m, en, write, g_last, groups):
+        """Finished groups written into two buffers of small memories (``gc`` memories of a
+        group each, a chunk of ``gc`` groups making ``kc`` words), one filled while the port
+        reads the other out a word a cycle (groups beyond the loaded ones, and a marker beat's
+        words, read as 0)."""
+        wb, n_out = self.word_bits, self.words_out
+        gw = self.pe * self.fmt.width
+        gc, kc = wb // math.gcd(gw, wb), gw // math.gcd(gw, wb)
+        chunks = -(-groups // gc)
+        cb = max(1, (chunks - 1).bit_length())
+        sg = gc.bit_length() - 1
+        wr_v, wr_g, wr_l, results = write
+        b_wr, b_rd = Signal(), Signal()
+        ofull = [Signal(name=f"out_full{b}") for b in range(2)]
+        ngroups = [Signal(range(groups + 1), name=f"out_groups{b}") for b in range(2)]
+        omark = [Signal(name=f"out_marker{b}") for b in range(2)]
+        oerr = [Signal(name=f"out_error{b}") for b in range(2)]
+        olast = [Signal(name=f"out_last{b}") for b in range(2)]
+        wdata = Signal(gw)
+        with m.If(en):
+            m.d.sync += wdata.eq(results)
+        ws, wc = Signal(range(max(gc, 2))), Signal(cb)
+        wfree = ~Mux(b_wr, ofull[1], ofull[0])
+        put = wr_v & wfree
+        mems = []
+        for c in range(gc):
+            m.submodules[f"out{c}"] = mem = Memory(shape=unsigned(gw), depth=2 << cb, init=[],
+                                                   attrs=DISTRIBUTED)
+            mems.append(mem)
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(Cat(wc, b_wr)), wp.data.eq(wdata),
+                         wp.en.eq(put & (ws == c))]
+
+        def finish(marker, error, last, n):
+            for b in range(2):
+                with m.If(b_wr == b):
+                    m.d.sync += [ofull[b].eq(1), ngroups[b].eq(n), omark[b].eq(marker),
+                                 oerr[b].eq(error), olast[b].eq(last)]
+            m.d.sync += b_wr.eq(~b_wr)
+
+        with m.If(put):
+            with m.If(wr_g == g_last):
+                m.d.sync += [ws.eq(0), wc.eq(0)]
+                finish(0, 0, wr_l, g_last + 1)
+            with m.Elif(ws == gc - 1):
+                m.d.sync += [ws.eq(0), wc.eq(wc + 1)]
+            with m.Else():
+                m.d.sync += ws.eq(ws + 1)
+        # The port: a word of the buffer b_rd a cycle into the output register.
+        k, rc, rp = Signal(range(max(n_out, 2))), Signal(cb), Signal(range(max(kc, 2)))
+
+        def sel(pair):
+            return Mux(b_rd, pair[1], pair[0])
+
+        parts = []
+        for c, mem in enumerate(mems):
+            port = mem.read_port(domain="comb")
+            m.d.comb += port.addr.eq(Cat(rc, b_rd))
+            index = Cat(Const(c, sg), rc) if sg else rc
+            parts.append(Mux(index < sel(ngroups), port.data, 0))
+        chunk = Cat(*parts)
+        word = chunk.word_select(rp, wb) if kc > 1 else chunk[:wb]
+        o = self.o
+        step = sel(ofull) & (~o.valid | o.ready)
+        final = k == n_out - 1
+        with m.If(o.valid & o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(step):
+            m.d.sync += [o.valid.eq(1), o.payload.data.eq(word),
+                         o.payload.marker.eq(sel(omark)), o.payload.error.eq(sel(oerr)),
+                         o.payload.last.eq(sel(olast) & final)]
+            with m.If(final):
+                m.d.sync += [k.eq(0), rc.eq(0), rp.eq(0), b_rd.eq(~b_rd)]
+                for b in range(2):
+                    with m.If(b_rd == b):
+                        m.d.sync += ofull[b].eq(0)
+            with m.Else():
+                m.d.sync += k.eq(k + 1)
+                with m.If(rp == kc - 1):
+                    m.d.sync += [rp.eq(0), rc.eq(rc + 1)]
+                with m.Else():
+                    m.d.sync += rp.eq(rp + 1)
+
+        def emit_marker(go, bad):
+            with m.If(go):
+                finish(1, bad, 1, 0)
+
+        return wfree, emit_marker
+
+    def _loader(self, m, src, rom, g_last, f_last, e, biases, idle, out_free, groups,
+                folds_in, loader_free):
         """Load frames and marker beats of a loadable engine: the header (taken only while no
         site is in flight), the weight words into the ROM's write port, a word of biases a
         group into the bias memory, then the frame's marker beat (which clears the output
-        slots)."""
+        slots). ``src``: the beats (``codes``, ``load``, ``marker``, ``last``, ``valid``,
+        the ``ready`` it drives, and ``site_ready``). Returns ``(end_go, bad)``: the frame's
+        marker beat goes out in this cycle, and whether it is an error."""
         fmt, P = self.fmt, self.pe
-        beat = self.i.payload
+        beat = src
         header = linear_header_layout(groups, folds_in)
         head = header(beat.codes[:header.size])
         HEADER, WORDS, BIAS, END = range(4)
@@ -584,10 +854,10 @@ class SiteLinear(StreamBlock):
         done = Signal()                     # every word and bias has been written
         special = beat.load | beat.marker
         m.d.comb += [loader_free.eq(state == HEADER),
-                     self.i.ready.eq(Mux(special, ((state == HEADER) & idle) |
-                                         (state == WORDS) | (state == BIAS),
-                                         site_ready & (state == HEADER)))]
-        fire = self.i.valid & self.i.ready & special
+                     src.ready.eq(Mux(special, ((state == HEADER) & idle) |
+                                      (state == WORDS) | (state == BIAS),
+                                      src.site_ready & (state == HEADER)))]
+        fire = src.valid & src.ready & special
         wp = rom.write_port()
         in_words = fire & (state == WORDS) & ~done
         m.d.comb += [wp.addr.eq(wg * folds_in + wf), wp.data.eq(beat.codes[:len(wp.data)]),
@@ -608,8 +878,8 @@ class SiteLinear(StreamBlock):
             m.d.sync += bg.eq(bg + 1)
             with m.If(bg == g_last):
                 m.d.sync += done.eq(1)
-        marker, error, o_last = framing
-        m.d.comb += clear.eq((state == END) & out_free)
+        end_go = Signal()
+        m.d.comb += end_go.eq((state == END) & out_free)
         with m.Switch(state):
             with m.Case(HEADER):
                 with m.If(fire):
@@ -627,5 +897,5 @@ class SiteLinear(StreamBlock):
                     m.d.sync += [state.eq(END), bad.eq(bad | done | ~at_last)]
             with m.Case(END):
                 with m.If(out_free):
-                    m.d.sync += [self.o.valid.eq(1), marker.eq(1), error.eq(bad), o_last.eq(1),
-                                 state.eq(HEADER)]
+                    m.d.sync += state.eq(HEADER)
+        return end_go, bad

@@ -22,7 +22,7 @@ from ..block import StreamBlock
 from ..fifo import StreamFifo
 from ..params import check_positive_int, construction
 
-__all__ = ["WordPort", "word_in_layout", "word_out_layout", "split_beat", "join_words",
+__all__ = ["WordPort", "word_port", "word_in_layout", "word_out_layout", "split_beat", "join_words",
            "FRAMING_IN", "FRAMING_OUT", "payload_width"]
 
 FRAMING_IN = ("marker", "load", "last")
@@ -60,6 +60,16 @@ def split_beat(value, words, word_bits):
 def join_words(values, word_bits):
     """The inverse of :func:`split_beat`."""
     return sum(int(v) << (k * word_bits) for k, v in enumerate(values))
+
+
+def word_port(engine, word_bits=64):
+    """``engine`` behind words of ``word_bits``: its own word engine where it has one (the
+    loadable linear engine, :meth:`hw.sparse.site.SiteLinear.word_engine`, which keeps its
+    wide beats in memories instead of registers), else a :class:`WordPort`. Either speaks
+    the same words."""
+    own = getattr(engine, "word_engine", None)
+    native = own(word_bits) if own is not None else None
+    return native if native is not None else WordPort(engine, word_bits)
 
 
 class WordPort(StreamBlock):

@@ -13,6 +13,9 @@ VERILOG = """module t(input clk);
   reg [17:0] a [1023:0];
   reg [35:0] b [4095:0];
   reg [0:0] c [15:0];
+  (* ram_style = "distributed" *)
+  (* src = "x.py:1" *)
+  reg [95:0] d [31:0];
   DP16KD #(
     .DATA_WIDTH_A(32'd36)
   ) w0 ();
@@ -21,19 +24,22 @@ endmodule
 
 
 def test_budget_by_hand():
-    assert [(m["name"], m["width"], m["depth"], m["bits"]) for m in memories(VERILOG)] == [
-        ("a", 18, 1024, 18432), ("b", 36, 4096, 147456), ("c", 1, 16, 16)]
+    assert [(m["name"], m["width"], m["depth"], m["bits"], m["lut_ram"])
+            for m in memories(VERILOG)] == [
+        ("a", 18, 1024, 18432, False), ("b", 36, 4096, 147456, False), ("c", 1, 16, 16, False),
+        ("d", 96, 32, 3072, True)]
     b = budget(VERILOG, "ecp5", "85k")
-    # a: one 1024 x 18 block; b: eight (512 x 36 or 1024 x 18 blocks); c: one; one by hand.
-    assert [m["blocks"] for m in b["memories"]] == [8, 1, 1]
+    # a: one 1024 x 18 block; b: eight (512 x 36 or 1024 x 18 blocks); c: one; d: LUT RAM
+    # (its attribute); one by hand.
+    assert [m["blocks"] for m in b["memories"]] == [8, 1, 0, 1]
     assert b["block_ram_estimate"] == 11 and b["cells_by_hand"] == 1
-    assert b["bits"] == 18432 + 147456 + 16 + 18432
+    assert b["bits"] == 18432 + 147456 + 16 + 3072 + 18432
     assert b["device_block_ram_bits"] == 208 * 18432 and b["fits"]
     small = budget(VERILOG, "ecp5", "12k")       # 32 blocks, 589,824 bits: still fits
     assert small["fits"] and small["part"] == "LFE5U-12F"
     ice = budget(VERILOG, "ice40", "up5k")       # 30 blocks of 4 kbit, no LUT RAM
     assert not ice["fits"]
-    assert ice["reason"] == ("its memories hold 165,904 bits; the iCE40UP5K has 122,880 bits "
+    assert ice["reason"] == ("its memories hold 168,976 bits; the iCE40UP5K has 122,880 bits "
                              "of block RAM (30 SB_RAM40_4K) and about 0 of LUT RAM")
 
 

@@ -9,6 +9,7 @@ from golden.bscnet_fixed import SparseFixedPoint, apply_op
 from hw.axis import AxisTop
 from hw.generate import design_info, write_design
 from hw.sparse.site import (SiteAffine, SiteLinear, pack_codes, pack_fields, unpack_codes)
+from hw.sparse.words import split_beat
 from quant.errors import BnnforgeError
 from quant.fixed import signed_range
 from quant.layout import Folding
@@ -186,3 +187,86 @@ def test_linear_engine_parameter_errors():
     with pytest.raises(BnnforgeError, match="^lin: PE=5 does not divide the 12 output "
                                             "channels$"):
         SiteLinear.loadable(16, 12, FMT, Folding(5, 8), name="lin")
+
+
+def _as_words(payloads, width, n, word_bits=64):
+    """Whole beats (``width`` bits of codes, then three 1-bit fields) as ``n`` words each: the
+    fields on every word, ``last`` on the beat's final word only."""
+    out = []
+    for x in payloads:
+        d, f = x & ((1 << width) - 1), x >> width
+        flags, last = f & 3, f >> 2
+        for j, v in enumerate(split_beat(d, n, word_bits)):
+            out.append(v | flags << word_bits | (last and j == n - 1) << (word_bits + 2))
+    return out
+
+
+@pytest.mark.parametrize("mode", STALL_MODES)
+@pytest.mark.parametrize("pe, simd", [(2, 8), (2, 4)])
+def test_linear_word_engine_runs_three_layers(mode, pe, simd):
+    """The linear engine with its own 64-bit word port (sites and results in memories, not
+    registers): the three layers of :func:`test_linear_engine_runs_three_layers` as words,
+    bit-exact. SIMD 8 puts a fold of 8 codes in 3 words; SIMD 4 puts two folds in 3 words
+    (a fold selected from a chunk); PE 2 puts 4 groups' results in 3 output words."""
+    rng = np.random.default_rng(7)
+    dut = SiteLinear.loadable(16, 12, FMT, Folding(pe, simd)).word_engine(64)
+    assert (dut.words_in, dut.words_out) == (6, 5)
+    inputs, expected = _linear_frames(rng, [(16, 12, 17), (8, 4, 20), (16, 8, 15)], 16, 12,
+                                      Folding(pe, simd))
+    win = _as_words(inputs, 16 * FMT.width, 6)
+    want = _as_words(expected, 12 * FMT.width, 5)
+    outs, _, _ = run_stream(dut, win, len(want), mode, seed=4, max_cycles=100_000)
+    assert outs == want
+
+
+@pytest.mark.parametrize("case", ["short", "long", "header only", "exponent"])
+def test_linear_word_engine_rejects_malformed_load_frames(case):
+    from hw.sparse.site import linear_header_layout
+
+    rng = np.random.default_rng(8)
+    dut = SiteLinear.loadable(16, 12, FMT, Folding(2, 8)).word_engine(64)
+    header = linear_header_layout(6, 2)
+    corrupt = {"short": lambda w: w[:-1], "long": lambda w: w + [0], "header only": lambda w:
+               w[:1], "exponent": lambda w: [header.const(
+                   {"g_last": 5, "f_last": 1, "e": FMT.max_exp + 1}).as_value().value] + w[1:]}
+    inputs, expected = _linear_frames(rng, [(16, 12, 17), (16, 12, 18)], 16, 12, Folding(2, 8),
+                                      corrupt=corrupt[case])
+    want = _as_words(expected, 12 * FMT.width, 5)
+    outs, _, _ = run_stream(dut, _as_words(inputs, 16 * FMT.width, 6), len(want), "none",
+                            seed=4, max_cycles=100_000)
+    assert outs == want
+
+
+def test_linear_word_engine_rate():
+    """A site of 32 codes (12 words) and 4 results (2 words) on one fold group of 4 folds: the
+    words limit the rate, so the sites' words enter back to back, 12 cycles a site, and the
+    results leave a site every 12 cycles."""
+    rng = np.random.default_rng(9)
+    dut = SiteLinear.loadable(32, 4, FMT, Folding(4, 8)).word_engine(64)
+    assert (dut.words_in, dut.words_out, dut.folds, dut.cycles_per_vector) == (12, 2, 4, 12)
+    inputs, expected = _linear_frames(rng, [(32, 4, 19)], 32, 4, Folding(4, 8))
+    win = _as_words(inputs, 32 * FMT.width, 12)
+    want = _as_words(expected, 4 * FMT.width, 2)
+    outs, t_in, t_out = run_stream(dut, win, len(want), "none", max_cycles=10_000)
+    assert outs == want
+    sites = t_in[-9 * 12:]
+    assert sites == list(range(sites[0], sites[0] + 9 * 12))
+    firsts = t_out[-9 * 2::2]
+    assert np.diff(firsts).tolist() == [12] * 8
+
+
+def test_linear_word_engine_errors():
+    with pytest.raises(BnnforgeError, match=r"^lin: the word must be a power of two of at "
+                                            r"least 8 bits \(an AXI4 data bus\), not 48$"):
+        SiteLinear(None, None, None, FMT, Folding(2, 8), name="lin", channels=(16, 12),
+                   word_bits=48)
+    with pytest.raises(BnnforgeError, match=r"^lin: words in and out need run-time weights "
+                                            r"\(SiteLinear.loadable\)$"):
+        SiteLinear(np.zeros((2, 2)), np.zeros(2), 3, FMT, Folding(1, 1), name="lin",
+                   word_bits=64)
+    from hw.params import unused
+
+    fixed = SiteLinear(np.zeros((2, 2)), np.zeros(2), 3, FMT, Folding(1, 1))
+    odd = SiteLinear.loadable(16, 12, FMT, Folding(2, 8))
+    unused(fixed, odd)
+    assert fixed.word_engine(64) is None and odd.word_engine(48) is None
