@@ -268,7 +268,8 @@ def simulate_tiled(design_dir, frame, weights, simulator, stall_modes=("none",),
     back together and compared with the whole frame's golden sums.
 
     Returns ``{outputs, mismatches, tiles, largest_tile, sites_with_halo, pairs, cycles,
-    search_cycles, pairs_whole_frame}``: ``mismatches`` counts tiles the runner found
+    search_cycles, pairs_whole_frame, site_pairs}`` (``site_pairs``: the whole frame's pairs
+    of each output site): ``mismatches`` counts tiles the runner found
     different plus 1 if the merged sums differ from the whole frame's; ``cycles`` sums the
     tiles' frame cycles (first input beat to last output beat, no stalls). ``golden_fn``: as
     for :func:`simulate_sparse`; ``shift`` the window shift of a design that loads it (else
@@ -295,6 +296,9 @@ def simulate_tiled(design_dir, frame, weights, simulator, stall_modes=("none",),
             "mismatches": int(result["mismatches"]) + int(not np.array_equal(merged, want)),
             **tile_stats(tiles), "pairs": int(sum(result["pairs"])),
             "pairs_whole_frame": len(whole_rows[1]),
+            "site_pairs": np.bincount(np.asarray(whole_rows[1])[:, 0].astype(np.int64),
+                                      minlength=len(whole_rows[0])) if len(whole_rows[1])
+            else np.zeros(len(whole_rows[0]), np.int64),
             "cycles": int(sum(result["frame_cycles"])), "search_cycles":
             result["search_cycles"], "errors": result["errors"], "info": info,
             "load_cycles": result.get("load_cycles", 0)}
