@@ -58,8 +58,12 @@ MEAN_FEATURE_BITS = 1 << 20
 """A mean layer stores codes (``C x width`` bits a site), not bits: its tile holds at most this
 many bits of them (the largest power of two of sites up to the binary layers' tile), so that
 112 channels of 24-bit codes take 256-site tiles instead of 5.5 Mbit of 2,048."""
-LINEAR_FOLD = (4, 8)
-"""PE and SIMD of the linear engine (they divide every BSC-Net 1x1's channels)."""
+LINEAR_FOLD = (2, 8)
+"""PE and SIMD of the linear engine (they divide every BSC-Net 1x1's channels): 16
+multiply-accumulates a cycle. With 32 (PE 4), its 576-bit weight words from 16 block RAMs to
+32 multipliers of 24 x 18 bits (two DSPs and a fabric adder each), their adder trees and 4
+run-time rounding shifters were still 40 % of router2's congestion in the core; the 1x1s are
+about a twentieth of a frame's cycles, so doubling their cycles costs about 5 %."""
 BINARY_FOLD = 16
 """PE and SIMD of the binary engines (every BSC-Net channel count is a multiple of 16; an SFSC
 pass's fewer channels fill one PE fold)."""

@@ -17,6 +17,7 @@ def test_whole_program_in_hardware(tmp_path):
     real 1x1, mean pool and unpool), each equal to the golden fixed-point op, so the
     predictions are golden's; only the first layer, the concatenations and the head on the
     host."""
+    from bnnforge.bscnet_hw import LINEAR_FOLD
     from bnnforge.demo_bscnet import TILE_BITS, TILE_VOXELS, kind_totals, seconds_per_frame
     from golden.bscnet import BSCNet
     from tests.golden.test_bscnet_fixed import _trained_like
@@ -73,10 +74,11 @@ def test_whole_program_in_hardware(tmp_path):
     # One linear engine runs every 1x1: a header, the weight words and a bias word a group.
     for x in (x for x in hw if x["kind"] == "linear"):
         assert x["engine"] == "linear-engine"
-        groups = x["cout"] // 4
+        groups = x["cout"] // LINEAR_FOLD[0]
         # a site's codes (the engine's input channels of 24 bits) in 64-bit words
         assert x["words_in"] == x["words_out"] == -(-x["engine_channels"] * 24 // 64)
-        assert x["load_cycles_model"] == (1 + groups * (x["cin"] // 8) + groups) * x["words_in"]
+        assert x["load_cycles_model"] == (1 + groups * (x["cin"] // LINEAR_FOLD[1]) + groups
+                                          ) * x["words_in"]
         assert 0 <= x["load_cycles"] - x["load_cycles_model"] <= 8 + x["words_out"], x
     spf = seconds_per_frame(rows, 200.0, r["numpy_seconds"])
     assert spf["hardware"] == pytest.approx(
