@@ -12,7 +12,7 @@ from quant.errors import BnnforgeError
 from quant.fixed import saturate
 from ..params import check_positive_int, construction
 from .compute import output_stage
-from .layouts import KINDS, record_layout, voxel_in_layout, voxel_out_layout
+from .layouts import KINDS, PAIRS_PER_SITE, record_layout, voxel_in_layout, voxel_out_layout
 from .layer import SparseLayer
 from .ports import read_port
 from .store import end_layout
@@ -23,10 +23,13 @@ __all__ = ["SparseMean", "MeanCompute"]
 class MeanCompute(wiring.Component):
     """For each record, the codes of its present slots (one a cycle, lowest first) summed per
     channel and scaled by ``r[count]``; the same ports as
-    :class:`~hw.sparse.compute.SparseCompute`."""
+    :class:`~hw.sparse.compute.SparseCompute`. With ``max_inputs`` 1 (unpooling: a fine site
+    has one parent) the mean is the one input's codes (``r[1] = 2^pool_frac``), or 0 without
+    one: no multipliers."""
 
-    def __init__(self, channels, fmt, coord_bits, max_voxels, slots):
+    def __init__(self, channels, fmt, coord_bits, max_voxels, slots, max_inputs=None):
         self.channels, self.fmt, self.slots = channels, fmt, slots
+        self.max_inputs = slots if max_inputs is None else max_inputs
         self.coord_bits, self.max_voxels = coord_bits, max_voxels
         width = channels * fmt.width
         super().__init__({
@@ -109,7 +112,10 @@ class MeanCompute(wiring.Component):
             with m.If(en):
                 m.d.sync += d_sums[c].eq(nxt)
             o = Signal(signed(w), name=f"mean{c}")
-            m.d.comb += o.eq(saturate((d_sums[c] * d_r + half) >> fmt.pool_frac, w))
+            if self.max_inputs == 1:
+                m.d.comb += o.eq(d_sums[c])         # a sum of at most one code
+            else:
+                m.d.comb += o.eq(saturate((d_sums[c] * d_r + half) >> fmt.pool_frac, w))
             outs.append(o)
         with m.If(en & c_valid):
             m.d.sync += count.eq(nxt_count)
@@ -163,4 +169,4 @@ class SparseMean(SparseLayer):
 
     def make_compute(self):
         return MeanCompute(self.channels, self.fmt, self.coord_bits, self.max_voxels,
-                           self.slots)
+                           self.slots, PAIRS_PER_SITE[self.kind])
