@@ -448,9 +448,10 @@ class SiteLinear(StreamBlock):
 
     @property
     def latency(self):
-        """Input register, the site register, the folds, the product, accumulator, write and
-        output registers (a word engine: None, as any engine behind a word port)."""
-        return None if self.word_bits is not None else self.folds + 6
+        """Input register, the site register, the folds, the product, accumulator, two
+        rounding, write and output registers (a word engine: None, as any engine behind a word
+        port)."""
+        return None if self.word_bits is not None else self.folds + 8
 
     def rom_words(self):
         """Word ``g * (Cin/SIMD) + f``: ``M[g PE + p, f SIMD + q]`` at element ``p SIMD + q``
@@ -563,15 +564,26 @@ class SiteLinear(StreamBlock):
             e_pe = [e] * P
         # (acc + half) >> e in acc_w + 1 bits (the exponent is at most max_exp, so half is
         # below 2^max_exp): sized signals, not the shift's own widening to 2^EXP_BITS bits.
+        # Three register stages (in one, the rounding add, the run-time shifter, the bias add
+        # and the saturation were the BSC-Net core's critical path: 24.6 ns): the rounded sum,
+        # then the shifted one, then the biased and saturated result (the write stage).
         round_w = max(acc_w, top_half + 1) + 1
         last = [Signal(signed(w), name=f"last{p}") for p in range(P)]
+        r1_v, r1_g, r1_l = Signal(), Signal(range(groups)), Signal()
+        r2_v, r2_g, r2_l = Signal(), Signal(range(groups)), Signal()
+        r1_bias, r2_bias = Signal(P * w), Signal(P * w)
+        with m.If(en):
+            m.d.sync += [r1_v.eq(done_v), r1_g.eq(done_g), r1_l.eq(done_l),
+                         r1_bias.eq(group_bias.as_value()),
+                         r2_v.eq(r1_v), r2_g.eq(r1_g), r2_l.eq(r1_l), r2_bias.eq(r1_bias),
+                         wr_v.eq(r2_v), wr_g.eq(r2_g), wr_l.eq(r2_l)]
+        bias2 = data.ArrayLayout(signed(w), P)(r2_bias)
         for p in range(P):
             rsum = Signal(signed(round_w), name=f"rsum{p}")
             rshift = Signal(signed(round_w), name=f"rshift{p}")
-            m.d.comb += [rsum.eq(accs[p] + half[p]), rshift.eq(rsum >> e_pe[p]),
-                         last[p].eq(saturate(rshift + group_bias[p], w))]
-        with m.If(en):
-            m.d.sync += [wr_v.eq(done_v), wr_g.eq(done_g), wr_l.eq(done_l)]
+            with m.If(en):
+                m.d.sync += [rsum.eq(accs[p] + half[p]), rshift.eq(rsum >> e_pe[p])]
+            m.d.comb += last[p].eq(saturate(rshift + bias2[p], w))
         write = (wr_v, wr_g, wr_l, Cat(*last))
         if words:
             out_free, emit_marker = self._word_output(m, en, write, g_last, groups)
@@ -579,7 +591,7 @@ class SiteLinear(StreamBlock):
             out_free, emit_marker = self._beat_output(m, en, write, g_last, groups)
         m.d.comb += en.eq(~wr_v | out_free)
         if rt:
-            idle = inp.idle & ~running & ~mul_v & ~acc_v & ~done_v & ~wr_v
+            idle = inp.idle & ~running & ~mul_v & ~acc_v & ~done_v & ~r1_v & ~r2_v & ~wr_v
             end_go, bad = self._loader(m, src, rom, g_last, f_last, e, biases, idle, out_free,
                                        groups, folds_in, loader_free)
             emit_marker(end_go, bad)
