@@ -326,11 +326,16 @@ class SiteLinear(StreamBlock):
     fmt : golden.bscnet_fixed.SparseFixedPoint
     folding : quant.layout.Folding
         PE divides Cout, SIMD divides Cin.
+    word_bits : int or None
+        A loadable engine's own word port (:meth:`word_engine`): beats in and out as words of
+        this many bits (a power of two), sites and results kept in LUT RAM.
 
     Members
     -------
-    i : In(stream.Signature(Cin * fmt.width)), or ``linear_in_layout`` when loadable
-    o : Out(stream.Signature(Cout * fmt.width)), or ``linear_out_layout`` when loadable
+    i : In(stream.Signature(Cin * fmt.width)), or ``linear_in_layout`` when loadable, or
+        ``hw.sparse.words.word_in_layout(word_bits)``
+    o : Out(stream.Signature(Cout * fmt.width)), or ``linear_out_layout`` when loadable, or
+        ``hw.sparse.words.word_out_layout(word_bits)``
     """
 
     def __init__(self, weights, bias, exponent, fmt, folding, name="linear", channels=None,
