@@ -9,18 +9,21 @@ widest beat, 2,691 bits for the linear engine, fanned out to every engine and ba
 2,688-bit output switch of 5,299 LUT4: the core placed at 60 % but did not route.)"""
 
 from amaranth import Module, Mux, Shape, Signal
-from amaranth.lib import data, stream
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.errors import BnnforgeError
 from ..block import StreamBlock
+from ..fifo import StreamFifo
 from ..params import construction
 from .words import word_port
 
-__all__ = ["SparseCore", "core_in_layout", "core_out_layout", "WORD_BITS"]
+__all__ = ["SparseCore", "core_in_layout", "core_out_layout", "WORD_BITS", "CORE_FIFO"]
 
 WORD_BITS = 64
 """The core's word: one 64-bit word a cycle each way, the external memory's bus."""
+CORE_FIFO = 4
+"""Words of the FIFO at the core's input and at its output."""
 
 
 def core_in_layout(width, engines):
@@ -73,39 +76,51 @@ class SparseCore(StreamBlock):
 
     def elaborate(self, platform):
         m = Module()
-        word = self.i.payload
+        wb, n = self.word_bits, len(self.ports)
+        # A FIFO at each side of the core, so that no ready crosses it combinationally: the
+        # placed core's critical path ran from one engine's output valid through the output
+        # switch into another engine's ready and on through its pipeline (39.9 MHz).
+        m.submodules.in_fifo = fin = StreamFifo(self.i.payload.shape(), CORE_FIFO, "core_in")
+        m.submodules.out_fifo = fout = StreamFifo(core_out_layout(wb), CORE_FIFO, "core_out")
+        wiring.connect(m, wiring.flipped(self.i), fin.i)
+        wiring.connect(m, fout.o, wiring.flipped(self.o))
+        word = fin.o.payload
         for k, port in enumerate(self.ports):
             m.submodules[port.name] = port
             m.d.comb += [port.i.payload.data.eq(word.data),
                          port.i.payload.marker.eq(word.marker),
                          port.i.payload.load.eq(word.load),
                          port.i.payload.last.eq(word.last),
-                         port.i.valid.eq(self.i.valid & (word.engine == k))]
+                         port.i.valid.eq(fin.o.valid & (word.engine == k))]
         ready = self.ports[0].i.ready
-        for k in range(1, len(self.ports)):
+        for k in range(1, n):
             ready = Mux(word.engine == k, self.ports[k].i.ready, ready)
-        m.d.comb += self.i.ready.eq(ready)
-        # Output: a frame at a time from one engine (locked until its last word).
-        # Multiplexers, not assignments under conditions (Icarus leaves those undriven until
-        # inputs change).
+        m.d.comb += fin.o.ready.eq(ready)
+        # Output: a frame at a time from one engine, chosen in a cycle of its own (the lowest
+        # engine with a word; registered) and locked until its last word, so an engine's
+        # ready depends on no other engine's valid. Multiplexers, not assignments under
+        # conditions (Icarus leaves those undriven until inputs change).
         locked = Signal()
-        cur = Signal(range(max(len(self.ports), 2)))
+        cur = Signal(range(max(n, 2)))
         pick = 0
-        for k in reversed(range(len(self.ports))):
+        for k in reversed(range(n)):
             pick = Mux(self.ports[k].o.valid, k, pick)
-        src = Signal(range(max(len(self.ports), 2)))
-        m.d.comb += src.eq(Mux(locked, cur, pick))
-        o = self.o
         chosen = self.ports[0].o.payload.as_value()
         valid = self.ports[0].o.valid
         for k, port in enumerate(self.ports):
-            m.d.comb += port.o.ready.eq((src == k) & o.ready)
+            m.d.comb += port.o.ready.eq(locked & (cur == k) & fout.i.ready)
             if k:
-                chosen = Mux(src == k, port.o.payload.as_value(), chosen)
-                valid = Mux(src == k, port.o.valid, valid)
-        m.d.comb += [o.payload.eq(chosen), o.valid.eq(valid)]
-        with m.If(o.valid & o.ready):
-            m.d.sync += [locked.eq(~o.payload.last), cur.eq(src)]
+                chosen = Mux(cur == k, port.o.payload.as_value(), chosen)
+                valid = Mux(cur == k, port.o.valid, valid)
+        m.d.comb += [fout.i.payload.eq(chosen), fout.i.valid.eq(locked & valid)]
+        any_valid = 0
+        for port in self.ports:
+            any_valid = any_valid | port.o.valid
+        with m.If(~locked):
+            with m.If(any_valid):
+                m.d.sync += [locked.eq(1), cur.eq(pick)]
+        with m.Elif(fout.i.valid & fout.i.ready & fout.i.payload.last):
+            m.d.sync += locked.eq(0)
         busy = searching = 0
         for port in self.ports:
             busy, searching = busy | port.busy, searching | port.searching
