@@ -40,8 +40,8 @@ from hw.sparse.core import WORD_BITS
 from quant.errors import BnnforgeError
 from .progress import Progress
 
-__all__ = ["ProgramRunner", "core_engines", "core_identity", "write_core", "AFFINE_LANES", "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
-           "binary_engines",
+__all__ = ["ProgramRunner", "core_engines", "core_identity", "write_core", "AFFINE_LANES",
+           "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD", "binary_engines",
            "largest_divisor", "sfsc_passes", "pass_name"]
 
 AFFINE_LANES = 4

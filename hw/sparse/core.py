@@ -2,11 +2,12 @@
 chosen by each input word's ``engine`` field (in ``tuser``), so one placed design runs every
 op of a program that a sequencer (the host, today) feeds op after op.
 
-Each engine sits behind its own word port (:func:`~hw.sparse.words.word_port`): the core's streams are one
-word wide (``word_bits``, the external memory's word), and each engine assembles its wide beats
-from words beside itself and splits its wide results into words. (A stream as wide as the
-widest beat, 2,691 bits for the linear engine, fanned out to every engine and back through a
-2,688-bit output switch of 5,299 LUT4: the core placed at 60 % but did not route.)"""
+Each engine sits behind its own word port (:func:`~hw.sparse.words.word_port`): the core's
+streams are one word wide (``word_bits``, the external memory's word), and each engine
+assembles its wide beats from words beside itself and splits its wide results into words. (A
+stream as wide as the widest beat, 2,691 bits for the linear engine, fanned out to every
+engine and back through a 2,688-bit output switch of 5,299 LUT4: the core placed at 60 % but
+did not route.)"""
 
 from amaranth import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring

@@ -22,8 +22,8 @@ from ..block import StreamBlock
 from ..fifo import StreamFifo
 from ..params import check_positive_int, construction
 
-__all__ = ["WordPort", "word_port", "word_in_layout", "word_out_layout", "split_beat", "join_words",
-           "FRAMING_IN", "FRAMING_OUT", "payload_width"]
+__all__ = ["WordPort", "word_port", "word_in_layout", "word_out_layout", "split_beat",
+           "join_words", "FRAMING_IN", "FRAMING_OUT", "payload_width"]
 
 FRAMING_IN = ("marker", "load", "last")
 FRAMING_OUT = ("marker", "error", "last")
