@@ -164,18 +164,26 @@ def test_linear_engine_runs_three_layers(mode):
     assert outs == expected
 
 
+@pytest.mark.parametrize("words", [False, True])
 @pytest.mark.parametrize("case", ["short", "long", "header only", "exponent"])
-def test_linear_engine_rejects_malformed_load_frames(case):
+def test_linear_engine_rejects_malformed_load_frames(case, words):
+    """A malformed load frame ends in the error beat, on the engine with beats and on its word
+    engine (64-bit words)."""
     from hw.sparse.site import linear_header_layout
 
     rng = np.random.default_rng(8)
     dut = SiteLinear.loadable(16, 12, FMT, Folding(2, 8))
+    if words:
+        dut = dut.word_engine(64)
     header = linear_header_layout(6, 2)
     corrupt = {"short": lambda w: w[:-1], "long": lambda w: w + [0], "header only": lambda w:
                w[:1], "exponent": lambda w: [header.const(
                    {"g_last": 5, "f_last": 1, "e": FMT.max_exp + 1}).as_value().value] + w[1:]}
     inputs, expected = _linear_frames(rng, [(16, 12, 17), (16, 12, 18)], 16, 12, Folding(2, 8),
                                       corrupt=corrupt[case])
+    if words:
+        inputs = _as_words(inputs, 16 * FMT.width, 6)
+        expected = _as_words(expected, 12 * FMT.width, 5)
     outs, _, _ = run_stream(dut, inputs, len(expected), "none", seed=4, max_cycles=100_000)
     assert outs == expected
 
@@ -216,24 +224,6 @@ def test_linear_word_engine_runs_three_layers(mode, pe, simd):
     win = _as_words(inputs, 16 * FMT.width, 6)
     want = _as_words(expected, 12 * FMT.width, 5)
     outs, _, _ = run_stream(dut, win, len(want), mode, seed=4, max_cycles=100_000)
-    assert outs == want
-
-
-@pytest.mark.parametrize("case", ["short", "long", "header only", "exponent"])
-def test_linear_word_engine_rejects_malformed_load_frames(case):
-    from hw.sparse.site import linear_header_layout
-
-    rng = np.random.default_rng(8)
-    dut = SiteLinear.loadable(16, 12, FMT, Folding(2, 8)).word_engine(64)
-    header = linear_header_layout(6, 2)
-    corrupt = {"short": lambda w: w[:-1], "long": lambda w: w + [0], "header only": lambda w:
-               w[:1], "exponent": lambda w: [header.const(
-                   {"g_last": 5, "f_last": 1, "e": FMT.max_exp + 1}).as_value().value] + w[1:]}
-    inputs, expected = _linear_frames(rng, [(16, 12, 17), (16, 12, 18)], 16, 12, Folding(2, 8),
-                                      corrupt=corrupt[case])
-    want = _as_words(expected, 12 * FMT.width, 5)
-    outs, _, _ = run_stream(dut, _as_words(inputs, 16 * FMT.width, 6), len(want), "none",
-                            seed=4, max_cycles=100_000)
     assert outs == want
 
 
