@@ -245,8 +245,8 @@ class ProgramRunner:
                                            "PE weight beats, each its words at the 64-bit port")
         if op["shifts"] is None:
             del row["passes"]
-        if self.spconv and kind == "ssc" and op["shifts"] is None:
-            row.update(self._peer(frame, w, fr.bits[level], out))
+        if self.spconv and kind == "ssc":
+            row.update(self._peer(frame, w, fr.bits[level], out, passes))
         return out, row
 
     def _engine(self, kind):
@@ -265,20 +265,28 @@ class ProgramRunner:
 
         return self._design(f"{kind}-engine", make)
 
-    def _peer(self, frame, w, bits, hw):
-        """spconv and the NumPy golden on the same SSC layer (one thread)."""
+    def _peer(self, frame, w, bits, hw, passes):
+        """spconv and the NumPy golden on the same SSC layer (one thread); an SFSC layer's
+        ``passes`` (a shift and its output channels each) in spconv as one kernel-5
+        ``SubMConv3d`` (:func:`golden.spconv_peer.spconv_ssc_dot`), in NumPy a map a shift."""
         from golden.sparse import sparse_layer_sums
         from golden.spconv_peer import spconv_available, spconv_ssc_dot
         from golden.train import torch_threads
 
         t1 = time.perf_counter()
         for _ in range(3):
-            sparse_layer_sums("ssc", frame, w, bits)
+            for shift, chans in passes:
+                sparse_layer_sums("ssc", frame, w[:, chans], bits, shift=shift)
         out = {"software_seconds": (time.perf_counter() - t1) / 3}
+        shifts = np.zeros((w.shape[1], 3), np.int64)
+        for shift, chans in passes:
+            shifts[chans] = shift
         if spconv_available():
             with torch_threads(1):
-                sums, seconds = spconv_ssc_dot(frame[0], frame[1], w, bits, repeats=3)
-            out.update(spconv_seconds=seconds, spconv_equal=bool(np.array_equal(sums, hw)))
+                sums, seconds = spconv_ssc_dot(frame[0], frame[1], w, bits, repeats=3,
+                                               shifts=shifts)
+            out.update(spconv_seconds=seconds, spconv_equal=bool(np.array_equal(sums, hw)),
+                       spconv_kernel=5 if shifts.any() else 3)
         return out
 
     def _affine(self, op, buffers, golden):

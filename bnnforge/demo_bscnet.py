@@ -357,10 +357,17 @@ def seconds_per_frame(rows, clock_mhz, numpy_seconds, clock_source="target"):
                                "time; the program builds each level's map once",
             "hardware_ssc": sum(r["hardware_seconds"] for r in ssc),
             "spconv": sum(r["spconv_seconds"] for r in timed) if timed else None,
-            "spconv_scope": (f"the {len(timed)} SSC layers (spconv, one thread)" if timed
-                             else "no plain SSC layer" if all("passes" in r for r in ssc)
-                             else "spconv not installed"),
+            "spconv_scope": _spconv_scope(ssc, timed),
             "spconv_equal": all(r["spconv_equal"] for r in timed) if timed else None}
+
+
+def _spconv_scope(ssc, timed):
+    if not timed:
+        return "spconv not installed" if ssc else "no SSC layer"
+    shifted = sum(r.get("spconv_kernel") == 5 for r in timed)
+    return (f"the {len(timed)} SSC layers (spconv, one thread)" +
+            (f"; {shifted} of them SFSC, each as one SubMConv3d of kernel 5 with every group's "
+             f"3 x 3 x 3 weights at its window shift and zeros elsewhere" if shifted else ""))
 
 
 LAYER_COLUMNS = [
@@ -467,11 +474,10 @@ def _synth_line(synth):
 
 
 def _spconv_line(name, spf):
-    """The plain SSC layers of one model beside spconv (SFSC layers have no spconv peer)."""
+    """The SSC layers of one model beside spconv (SFSC's as kernel-5 SubMConv3d)."""
     if spf["spconv"] is None:
-        return (f"{name}: {spf['spconv_scope']} to set beside spconv (SFSC's shifted "
-                f"windows have no spconv counterpart here). ")
-    return (f"{name}, plain SSC layers only, each alone with its search: hardware "
+        return f"{name}: SSC layers not set beside spconv ({spf['spconv_scope']}). "
+    return (f"{name}, SSC layers only, each alone with its search: hardware "
             f"{spf['hardware_ssc']:.3g} s, NumPy {spf['numpy_ssc']:.3g} s (kernel map "
             f"included), spconv {_s(spf['spconv'])} ({spf['spconv_scope']}), its sums "
             f"{'equal to' if spf['spconv_equal'] else 'NOT equal to'} the hardware's. ")

@@ -147,7 +147,10 @@ def test_bscnet_demo_small(tmp_path, monkeypatch):
     assert base[1]["pairs_whole_frame"] == len(ssc_kernel_map(coords, bits))
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["mismatches"] == 0 and saved["simulator"] == "icarus"
-    assert report["hardware_runs"]["bsc-baseline"]["seconds_per_frame"]["spconv_equal"] is True
+    for name in ("bsc-baseline", "bsc-net"):
+        assert report["hardware_runs"][name]["seconds_per_frame"]["spconv_equal"] is True
+    assert "SFSC, each as one SubMConv3d of kernel 5" in report["seconds_per_frame"][
+        "spconv_scope"]
     assert (tmp_path / "report.md").read_text().startswith("# BSC-Net demo")
 
 
@@ -189,7 +192,8 @@ def test_sfsc_layers_in_hardware(tmp_path):
     net = _trained_like(net, 2)
     frame, feats, _ = segmentation_frame(24, (0, 0, 0), 2)
     fx = FixedBscNet(net)
-    runner = ProgramRunner(fx.program, frame, tmp_path, "icarus", TILE_VOXELS, TILE_BITS)
+    runner = ProgramRunner(fx.program, frame, tmp_path, "icarus", TILE_VOXELS, TILE_BITS,
+                           spconv=True)
     chosen = {"enc.0.0.a.conv", "enc.0.0.b.conv"}
     got = {}
 
@@ -212,6 +216,9 @@ def test_sfsc_layers_in_hardware(tmp_path):
         assert [p["fold_passes"] for p in row["passes"]] == [1, 1]
         assert row["cycles_simulated"] == sum(p["cycles_simulated"] for p in row["passes"])
         assert row["cycles_simulated"] >= row["cycles_model"] > 0
+        # spconv beside it: the shifted windows as one kernel-5 SubMConv3d, its sums the
+        # hardware's.
+        assert row["spconv_kernel"] == 5 and row["spconv_equal"] is True
 
 
 def test_fcn_program_in_hardware(tmp_path):
