@@ -130,7 +130,12 @@ def clock_wrapper(verilog, top):
     The clock runs inside the simulator, not from cocotb: a clock driven from cocotb costs a
     callback into the testbench every half period, which bounds a run to a few ten thousand
     cycles a second however little the testbench does; inside, the cycles the testbench
-    skips (:mod:`sim.tb_axis`) run at the simulator's own speed."""
+    skips (:mod:`sim.tb_axis`) run at the simulator's own speed.
+
+    A top with the AXI4-Stream ports also gets a *player* (:func:`player_verilog`): with
+    ``play_go`` high it drives the stream itself from a file, without stalls, and logs what
+    comes out, so that stall mode "none" runs at the simulator's speed whatever the
+    traffic."""
     head = re.search(rf"^module {re.escape(top)}\((.*?)\);(.*?)^endmodule", verilog,
                      re.S | re.M)
     if head is None:
@@ -141,11 +146,118 @@ def clock_wrapper(verilog, top):
     if "clk" not in decls or any(p not in decls for p in ports):
         raise SimulatorError(f"module {top}: could not read its ports for the simulation top")
     outer = [p for p in ports if p != "clk"]
-    lines = [f"module {CLOCK_TOP}({', '.join(outer)});"]
+    play = all(p in decls for p in PLAYER_PORTS)
+    lines = [f"module {CLOCK_TOP}({', '.join(outer + (['play_go', 'play_done'] if play else []))});"]
     lines += [f"  {decls[p][0]} {decls[p][1]}{p};" for p in outer]
-    lines += ["  reg clk = 1'b0;", f"  always #{PERIOD_NS // 2} clk = ~clk;",
-              f"  {top} dut (" + ", ".join(f".{p}({p})" for p in ports) + ");", "endmodule", ""]
+    lines += ["  reg clk = 1'b0;", f"  always #{PERIOD_NS // 2} clk = ~clk;"]
+    inner = dict((p, p) for p in ports)
+    if play:
+        text, driven = player_verilog(decls)
+        lines += text
+        inner.update(driven)
+    lines += [f"  {top} dut (" + ", ".join(f".{p}({inner[p]})" for p in ports) + ");",
+              "endmodule", ""]
     return "\n".join(lines)
+
+
+#: The ports a top needs for the player (``s_axis_tuser``, ``m_axis_tuser`` and
+#: ``search_busy`` are used when present).
+PLAYER_PORTS = ("s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+                "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast",
+                "layer_fire", "layer_busy")
+PLAYER_IN, PLAYER_OUT = "player_in.txt", "player_out.txt"
+
+
+def _width(rng):
+    m = re.match(r"\[(\d+):0\]", rng.strip())
+    return int(m.group(1)) + 1 if m else 1
+
+
+def player_verilog(decls):
+    """The simulation top's stream player: Verilog lines and the design's inputs it drives
+    (name -> wire). While ``play_go`` is high the player owns the stream: from its first
+    clock edge it reads ``player_in.txt`` (a header ``words words_a_beat stop_on_tlast stop
+    max_cycles``, then one input word a line: ``tdata tlast tuser`` in hex), offers each word
+    until it is taken (no stalls, ``m_axis_tready`` high), and writes ``player_out.txt``: ``i
+    CYCLE`` for each beat's first input word, ``o CYCLE TDATA TLAST TUSER`` for each output
+    word, ``f CYCLE FIRE`` for each cycle a block fires, and at the end ``b K CYCLES`` (busy
+    cycles of block ``K``), ``s CYCLES`` (search busy) and ``e CYCLES`` (done: the cycle of the
+    last output awaited, ``stop`` words or words with ``tlast``) or ``t CYCLES`` (timed out).
+    Cycles count as :mod:`sim.tb_axis` counts them: cycle 1 follows the first edge with
+    ``play_go`` high, and a transfer belongs to the cycle whose closing edge completes it."""
+    w = {p: _width(decls[p][1]) for p in decls}
+    user_in = "s_axis_tuser" in decls
+    user_out = "m_axis_tuser" in decls
+    nf = w["layer_fire"]
+    search = "search_busy" in decls
+    L = ["  input play_go;", "  output reg play_done = 1'b0;",
+         f"  reg [{w['s_axis_tdata'] - 1}:0] p_tdata = 0, p_d;",
+         "  reg p_tvalid = 1'b0, p_tlast = 1'b0;",
+         "  reg [63:0] p_l, p_u;",
+         f"  reg [{w['s_axis_tuser'] - 1 if user_in else 0}:0] p_tuser = 0;",
+         "  reg [63:0] p_cyc = 0, p_sent = 0, p_total = 0, p_nin = 1, p_last = 0, p_stop = 0,",
+         "             p_limit = 0, p_got = 0, p_search = 0;",
+         f"  reg [63:0] p_busy [0:{nf - 1}];",
+         "  reg p_started = 1'b0;",
+         "  integer p_fin, p_fout, p_rc, p_i;",
+         "  wire p_in = p_tvalid & s_axis_tready;",
+         "  wire p_on = play_go === 1'b1;    // an undriven play_go is off"]
+    driven = {"s_axis_tdata": "(p_on ? p_tdata : s_axis_tdata)",
+              "s_axis_tvalid": "(p_on ? p_tvalid : s_axis_tvalid)",
+              "s_axis_tlast": "(p_on ? p_tlast : s_axis_tlast)",
+              "m_axis_tready": "(p_on | m_axis_tready)"}
+    if user_in:
+        driven["s_axis_tuser"] = "(p_on ? p_tuser : s_axis_tuser)"
+    out_user = "m_axis_tuser" if user_out else "1'b0"
+    L += ["  task p_next;",
+          "    begin",
+          "      if (p_sent < p_total) begin",
+          f"        p_rc = $fscanf(p_fin, \"%h %h %h\\n\", p_d, p_l, p_u);",
+          "        p_tdata <= p_d; p_tlast <= p_l[0]; p_tuser <= p_u; p_tvalid <= 1'b1;",
+          "      end else p_tvalid <= 1'b0;",
+          "    end",
+          "  endtask",
+          "  always @(posedge clk) begin",
+          "    if (p_on && !play_done) begin",
+          "      if (!p_started) begin",
+          "        p_started = 1'b1;",
+          f"        p_fin = $fopen(\"{PLAYER_IN}\", \"r\");",
+          f"        p_fout = $fopen(\"{PLAYER_OUT}\", \"w\");",
+          "        p_rc = $fscanf(p_fin, \"%d %d %d %d %d\\n\", p_total, p_nin, p_last, p_stop,",
+          "                       p_limit);",
+          f"        for (p_i = 0; p_i < {nf}; p_i = p_i + 1) p_busy[p_i] = 0;",
+          "        p_cyc = 1;",
+          "        p_next;",
+          "      end else begin",
+          "        if (p_in) begin",
+          "          if (p_sent % p_nin == 0) $fwrite(p_fout, \"i %0d\\n\", p_cyc);",
+          "          p_sent = p_sent + 1;",
+          "        end",
+          "        if (m_axis_tvalid) begin",
+          f"          $fwrite(p_fout, \"o %0d %h %h %h\\n\", p_cyc, m_axis_tdata, m_axis_tlast,",
+          f"                  {out_user});",
+          "          p_got = p_got + (p_last != 0 ? m_axis_tlast : 1);",
+          "        end",
+          "        if (layer_fire != 0) $fwrite(p_fout, \"f %0d %h\\n\", p_cyc, layer_fire);",
+          f"        for (p_i = 0; p_i < {nf}; p_i = p_i + 1)",
+          "          p_busy[p_i] = p_busy[p_i] + ((layer_busy >> p_i) & 1);",
+          "        p_search = p_search + " + ("search_busy;" if search else "0;"),
+          "        if (p_got >= p_stop || p_cyc >= p_limit) begin",
+          f"          for (p_i = 0; p_i < {nf}; p_i = p_i + 1)",
+          "            $fwrite(p_fout, \"b %0d %0d\\n\", p_i, p_busy[p_i]);",
+          "          $fwrite(p_fout, \"s %0d\\n\", p_search);",
+          "          $fwrite(p_fout, \"%s %0d\\n\", p_got >= p_stop ? \"e\" : \"t\", p_cyc);",
+          "          $fclose(p_fout);",
+          "          $fclose(p_fin);",
+          "          play_done <= 1'b1;",
+          "        end else begin",
+          "          if (p_in || !p_tvalid) p_next;",
+          "          p_cyc = p_cyc + 1;",
+          "        end",
+          "      end",
+          "    end",
+          "  end"]
+    return L, driven
 
 
 def _cache_root():
@@ -286,9 +398,18 @@ def _out_frames(info, framing, expected_framing):
     return parts // 2 if info.get("layer_kind") == "up" else parts
 
 
+def _failure(log):
+    """The testbench's own failure in the simulator's log (its last assertion), as a clause."""
+    try:
+        found = re.findall(r"AssertionError: (.*)", Path(log).read_text(errors="replace"))
+    except OSError:
+        return ""
+    return f": {found[-1].strip()}" if found else ""
+
+
 def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_modes=STALL_MODES,
                 waves=None, seed=0, max_cycles=None, progress=None, framing=None,
-                expected_framing=None, skip_idle=True):
+                expected_framing=None, skip_idle=True, player=True):
     """Run the design's AXI4-Stream testbench.
 
     Parameters
@@ -313,6 +434,10 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
         In stall mode "none", wait for the next change of an observed signal instead of
         stepping through cycles in which nothing can happen (the counts are the same; a run's
         ``steps`` says how many cycles the testbench looked at).
+    player : bool
+        In stall mode "none" (with ``skip_idle``), let the simulation top's player drive
+        the stream (:func:`player_verilog`: no callback into Python a cycle, the same counts;
+        ``steps`` 0) instead of the testbench's loop.
 
     Returns
     -------
@@ -338,6 +463,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
     job = {"inputs": [f"{v:x}" for v in inputs],
            "expected": None if expected is None else [f"{v:x}" for v in expected],
            "stall_modes": list(stall_modes), "seed": seed, "skip_idle": bool(skip_idle),
+           "player": bool(player),
            # tlast closes a frame of vectors, each of beats_out beats on narrow ports
            "frame_outputs": info.get("frame_outputs", 1) * (info.get("beats_out") or 1),
            # a design behind a word port: the testbench splits beats into words and joins them
@@ -364,9 +490,10 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
             total, failed = get_results(xml)
         except (Exception, SystemExit) as e:
             raise SimulatorError(f"the {simulator} simulation did not run "
-                                 f"({type(e).__name__}: {e}); see {log}")
+                                 f"({type(e).__name__}: {e}){_failure(log)}; see {log}")
     if not (run_dir / "result.json").exists():
-        raise SimulatorError(f"the {simulator} simulation ended without results; see {log}")
+        raise SimulatorError(f"the {simulator} simulation ended without results"
+                             f"{_failure(log)}; see {log}")
     result = json.loads((run_dir / "result.json").read_text())
     result.update(passed=(failed == 0 and total > 0), log=str(log), simulator=simulator)
     if waves:

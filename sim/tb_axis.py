@@ -17,6 +17,12 @@ the observed signals changes. The testbench then waits for that change instead o
 counts the skipped cycles from the simulation time: each adds the busy bits it held, as a
 stepped cycle would. The clock toggles inside the simulator (the runner's simulation top,
 :func:`sim.runner.clock_wrapper`), so a skipped cycle costs no callback into Python.
+
+Busy streams leave little to skip (a sparse layer moves a word every few cycles), so stall mode
+"none" is by default *played*: the simulation top's player (:func:`sim.runner.player_verilog`)
+drives the stream from a file in the simulator and logs every transfer, fire and busy count,
+and :func:`_play` turns that log into the same counts the loop would give (tested equal:
+tests/sim/test_skip_idle.py). The loop remains for the stall modes and with ``player=False``.
 """
 
 import json
@@ -55,14 +61,16 @@ async def _reset(dut):
     dut.s_axis_tlast.value = 0
     dut.s_axis_tdata.value = 0
     dut.m_axis_tready.value = 0
+    if hasattr(dut, "play_go"):
+        dut.play_go.value = 0
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
 
 
-async def _run_mode(dut, job, mode, seed, progress=None):
-    p_idle, p_block = STALLS[mode]
-    rng = random.Random(seed)
+def _stream(job):
+    """The job's input words and what ends a run: ``(inputs, in_last, in_user, sparse, wb,
+    n_in, n_out_words, n_out, n_frames)``."""
     inputs = [int(v, 16) for v in job["inputs"]]
     sparse = job.get("in_last") is not None    # voxel frames: tlast/tuser per beat
     in_last, in_user = job.get("in_last"), job.get("in_user")
@@ -78,18 +86,102 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             [v >> (j * wb) & mask for v in inputs for j in range(n_in)],
             [int(t and j == n_in - 1) for t in in_last for j in range(n_in)],
             [u for u in in_user for _ in range(n_in)])
-    joined, word = 0, 0
     n_out = len(job["expected"]) if job.get("expected") is not None else len(inputs)
     # Voxel frames end at tlast; an error beat (tuser = marker | error) voids the beats of its
-    # frame that came before it: they are dropped here (and counted).
-    n_frames = job.get("out_frames")
-    tracker = FrameTracker()
+    # frame that came before it: they are dropped (and counted).
+    return (inputs, in_last, in_user, sparse, wb, n_in, n_out_words, n_out,
+            job.get("out_frames"))
+
+
+class _Beats:
+    """Output words joined into beats, with their stamps and framing checked as they come."""
+
+    def __init__(self, mode, sparse, wb, n_out_words, frame_outputs):
+        self.mode, self.sparse, self.wb, self.n = mode, sparse, wb, n_out_words
+        self.frame_outputs = frame_outputs
+        self.received, self.t_out, self.framing = [], [], []
+        self.tracker = FrameTracker()
+        self.joined, self.word = 0, 0
+
+    def word_in(self, cycle, data, last, user):
+        """One output word; True when it completed a beat."""
+        self.joined |= data << (self.word * self.wb)
+        self.word += 1
+        if self.word < self.n:
+            assert not last, f"{self.mode}: m_axis_tlast on word {self.word} of a beat of {self.n}"
+            return False
+        self.received.append(self.joined)
+        self.joined, self.word = 0, 0
+        self.t_out.append(cycle)
+        if self.sparse:
+            self.framing.append((last, user))
+            self.tracker.beat((self.received, self.t_out, self.framing), last, user == 3)
+        want_last = len(self.received) % self.frame_outputs == 0
+        assert self.sparse or last == want_last, (
+            f"m_axis_tlast is {last} on output {len(self.received)}, "
+            f"expected {int(want_last)} (frames of {self.frame_outputs})")
+        return True
+
+
+async def _play(dut, job, limit):
+    """Stall mode "none" by the simulation top's player (:func:`sim.runner.player_verilog`):
+    the stream runs at the simulator's speed with no callback into Python a cycle; the same
+    counts as :func:`_run_mode` from the player's log."""
+    from sim.runner import PLAYER_IN, PLAYER_OUT
+
+    inputs, in_last, in_user, sparse, wb, n_in, n_out_words, n_out, n_frames = _stream(job)
+    stop = n_frames if sparse else n_out * n_out_words
+    with open(PLAYER_IN, "w") as f:
+        f.write(f"{len(inputs)} {n_in} {int(sparse)} {stop} {limit}\n")
+        last = in_last if sparse else [1] * len(inputs)
+        user = in_user if sparse else [0] * len(inputs)
+        f.writelines(f"{v:x} {t:x} {u:x}\n" for v, t, u in zip(inputs, last, user))
+    await _reset(dut)
+    n_fire = len(dut.layer_fire)
+    dut.play_go.value = 1
+    await RisingEdge(dut.play_done)
+    dut.play_go.value = 0
+    beats = _Beats("none", sparse, wb, n_out_words, job.get("frame_outputs", 1))
+    t_in, fires, busy = [], [[] for _ in range(n_fire)], [0] * n_fire
+    search = cycles = 0
+    timed_out = False
+    with open(PLAYER_OUT) as f:
+        for line in f:
+            tag, *v = line.split()
+            if tag == "o":
+                beats.word_in(int(v[0]), int(v[1], 16), int(v[2], 16), int(v[3], 16))
+            elif tag == "i":
+                t_in.append(int(v[0]))
+            elif tag == "f":
+                fire = int(v[1], 16)
+                for k in range(n_fire):
+                    if fire >> k & 1:
+                        fires[k].append(int(v[0]))
+            elif tag == "b":
+                busy[int(v[0])] = int(v[1])
+            elif tag == "s":
+                search = int(v[0])
+            else:
+                cycles, timed_out = int(v[0]), tag == "t"
+    if timed_out:
+        raise AssertionError(f"none: timeout after {limit} cycles with {len(beats.received)} "
+                             f"of {n_out} outputs")
+    return {"mode": "none", "outputs": [f"{v:x}" for v in beats.received], "t_in": t_in,
+            "t_out": beats.t_out, "fires": fires, "busy": busy, "cycles": cycles,
+            "framing": beats.framing, "search_cycles": search,
+            "void_beats": sum(beats.tracker.void), "steps": 0}
+
+
+async def _run_mode(dut, job, mode, seed, progress=None):
+    p_idle, p_block = STALLS[mode]
+    rng = random.Random(seed)
+    inputs, in_last, in_user, sparse, wb, n_in, n_out_words, n_out, n_frames = _stream(job)
+    beats = _Beats(mode, sparse, wb, n_out_words, job.get("frame_outputs", 1))
     n_fire = len(dut.layer_fire)
     await _reset(dut)
-    sent, received = 0, []
-    t_in, t_out, fires = [], [], [[] for _ in range(n_fire)]
+    sent = 0
+    t_in, fires = [], [[] for _ in range(n_fire)]
     busy = [0] * n_fire
-    framing = []
     search = 0
     holding = False
     cycle = 0
@@ -100,7 +192,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
     woken = False
     steps = 0                   # loop iterations: the cycles the testbench looked at
     def more():
-        return tracker.frames < n_frames if sparse else len(received) < n_out
+        return beats.tracker.frames < n_frames if sparse else len(beats.received) < n_out
 
     while more():
         steps += 1
@@ -110,7 +202,7 @@ async def _run_mode(dut, job, mode, seed, progress=None):
         woken = False
         if cycle > limit:
             raise AssertionError(f"{mode}: timeout after {limit} cycles with "
-                                 f"{len(received)} of {n_out} outputs")
+                                 f"{len(beats.received)} of {n_out} outputs")
         if not holding:
             if sent < len(inputs) and rng.random() >= p_idle:
                 dut.s_axis_tdata.value = inputs[sent]
@@ -129,24 +221,10 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             sent += 1
             holding = False
         if dut.m_axis_tvalid.value and dut.m_axis_tready.value:
-            joined |= _uint(dut.m_axis_tdata) << (word * wb)
-            word += 1
-            if word < n_out_words:
-                assert not int(dut.m_axis_tlast.value), (
-                    f"{mode}: m_axis_tlast on word {word} of a beat of {n_out_words}")
-        if word == n_out_words:
-            received.append(joined)
-            joined, word = 0, 0
-            t_out.append(cycle)
-            if sparse:
-                framing.append((int(dut.m_axis_tlast.value), _uint(dut.m_axis_tuser)))
-                tracker.beat((received, t_out, framing), framing[-1][0], framing[-1][1] == 3)
-            if progress and len(received) % 16 == 0:
-                progress(len(received))
-            want_last = len(received) % job.get("frame_outputs", 1) == 0
-            assert sparse or int(dut.m_axis_tlast.value) == want_last, (
-                f"m_axis_tlast is {int(dut.m_axis_tlast.value)} on output {len(received)}, "
-                f"expected {int(want_last)} (frames of {job.get('frame_outputs', 1)})")
+            done = beats.word_in(cycle, _uint(dut.m_axis_tdata), int(dut.m_axis_tlast.value),
+                                 _uint(dut.m_axis_tuser) if sparse else 0)
+            if done and progress and len(beats.received) % 16 == 0:
+                progress(len(beats.received))
         searching = int(dut.search_busy.value) if sparse else 0
         search += searching
         fire = _uint(dut.layer_fire)
@@ -170,10 +248,10 @@ async def _run_mode(dut, job, mode, seed, progress=None):
             if periods >= 1:           # the loop's next turn is that edge's cycle
                 cycle += periods
                 woken = True
-    return {"mode": mode, "outputs": [f"{v:x}" for v in received], "t_in": t_in,
-            "t_out": t_out, "fires": fires, "busy": busy, "cycles": cycle,
-            "framing": framing, "search_cycles": search, "void_beats": sum(tracker.void),
-            "steps": steps}
+    return {"mode": mode, "outputs": [f"{v:x}" for v in beats.received], "t_in": t_in,
+            "t_out": beats.t_out, "fires": fires, "busy": busy, "cycles": cycle,
+            "framing": beats.framing, "search_cycles": search,
+            "void_beats": sum(beats.tracker.void), "steps": steps}
 
 
 @cocotb.test()
@@ -191,8 +269,12 @@ async def run_vectors(dut):
             with open(job["progress"], "w") as f:
                 f.write(f"{done + n} {len(modes) * len(job['inputs'])}\n")
 
-        results.append(await _run_mode(dut, job, mode, job.get("seed", 0) + i,
-                                       progress if job.get("progress") else None))
+        if (mode == "none" and job.get("player", True) and job.get("skip_idle", True)
+                and hasattr(dut, "play_go")):
+            results.append(await _play(dut, job, job.get("max_cycles", 1_000_000)))
+        else:
+            results.append(await _run_mode(dut, job, mode, job.get("seed", 0) + i,
+                                           progress if job.get("progress") else None))
     with open(job["result"], "w") as f:
         json.dump({"runs": results}, f)
     if job.get("expected") is not None:

@@ -1,6 +1,8 @@
 """The testbench skips idle cycles (stall mode none) without changing a single count: the same
-runs stepped cycle by cycle and skipped give the same outputs, cycle stamps, fires, busy and
-search cycles, while the skipped run looks at far fewer cycles."""
+runs stepped cycle by cycle, skipped, and played by the simulation top's player (the stream
+driven in the simulator, no Python a cycle) give the same outputs, cycle stamps, fires, busy
+and search cycles, while the skipped run looks at far fewer cycles and the played one at
+none."""
 
 import functools
 
@@ -38,28 +40,53 @@ def test_long_folds_skipped_with_equal_counts(tmp_path, simulator):
     expected = [pack_codes(r, FMT.width) for r in want]
     stepped = run_vectors(tmp_path / "d", beats, expected, simulator, stall_modes=("none",),
                           skip_idle=False)
-    skipped = run_vectors(tmp_path / "d", beats, expected, simulator, stall_modes=("none",))
-    assert stepped["passed"] and skipped["passed"], skipped["log"]
-    a, b_ = stepped["runs"][0], skipped["runs"][0]
-    assert {k: a[k] for k in COUNTS} == {k: b_[k] for k in COUNTS}
+    skipped = run_vectors(tmp_path / "d", beats, expected, simulator, stall_modes=("none",),
+                          player=False)
+    played = run_vectors(tmp_path / "d", beats, expected, simulator, stall_modes=("none",))
+    assert stepped["passed"] and skipped["passed"] and played["passed"], played["log"]
+    a, b_, c = stepped["runs"][0], skipped["runs"][0], played["runs"][0]
+    assert {k: a[k] for k in COUNTS} == {k: b_[k] for k in COUNTS} == {k: c[k] for k in COUNTS}
     assert a["cycles"] >= 12 * 256 and a["steps"] == a["cycles"]
-    assert b_["steps"] * 10 < b_["cycles"]
+    assert b_["steps"] * 10 < b_["cycles"] and c["steps"] == 0
     assert a["busy"][0] > 11 * 256          # busy through the skipped folds, counted
+
+
+def test_player_timeout_names_the_outputs_missing(tmp_path):
+    """A run that waits for an output that never comes ends at ``max_cycles`` in the player
+    as in the testbench's loop, and says how many outputs arrived."""
+    from quant.errors import SimulatorError
+
+    rng = np.random.default_rng(6)
+    w, b = rng.integers(-9, 9, (4, 4)), rng.integers(-9, 9, 4)
+    z = rng.integers(-99, 99, (2, 4))
+    unit = SiteLinear(w, b, 3, FMT, Folding(4, 4))
+    top = AxisTop([unit], element_width=FMT.width)
+    write_design(tmp_path / "d", top, "site_top", {}, design_info(top, "site_top", "linear"))
+    want = apply_op({"op": "linear", "src": "z", "m": w, "e": 3, "b": b}, {"z": z}, None, FMT)
+    expected = [pack_codes(r, FMT.width) for r in want] + [0]     # one output too many
+    for player in (True, False):
+        with pytest.raises(SimulatorError, match=r"^the icarus simulation did not run "
+                           r"\(SystemExit: 1\): none: timeout after 500 cycles with 2 of 3 "
+                           r"outputs; see .*simulator.log$"):
+            run_vectors(tmp_path / "d", [pack_codes(r, FMT.width) for r in z], expected,
+                        "icarus", stall_modes=("none",), max_cycles=500, player=player)
 
 
 def test_sparse_search_cycles_equal_when_skipped(tmp_path, monkeypatch):
     """An SSC layer's edge-case frames: the search's busy cycles and every stamp are the same
-    stepped and skipped (the runs also pass against golden)."""
+    stepped, skipped and played (the runs also pass against golden)."""
     rng = np.random.default_rng(1)
     w = rng.integers(0, 2, (27, COUT, CIN))
     t = rng.integers(-24, 24, COUT)
     generate_sparse(w, t, NMAX, B, Folding(1, 2), tmp_path / "ssc")
     frames = edge_frames(rng)
     skipped = simulate_sparse(tmp_path / "ssc", frames, w, t, "icarus")
-    monkeypatch.setattr(sim.runner, "run_vectors",
-                        functools.partial(sim.runner.run_vectors, skip_idle=False))
+    run = sim.runner.run_vectors
+    monkeypatch.setattr(sim.runner, "run_vectors", functools.partial(run, skip_idle=False))
     stepped = simulate_sparse(tmp_path / "ssc", frames, w, t, "icarus")
-    assert skipped["mismatches"] == stepped["mismatches"] == 0
-    a, b = stepped["runs"][0], skipped["runs"][0]
-    assert {k: a[k] for k in COUNTS} == {k: b[k] for k in COUNTS}
-    assert a["search_cycles"] > 0 and b["steps"] < a["steps"]
+    monkeypatch.setattr(sim.runner, "run_vectors", functools.partial(run, player=False))
+    looped = simulate_sparse(tmp_path / "ssc", frames, w, t, "icarus")
+    assert skipped["mismatches"] == stepped["mismatches"] == looped["mismatches"] == 0
+    a, b, c = stepped["runs"][0], skipped["runs"][0], looped["runs"][0]
+    assert {k: a[k] for k in COUNTS} == {k: b[k] for k in COUNTS} == {k: c[k] for k in COUNTS}
+    assert a["search_cycles"] > 0 and b["steps"] == 0 < c["steps"] < a["steps"]
