@@ -358,3 +358,8 @@ def test_bscnet_sim_at_another_voxel_size(tmp_path):
     assert spf["hardware"] == pytest.approx(
         sum(x["cycles_simulated"] + x.get("load_cycles", 0) for x in hw) / 200e6)
     assert spf["spconv_equal"] is True and spf["numpy"] > 0
+    # The on-chip memory is the core's, as `verilog --engines` writes it for this network.
+    assert bnnforge("verilog", tmp_path / "b.bnn", "-o", tmp_path / "core",
+                    "--engines").returncode == 0
+    core = json.loads((tmp_path / "core" / "design.json").read_text())["memory_budget"]
+    assert report["onchip_memory_bits"] == core["bits"] > 0

@@ -268,3 +268,42 @@ def test_unet_core_fits(tmp_path):
     # channels: 12) and one output fold, addressed Cat(sf, nf, slot).
     w = [m for m in memories(verilog) if m["width"] == 16 and m["depth"] == 27 * 16 * 2]
     assert len(w) == 16
+
+
+@pytest.mark.slow
+def test_voxel_size_2_frame_on_the_engines(tmp_path):
+    """The whole frog frame at voxel size 2 (192,213 sites) through a BSC-Net UNET-S with SFSC
+    (random weights, batch-norm statistics as training leaves them, four groups a layer with
+    their own window shifts) on Verilator: every op between first layer and head in hardware
+    on the engines every other frame runs on, 0 mismatches, and the on-chip memory the core's,
+    the same figure as at voxel size 24. About an hour on a 2-core machine; the report stays
+    in pytest's base directory (``--basetemp``)."""
+    from golden.bscnet import BSCNet, SFSC
+    from golden.checkpoint import save_checkpoint
+    from tests.golden.test_bscnet_fixed import _trained_like
+    from tests.test_cli import bnnforge
+
+    torch.manual_seed(7)
+    net = BSCNet("unet-s", classes=16, sfsc=True)
+    for mod in net.modules():
+        if isinstance(mod, SFSC):
+            mod.alpha.data.normal_()
+    net.fix_shifts()
+    net = _trained_like(net, 7).eval()
+    save_checkpoint(tmp_path / "b.ckpt", net, {"channels": 1, "voxel_size": 2})
+    assert bnnforge("quantize", tmp_path / "b.ckpt", "-o", tmp_path / "b.bnn").returncode == 0
+    figures = {}
+    for voxel in (24, 2):
+        out = tmp_path / f"v{voxel}"
+        r = bnnforge("sim", tmp_path / "b.bnn", "--voxel-size", voxel, "--simulator",
+                     "verilator", "-o", out)
+        assert r.returncode == 0, r.stderr
+        report = json.loads((out / "report.json").read_text())
+        hw = [x for x in report["layers"] if x["where"] == "hardware"]
+        assert report["mismatches"] == 0 and all(x["mismatches"] == 0 for x in hw)
+        assert {x["name"] for x in report["layers"] if x["where"] == "host"} == {
+            "stem", "concat", "head"}
+        assert all(x["cycles_simulated"] >= x["cycles_model"] > 0 for x in hw)
+        figures[voxel] = report["onchip_memory_bits"]
+    assert report["sites"] == 192_213
+    assert figures[2] == figures[24] > 0

@@ -188,6 +188,7 @@ class BscNetKind(NetworkKind):
         in hardware."""
         from .. import flows
         from ..demo_bscnet import kind_totals, seconds_per_frame
+        from ..demo_bscnet import TILE_VOXELS
         from ..progress import step
         from ..reports import write_reports
 
@@ -200,6 +201,7 @@ class BscNetKind(NetworkKind):
              f"({inputs[0].size(0)} sites): the fixed-point program's ops on {args.simulator}, "
              f"first layer and head on the host")
         mhz = clock["mhz"] if clock else 200.0
+        budget = self._core_budget(bitstream, core, Path(out) / "core")
         result = self.simulate(bitstream, out, inputs, args.simulator, spconv=True,
                                clock_mhz=mhz)
         tables = [flows.format_table(rows, columns) for rows, columns in
@@ -224,7 +226,9 @@ class BscNetKind(NetworkKind):
                  + (f"{spf['spconv']:.4g} s ({spf['spconv_scope']}; hardware on those "
                     f"{spf['hardware_ssc']:.4g} s, NumPy {spf['numpy_ssc']:.4g} s)"
                     if spf["spconv"] is not None else f"-: {spf['spconv_scope']}"))
-        verdict += "\n" + times
+        verdict += "\n" + times + (
+            f"\non-chip memory: {budget['bits']:,} bits, the core's (every engine in one "
+            f"design, tiles of {TILE_VOXELS} sites), whatever the frame")
         print("\n".join(tables + [totals, verdict]))
         report = {"bitstream": str(args.bitstream), "voxel_size": voxel,
                   "sites": int(inputs[0].size(0)), "simulator": args.simulator,
@@ -232,6 +236,10 @@ class BscNetKind(NetworkKind):
                   "golden_accuracy": result["golden_accuracy"],
                   "simulation_seconds": result["seconds"],
                   "seconds_per_frame": spf, "clock": clock,
+                  "onchip_memory_bits": budget["bits"],
+                  "onchip_memory": {k: budget[k] for k in ("bits", "block_ram_estimate",
+                                                           "device_block_rams", "part",
+                                                           "fits")},
                   "kind_totals": kind_totals(result["rows"]), "layers": result["rows"]}
         write_reports(Path(out), report, "\n\n".join(
             [f"# BSC-Net through the engines: frog frame at voxel size {voxel}, "
@@ -239,6 +247,19 @@ class BscNetKind(NetworkKind):
              "```\n" + "\n".join(tables) + "\n```", verdict]) + "\n")
         print(f"reports: {Path(out) / 'report.json'}, {Path(out) / 'report.md'}")
         return 0 if ok else 1
+
+    def _core_budget(self, bitstream, core, out):
+        """The memory budget of the network's core: ``core``'s (placed) or one written to
+        ``out`` for the program; it follows the program's shapes and the tile, not the
+        frame."""
+        from golden.bscnet_fixed import FixedBscNet
+        from ..bscnet_hw import write_core
+        from ..demo_bscnet import TILE_BITS, TILE_VOXELS
+
+        if core is not None:
+            return json.loads((Path(core) / "design.json").read_text())["memory_budget"]
+        return write_core(FixedBscNet(self.load(bitstream)).program, out, TILE_VOXELS,
+                          TILE_BITS, family="ecp5")
 
     def demo(self, args):
         from quant.errors import BnnforgeError
