@@ -24,7 +24,9 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
     """Synthesize and place-and-route a demo design on :data:`SYNTH_TARGET` (target clock
     ``clock_mhz``, seed 1): the report's ``synth`` entry with resources, the achieved Fmax and
     the hardware time per image at that Fmax. A failed run is recorded as ``{"error": ...}``
-    (logs kept), so that the simulation results are not lost."""
+    (logs kept), so that the simulation results are not lost. A placement of the same Verilog
+    (same part, clock, seeds and tools) already in the design's folder is used again
+    (``reused``: :func:`hw.synth.synthesize`)."""
     from hw.synth import fmax_of, synthesize
     from quant.errors import BnnforgeError
 
@@ -33,7 +35,7 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
          f"router takes minutes)")
     try:
         r = synthesize(design_dir, family, device, clock_mhz, seed=SYNTH_SEEDS,
-                       say=lambda text: print(text, flush=True))
+                       say=lambda text: print(text, flush=True), reuse=True)
     except BnnforgeError as e:
         print(f"synthesis failed: {e}")
         return {"error": str(e)}
@@ -46,7 +48,8 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
             "fmax_by_seed": r.get("fmax_by_seed"),
             "hw_seconds_per_image_at_fmax": (cycles_per_image / (fmax * 1e6)
                                              if fmax else None),
-            "tools": r["tools"], "seconds": r["seconds"], "logs": r["logs"]}
+            "tools": r["tools"], "seconds": r["seconds"], "logs": r["logs"],
+            "reused": bool(r.get("reused"))}
 
 
 def clock_entry(target_mhz, synth=None):

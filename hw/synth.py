@@ -193,12 +193,27 @@ def _check_pins(netlist, top, family, device):
                          f"use --family ecp5 for resource and Fmax figures")
 
 
-def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, say=print):
+def placement_inputs(design_dir, info, family, device, freq_mhz, seeds, router):
+    """What a placement depends on: the Verilog's SHA-256, the part, target clock, seeds,
+    router and tool versions (``result.json``'s ``inputs``)."""
+    import hashlib
+
+    text = (Path(design_dir) / info["verilog"]).read_bytes()
+    return {"verilog_sha256": hashlib.sha256(text).hexdigest(), "family": family,
+            "device": device, "freq_mhz": float(freq_mhz), "seeds": list(seeds),
+            "router": router or "router1",
+            "per_module": bool(info.get("synth_per_module")), "tools": tool_versions(family)}
+
+
+def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, say=print,
+               reuse=False):
     """Synthesize and place-and-route ``design_dir`` (as written by ``bnnforge verilog``).
     ``say`` gets the steps and, every 15 s, the elapsed time of the running tool.
 
     Returns the result dict (also written to ``<design>/synth-<family>/result.json``); logs stay
-    in that folder. Raises :class:`SynthError` naming the problem."""
+    in that folder. Raises :class:`SynthError` naming the problem. ``reuse``: when that
+    result's ``inputs`` (:func:`placement_inputs`: the same Verilog, part, clock, seeds, router
+    and tools) are this run's, return it (``reused`` true) instead of placing again."""
     design_dir = Path(design_dir)
     info_path = design_dir / "design.json"
     if not info_path.exists():
@@ -221,11 +236,22 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
                          f"was synthesized (shrink the largest memories: "
                          f"{', '.join(m['name'] for m in mem['memories'][:3])})")
     work = f"synth-{family}"
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    if not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
+        raise SynthError(f"placement seeds must be integers, not {seed!r}")
+    router = info.get("router")
+    inputs = placement_inputs(design_dir, info, family, device, freq_mhz, seeds, router)
+    done = design_dir / work / "result.json"
+    if reuse and done.exists():
+        before = json.loads(done.read_text())
+        if before.get("inputs") == inputs:
+            say(f"==> {done}: this Verilog was placed and routed before on the same part, "
+                f"clock, seeds, router and tools; its result is used")
+            return dict(before, reused=True)
     (design_dir / work).mkdir(exist_ok=True)
     per_module = bool(info.get("synth_per_module"))
     # design.json's "router": nextpnr's router2 for large designs (router1, the default, left
     # the BSC-Net core's 220,762 arcs at 203,000 unrouted after 24 minutes, going nowhere).
-    router = info.get("router")
     if router not in (None, "router1", "router2"):
         raise SynthError(f"design.json asks for nextpnr router {router!r}; use router1 or "
                          f"router2")
@@ -249,9 +275,6 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     _check_fit(cells, family, device)
     if not fam["ooc"]:
         _check_pins(design_dir / work / "netlist.json", top, family, device)
-    seeds = [seed] if isinstance(seed, int) else list(seed)
-    if not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
-        raise SynthError(f"placement seeds must be integers, not {seed!r}")
     say(f"==> nextpnr-{family} place and route on the {fam['devices'][device][0]} at "
         f"{freq_mhz:g} MHz" + (f" with {router}" if router else "") +
         f", seed{'s' if len(seeds) > 1 else ''} "
@@ -301,6 +324,7 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
         "dsp": util.get(fam["dsp"], {}).get("used", 0),
         "utilization": util, "fmax_mhz": fmax, "cells": cells,
         "seconds": time.monotonic() - started, "logs": str(design_dir / work),
+        "inputs": inputs,
     }
     (design_dir / work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     from .datasheet import write_datasheet

@@ -156,3 +156,43 @@ def test_router_from_design_json(tmp_path, monkeypatch):
                                          "router1 or router2$"):
         synthesize(tmp_path / "v", "ecp5", say=said.append)
     assert calls == []
+
+
+def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
+    """With ``reuse``, a design placed before with the same Verilog, part, clock, seeds,
+    router and tools is not placed again (the demos' --synth); any change places it again.
+    (The tools are stood in for, as above.)"""
+    import hw.synth
+    from quant.bitstream import write
+    from tests.helpers import random_dense
+
+    write(random_dense(np.random.default_rng(1), [32, 16, 4]), tmp_path / "n.bnn")
+    assert bnnforge("verilog", tmp_path / "n.bnn", "-o", tmp_path / "v",
+                    "--target-cycles", "4").returncode == 0
+    calls = []
+
+    def fake_run(cmd, cwd, log, what, say):
+        calls.append(cmd[0])
+        if "yosys" in cmd[0]:
+            (tmp_path / "v" / "synth-ecp5" / "stat.json").write_text(json.dumps(
+                {"modules": {"bnn_top": {"num_cells_by_type": {"LUT4": 900}}}}))
+        else:
+            (tmp_path / "v" / cmd[cmd.index("--report") + 1]).write_text(json.dumps(
+                {"utilization": {}, "fmax": {"clk": {"achieved": 100.0 + len(calls)}}}))
+
+    monkeypatch.setattr(hw.synth, "_run", fake_run)
+    said = []
+    first = synthesize(tmp_path / "v", "ecp5", say=said.append, reuse=True)
+    assert len(calls) == 2 and "reused" not in first
+    again = synthesize(tmp_path / "v", "ecp5", say=said.append, reuse=True)
+    assert len(calls) == 2 and again["reused"] is True
+    assert again["fmax_mhz"] == first["fmax_mhz"] == {"clk": 102.0}
+    assert "placed and routed before on the same part, clock, seeds, router and tools" in said[-1]
+    synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True)
+    assert len(calls) == 4                          # another clock: placed again
+    synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append)
+    assert len(calls) == 6                          # reuse not asked for
+    verilog = tmp_path / "v" / json.loads((tmp_path / "v" / "design.json").read_text())["verilog"]
+    verilog.write_text(verilog.read_text() + "// changed\n")
+    synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True)
+    assert len(calls) == 8                          # another Verilog: placed again
