@@ -19,7 +19,9 @@ Hardware of each op:
 * ``pool`` and ``unpool``: :class:`hw.sparse.SparseMean` over the down- or up-sampling search,
   one engine each of ``MEAN_LANES`` channels (an op of more runs a pass a group of them), in
   tiles of at most ``MEAN_FEATURE_BITS`` bits of codes.
-* ``concat`` has no arithmetic: channel blocks side by side, on the host.
+* ``concat`` has no arithmetic and is not a layer: the op that reads its result takes the
+  channel blocks' words one after another (the host, standing in for a sequencer, holds the
+  buffers and streams every op's input); listed in ``concatenations``, not in ``rows``.
 
 Every engine sits behind the BSC-Net core's 64-bit word port (:class:`hw.sparse.words.
 WordPort`, ``WORD_BITS``) in its simulated design as in the core: a beat goes in and comes out
@@ -126,6 +128,7 @@ class ProgramRunner:
         self.out_dir, self.simulator = Path(out_dir), simulator
         self.tile_voxels, self.tile_bits, self.spconv = tile_voxels, tile_bits, spconv
         self.rows, self.mismatches, self.sim_seconds = [], 0, 0.0
+        self.concatenations = []
         ops = program["ops"]
         binary = {op["dst"]: op for op in ops if op["op"] == "binary"}
         widths = {dst: sum_width(op["kind"], op["cin"]) for dst, op in binary.items()}
@@ -165,8 +168,14 @@ class ProgramRunner:
         kind = op["op"]
         t0 = time.monotonic()
         if kind == "concat":
-            out, row = None, {"where": "host", "note": "channel blocks side by side, no "
-                                                       "arithmetic"}
+            # Not a layer: no arithmetic. The op that reads the result streams the blocks'
+            # words one after another, as a sequencer reads two buffers of its memory.
+            self.concatenations.append({"dst": op["dst"], "srcs": list(op["srcs"]),
+                                        "channels": [int(buffers[x].shape[1])
+                                                     for x in op["srcs"]]})
+            self._done += 1
+            self._bar.update(self._done, self._total, "concat")
+            return None
         else:
             run = {"binary": self._binary, "bn_add": self._affine, "linear": self._linear,
                    "pool": self._mean, "unpool": self._mean}[kind]

@@ -160,7 +160,8 @@ def simulate_bscnet(net, frame, feats, labels, out_dir, simulator, clock_mhz, sp
             # A binary op's weights load before its frame: part of its time.
             r["hardware_seconds"] = ((r["cycles_simulated"] + r.get("load_cycles", 0))
                                      / (clock_mhz * 1e6))
-    return {"rows": rows, "mismatches": runner.mismatches,
+    return {"rows": rows, "concatenations": runner.concatenations,
+            "mismatches": runner.mismatches,
             "accuracy": float((pred == labels).float().mean()),
             "golden_accuracy": float((golden_pred == labels).float().mean()),
             "seconds": runner.sim_seconds, "predictions": pred,
@@ -286,7 +287,8 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
             "bitstream": bs_path.name, "training": log, "mismatches": sim["mismatches"],
             "accuracy": {"float": float((pred_float == labels).float().mean()),
                          "golden": sim["golden_accuracy"], "hardware": sim["accuracy"]},
-            "layers": sim["rows"], "simulation_seconds": sim["seconds"],
+            "layers": sim["rows"], "concatenations": sim["concatenations"],
+            "simulation_seconds": sim["seconds"],
             "seconds_per_frame": seconds_per_frame(sim["rows"], clock["mhz"],
                                                    sim["numpy_seconds"], clock["source"]),
             "onchip_memory_bits": max(r["onchip_memory_bits"] for r in hw_rows),
@@ -313,7 +315,10 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
               "accuracy_note": "golden: the fixed-point program (golden.bscnet_fixed), which "
                                "the hardware matches bit for bit; float: the float network",
               "evaluation": evaluation,
-              "layers": main["layers"], "simulation_seconds": main["simulation_seconds"],
+              "layers": main["layers"], "concatenations": main["concatenations"],
+              "concatenations_note": "not layers: no arithmetic; the op that reads one "
+                                     "streams its channel blocks' words one after another",
+              "simulation_seconds": main["simulation_seconds"],
               "seconds_per_frame": main["seconds_per_frame"],
               "tile": {"coord_bits": TILE_BITS, "max_voxels": TILE_VOXELS},
               "onchip_memory_bits": budget["bits"],

@@ -31,8 +31,14 @@ def test_whole_program_in_hardware(tmp_path):
     assert torch.equal(r["predictions"], r["golden_predictions"])
     assert r["accuracy"] == r["golden_accuracy"]
     where = {x["name"]: x["where"] for x in rows}
-    assert [n for n, w in where.items() if w == "host"] == ["stem", "concat", "head"]
+    assert [n for n, w in where.items() if w == "host"] == ["stem", "head"]
     assert rows[0]["name"] == "stem" and rows[-1]["name"] == "head"
+    # The concatenations are no layers (no arithmetic): listed apart, each with its blocks.
+    from golden.bscnet_fixed import FixedBscNet
+
+    concats = [op for op in FixedBscNet(net).program["ops"] if op["op"] == "concat"]
+    assert [c["srcs"] for c in r["concatenations"]] == [op["srcs"] for op in concats]
+    assert any(len(c["channels"]) == 2 and min(c["channels"]) > 0 for c in r["concatenations"])
     kinds = {x["kind"] for x in rows if x["where"] == "hardware"}
     assert kinds == {"ssc", "down", "up", "pointwise", "bn_add", "linear", "pool", "unpool"}
     hw = [x for x in rows if x["where"] == "hardware"]
@@ -129,7 +135,7 @@ def test_bscnet_demo_small(tmp_path, monkeypatch):
         assert report["hardware_runs"][m["name"]]["mismatches"] == 0
     assert report["model"] == "bsc-net" and report["sfsc"] is True
     layers = report["layers"]
-    assert {l["name"] for l in layers if l["where"] == "host"} == {"stem", "concat", "head"}
+    assert {l["name"] for l in layers if l["where"] == "host"} == {"stem", "head"}
     kinds = [l["kind"] for l in layers if l["where"] == "hardware"]
     assert kinds.count("ssc") == 26 and kinds.count("down") == 6 and kinds.count("up") == 6
     assert kinds.count("linear") == 12 and kinds.count("pointwise") == 6
@@ -302,7 +308,7 @@ def test_voxel_size_2_frame_on_the_engines(tmp_path):
         hw = [x for x in report["layers"] if x["where"] == "hardware"]
         assert report["mismatches"] == 0 and all(x["mismatches"] == 0 for x in hw)
         assert {x["name"] for x in report["layers"] if x["where"] == "host"} == {
-            "stem", "concat", "head"}
+            "stem", "head"}
         assert all(x["cycles_simulated"] >= x["cycles_model"] > 0 for x in hw)
         figures[voxel] = report["onchip_memory_bits"]
     assert report["sites"] == 192_213

@@ -240,7 +240,8 @@ class BscNetKind(NetworkKind):
                   "onchip_memory": {k: budget[k] for k in ("bits", "block_ram_estimate",
                                                            "device_block_rams", "part",
                                                            "fits")},
-                  "kind_totals": kind_totals(result["rows"]), "layers": result["rows"]}
+                  "kind_totals": kind_totals(result["rows"]), "layers": result["rows"],
+                  "concatenations": result["concatenations"]}
         write_reports(Path(out), report, "\n\n".join(
             [f"# BSC-Net through the engines: frog frame at voxel size {voxel}, "
              f"{report['sites']} sites", "```\n" + totals + "\n```",
