@@ -4,6 +4,7 @@ the other; every op between the real first layer and the head in simulated hardw
 output compared with the golden fixed-point program, the hardware's fed on).
 """
 
+import concurrent.futures
 import time
 from pathlib import Path
 
@@ -261,12 +262,20 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
     train, (frame, feats, labels), split, majority = training_frames(voxel_size, seed, levels)
     step(f"frog CT volume (pyvista's wheel): tissue segmentation at voxel size {voxel_size}; "
          f"{split}")
-    budget, synth_entry = core_design(arch, out_dir / "core", synth, clock_mhz)
+    # The core is placed and routed (minutes to an hour) while the models train: the
+    # placement runs in its tools' own processes; the simulations wait for its clock.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        placing = pool.submit(core_design, arch, out_dir / "core", synth, clock_mhz)
+        trained = {variant: _train_model(variant, arch, train, steps, seed)
+                   for variant in models}
+        if synth and not placing.done():
+            step("training done; waiting for the core's place and route")
+        budget, synth_entry = placing.result()
     clock = clock_entry(clock_mhz, synth_entry)
     y = labels.numpy()
     runs, entries = {}, []
     for variant in models:
-        net, log = _train_model(variant, arch, train, steps, seed)
+        net, log = trained[variant]
         pred_float = _predict(net, frame, feats)
         bs_path = out_dir / f"{variant}.bnn"
         # The frame's extent (coordinate bits) and size, so that designs made from this
