@@ -157,46 +157,34 @@ class WordPort(StreamBlock):
         m.d.sync += full.eq(done | (full & ~take))
 
         # Out: a beat loaded into a register shifted out a word a cycle; the next beat loads
-        # as its last word leaves. A second beat register (a skid buffer) takes the engine's
-        # beat while that register is busy, so the engine's ready is a register's (``~nfull``):
-        # the consumer's ready steers data only and never reaches into the engine's pipeline.
-        oreg, nreg = Signal(k_out * wb), Signal(k_out * wb)
-        ofull, nfull = Signal(), Signal()
+        # as its last word leaves.
+        oreg = Signal(k_out * wb)
+        ofull = Signal()
         obeat = Signal(range(max(k_out, 2)))
         o_marker, o_error, o_last = Signal(), Signal(), Signal()
-        n_marker, n_error, n_last = Signal(), Signal(), Signal()
-        free = Signal()
-        take_out = Signal()
+        room = Signal()
+        load = Signal()
         final = Signal()
         m.d.comb += [final.eq(obeat == k_out - 1),
-                     free.eq(~ofull | (self.o.ready & final))]
+                     room.eq(~ofull | (self.o.ready & final))]
         p = eng.o.payload
         if self.framed:
             names = [x for x, _ in p.shape() if x not in FRAMING_OUT]
             wide = Cat(*(getattr(p, x) for x in names))
             marker, error, last = p.marker, p.error, p.last
-            m.d.comb += [eng.o.ready.eq(~nfull), take_out.eq(~nfull & eng.o.valid)]
+            m.d.comb += [eng.o.ready.eq(room), load.eq(room & eng.o.valid)]
         else:
             wide, marker, error, last = p, 0, 0, lasts.o.payload
-            m.d.comb += [eng.o.ready.eq(~nfull & lasts.o.valid),
-                         lasts.o.ready.eq(~nfull & eng.o.valid),
-                         take_out.eq(~nfull & eng.o.valid & lasts.o.valid)]
-        o_regs = [oreg, o_marker, o_error, o_last]
-        with m.If(free):
-            with m.If(nfull):
-                m.d.sync += [r.eq(v) for r, v in zip(o_regs, (nreg, n_marker, n_error, n_last))]
-                m.d.sync += [ofull.eq(1), obeat.eq(0), nfull.eq(0)]
-            with m.Elif(take_out):
-                m.d.sync += [r.eq(v) for r, v in zip(o_regs, (wide, marker, error, last))]
-                m.d.sync += [ofull.eq(1), obeat.eq(0)]
-            with m.Else():
+            m.d.comb += [eng.o.ready.eq(room & lasts.o.valid),
+                         lasts.o.ready.eq(room & eng.o.valid),
+                         load.eq(room & eng.o.valid & lasts.o.valid)]
+        with m.If(load):
+            m.d.sync += [oreg.eq(wide), ofull.eq(1), obeat.eq(0), o_marker.eq(marker),
+                         o_error.eq(error), o_last.eq(last)]
+        with m.Elif(ofull & self.o.ready):
+            m.d.sync += [oreg.eq(oreg[wb:]), obeat.eq(obeat + 1)]
+            with m.If(final):
                 m.d.sync += ofull.eq(0)
-        with m.Else():
-            with m.If(ofull & self.o.ready):
-                m.d.sync += [oreg.eq(oreg[wb:]), obeat.eq(obeat + 1)]
-            with m.If(take_out):
-                m.d.sync += [nreg.eq(wide), n_marker.eq(marker), n_error.eq(error),
-                             n_last.eq(last), nfull.eq(1)]
         m.d.comb += [self.o.valid.eq(ofull), self.o.payload.data.eq(oreg[:wb]),
                      self.o.payload.marker.eq(o_marker), self.o.payload.error.eq(o_error),
                      self.o.payload.last.eq(o_last & final),
