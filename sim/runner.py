@@ -147,7 +147,8 @@ def clock_wrapper(verilog, top):
         raise SimulatorError(f"module {top}: could not read its ports for the simulation top")
     outer = [p for p in ports if p != "clk"]
     play = all(p in decls for p in PLAYER_PORTS)
-    lines = [f"module {CLOCK_TOP}({', '.join(outer + (['play_go', 'play_done'] if play else []))});"]
+    names = outer + (["play_go", "play_done"] if play else [])
+    lines = [f"module {CLOCK_TOP}({', '.join(names)});"]
     lines += [f"  {decls[p][0]} {decls[p][1]}{p};" for p in outer]
     lines += ["  reg clk = 1'b0;", f"  always #{PERIOD_NS // 2} clk = ~clk;"]
     inner = dict((p, p) for p in ports)
