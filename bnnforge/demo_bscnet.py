@@ -5,6 +5,7 @@ output compared with the golden fixed-point program, the hardware's fed on).
 """
 
 import concurrent.futures
+import threading
 import time
 from pathlib import Path
 
@@ -263,14 +264,22 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
     step(f"frog CT volume (pyvista's wheel): tissue segmentation at voxel size {voxel_size}; "
          f"{split}")
     # The core is placed and routed (minutes to an hour) while the models train: the
-    # placement runs in its tools' own processes; the simulations wait for its clock.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        placing = pool.submit(core_design, arch, out_dir / "core", synth, clock_mhz)
-        trained = {variant: _train_model(variant, arch, train, steps, seed)
-                   for variant in models}
-        if synth and not placing.done():
-            step("training done; waiting for the core's place and route")
-        budget, synth_entry = placing.result()
+    # placement runs in its tools' own processes; the simulations wait for its clock. The
+    # thread is a daemon, so that an interrupted demo does not wait for the router (Ctrl-C
+    # reaches the tools too: they are in the terminal's process group).
+    placing = concurrent.futures.Future()
+
+    def place():
+        try:
+            placing.set_result(core_design(arch, out_dir / "core", synth, clock_mhz))
+        except BaseException as e:          # handed to the main thread by result()
+            placing.set_exception(e)
+
+    threading.Thread(target=place, name="core-placement", daemon=True).start()
+    trained = {variant: _train_model(variant, arch, train, steps, seed) for variant in models}
+    if synth and not placing.done():
+        step("training done; waiting for the core's place and route")
+    budget, synth_entry = placing.result()
     clock = clock_entry(clock_mhz, synth_entry)
     y = labels.numpy()
     runs, entries = {}, []

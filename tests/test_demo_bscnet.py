@@ -313,3 +313,31 @@ def test_voxel_size_2_frame_on_the_engines(tmp_path):
         figures[voxel] = report["onchip_memory_bits"]
     assert report["sites"] == 192_213
     assert figures[2] == figures[24] > 0
+
+
+def test_core_placed_while_models_train(tmp_path, monkeypatch):
+    """With --synth the core's placement runs beside the training (both start before either
+    ends), and an error of the placement reaches the caller once training is done."""
+    import threading
+
+    import bnnforge.demo_bscnet as demo
+    from quant.errors import BnnforgeError
+
+    both = threading.Barrier(2, timeout=60)
+    trained = []
+
+    def place(arch, out_dir, synth, clock_mhz):
+        both.wait()                        # only passes if training runs at the same time
+        raise BnnforgeError("stand-in placement failed")
+
+    def train(variant, arch, frames, steps, seed):
+        both.wait()
+        trained.append(variant)
+        return None, []
+
+    monkeypatch.setattr(demo, "core_design", place)
+    monkeypatch.setattr(demo, "_train_model", train)
+    with pytest.raises(BnnforgeError, match="^stand-in placement failed$"):
+        demo.run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24,
+                             models=("bsc-net",), synth=True)
+    assert trained == ["bsc-net"]
