@@ -70,9 +70,7 @@ def main():
         run = r["runs"][0]
         if not r["passed"]:
             raise SystemExit(f"{mode}: outputs differ from golden; see {r['log']}")
-        rows.append({"mode": mode, "cycles": int(run["cycles"]), "steps": run["steps"],
-                     "seconds": round(seconds, 2),
-                     "cycles_per_second": round(run["cycles"] / seconds)})
+        rows.append(_row(mode, int(run["cycles"]), seconds, steps=run["steps"]))
         print(f"{C} x {C}, {n} sites, {args.simulator}, {mode}: {int(run['cycles']):,} cycles "
               f"({run['steps']:,} looked at) in {seconds:.1f} s = "
               f"{run['cycles'] / seconds:,.0f} cycles/s")
@@ -80,6 +78,12 @@ def main():
     out.write_text(json.dumps({"channels": C, "sites": n, "simulator": args.simulator,
                                "runs": rows}, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def _row(mode, cycles, seconds, **extra):
+    """A timed run's row in the benchmark's JSON."""
+    return {"mode": mode, "cycles": cycles, **extra, "seconds": round(seconds, 2),
+            "cycles_per_second": round(cycles / seconds)}
 
 
 def ssc_workload(args):
@@ -111,9 +115,7 @@ def ssc_workload(args):
             raise SystemExit(f"{mode}: outputs differ from golden")
         if mode == "build":
             continue
-        rows.append({"mode": mode, "cycles": r["cycles"], "tiles": r["tiles"],
-                     "seconds": round(seconds, 2),
-                     "cycles_per_second": round(r["cycles"] / seconds)})
+        rows.append(_row(mode, r["cycles"], seconds, tiles=r["tiles"]))
         print(f"SSC engine, frog frame at voxel size {args.voxel_size} ({len(coords):,} sites, "
               f"{r['tiles']} tiles), {args.simulator}, {mode}: {r['cycles']:,} cycles in "
               f"{seconds:.1f} s = {r['cycles'] / seconds:,.0f} cycles/s")

@@ -316,7 +316,7 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
         "fmax_by_seed": by_seed,
         "speed_grade": ECP5_SPEED_GRADE if family == "ecp5" else None,
         "router": router or "router1",
-        "out_of_context": fam["ooc"], "tools": tool_versions(family),
+        "out_of_context": fam["ooc"], "tools": inputs["tools"],
         "lut4": cells.get(fam["lut"], 0), "carry": cells.get(fam["carry"], 0),
         "ff": _flip_flops(cells, family),
         "comb": util.get(fam["comb"], {}).get("used", 0),
