@@ -19,10 +19,15 @@ SYNTH_SEEDS = (1, 2)
 """Placement seeds of the demos' ``--synth`` runs: placed in parallel, the best Fmax kept (and
 every seed's Fmax reported)."""
 
+CORE_SEEDS = (1,)
+"""Placement seed of the BSC-Net core (``demo --network bscnet --synth``): one, because the
+core's router takes about an hour a seed and, on a two-core machine, runs beside the training;
+a second seed in parallel would take the training's core."""
 
-def synth_design(design_dir, clock_mhz, cycles_per_image):
+
+def synth_design(design_dir, clock_mhz, cycles_per_image, seeds=SYNTH_SEEDS):
     """Synthesize and place-and-route a demo design on :data:`SYNTH_TARGET` (target clock
-    ``clock_mhz``, seed 1): the report's ``synth`` entry with resources, the achieved Fmax and
+    ``clock_mhz``, placement ``seeds`` in parallel): the report's ``synth`` entry with resources, the achieved Fmax and
     the hardware time per image at that Fmax. A failed run is recorded as ``{"error": ...}``
     (logs kept), so that the simulation results are not lost. A placement of the same Verilog
     (same part, clock, seeds and tools) already in the design's folder is used again
@@ -34,7 +39,7 @@ def synth_design(design_dir, clock_mhz, cycles_per_image):
     step(f"synthesizing {design_dir} for {family} {device} (Yosys + nextpnr, YoWASP; the "
          f"router takes minutes)")
     try:
-        r = synthesize(design_dir, family, device, clock_mhz, seed=SYNTH_SEEDS,
+        r = synthesize(design_dir, family, device, clock_mhz, seed=seeds,
                        say=lambda text: print(text, flush=True), reuse=True)
     except BnnforgeError as e:
         print(f"synthesis failed: {e}")
