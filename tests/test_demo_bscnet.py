@@ -11,34 +11,52 @@ from bnnforge.demo_bscnet import run_bscnet_demo, segmentation_frame, simulate_b
 
 
 def test_whole_program_in_hardware(tmp_path):
-    """A two-level UNET-S (random weights, batch-norm statistics as training leaves them) on
-    the frog frame at voxel size 24: every op between the first layer and the head in hardware
-    on Icarus (SSC, down, up, pointwise projection, batch-norm + residual/projection add, the
-    real 1x1, mean pool and unpool), each equal to the golden fixed-point op, so the
-    predictions are golden's; only the first layer, the concatenations and the head on the
-    host."""
+    """`bnnforge sim` of a two-level UNET-S bitstream (random weights, batch-norm statistics
+    as training leaves them) made at voxel size 9 on the frog frame at voxel size 24: every op
+    between the first layer and the head in hardware on Icarus (SSC, down, up, pointwise
+    projection, batch-norm + residual/projection add, the real 1x1, mean pool and unpool),
+    each equal to the golden fixed-point op, so the predictions are golden's; only the first
+    layer, the concatenations and the head on the host; the report's figures, and the on-chip
+    memory the core's, whatever the frame."""
     from bnnforge.bscnet_hw import LINEAR_FOLD
-    from bnnforge.demo_bscnet import TILE_BITS, TILE_VOXELS, kind_totals, seconds_per_frame
-    from golden.bscnet import BSCNet
+    from bnnforge.demo_bscnet import TILE_BITS, TILE_VOXELS, kind_totals
+    from golden.bscnet import BSCNet, from_bitstream
+    from golden.bscnet_fixed import FixedBscNet
+    from golden.checkpoint import save_checkpoint
+    from golden.frog import frog_segmentation
+    from hw.memory_budget import budget
+    from quant.bitstream import read
     from tests.golden.test_bscnet_fixed import _trained_like
+    from tests.test_cli import bnnforge
 
     torch.manual_seed(1)
-    net = _trained_like(BSCNet("unet-s", classes=16, sfsc=False, levels=2), 1)
-    frame, feats, labels = segmentation_frame(24, (0, 0, 0), 2)
-    r = simulate_bscnet(net, frame, feats, labels, tmp_path, "icarus", 200.0)
-    rows = r["rows"]
-    assert r["mismatches"] == 0
-    assert torch.equal(r["predictions"], r["golden_predictions"])
-    assert r["accuracy"] == r["golden_accuracy"]
+    net = _trained_like(BSCNet("unet-s", classes=16, sfsc=False, levels=2), 1).eval()
+    save_checkpoint(tmp_path / "b.ckpt", net, {"channels": 1, "voxel_size": 9})
+    assert bnnforge("quantize", tmp_path / "b.ckpt", "-o", tmp_path / "b.bnn").returncode == 0
+    out = tmp_path / "s"
+    r = bnnforge("sim", tmp_path / "b.bnn", "--voxel-size", 24, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "PASS: 21 ops in hardware, 0 mismatches" in r.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["voxel_size"] == 24 and report["simulator"] == "icarus"
+    assert report["sites"] == len(frog_segmentation(24, (0, 0, 0))[0]) == 579
+    assert report["mismatches"] == 0 and report["accuracy"] == report["golden_accuracy"]
+    rows = report["layers"]
     where = {x["name"]: x["where"] for x in rows}
     assert [n for n, w in where.items() if w == "host"] == ["stem", "head"]
     assert rows[0]["name"] == "stem" and rows[-1]["name"] == "head"
     # The concatenations are no layers (no arithmetic): listed apart, each with its blocks.
-    from golden.bscnet_fixed import FixedBscNet
-
-    concats = [op for op in FixedBscNet(net).program["ops"] if op["op"] == "concat"]
-    assert [c["srcs"] for c in r["concatenations"]] == [op["srcs"] for op in concats]
-    assert any(len(c["channels"]) == 2 and min(c["channels"]) > 0 for c in r["concatenations"])
+    program = FixedBscNet(from_bitstream(read(tmp_path / "b.bnn"))).program
+    concats = [op for op in program["ops"] if op["op"] == "concat"]
+    assert [c["srcs"] for c in report["concatenations"]] == [op["srcs"] for op in concats]
+    assert any(len(c["channels"]) == 2 and min(c["channels"]) > 0
+               for c in report["concatenations"])
+    # The on-chip memory is the core's (every engine in one design, written beside the
+    # report): its Verilog's memories, counted again here.
+    core = json.loads((out / "core" / "design.json").read_text())
+    core_bits = budget((out / "core" / core["verilog"]).read_text())["bits"]
+    assert report["onchip_memory_bits"] == report["onchip_memory"]["bits"] == core_bits > 0
+    assert report["onchip_memory"]["fits"] is True
     kinds = {x["kind"] for x in rows if x["where"] == "hardware"}
     assert kinds == {"ssc", "down", "up", "pointwise", "bn_add", "linear", "pool", "unpool"}
     hw = [x for x in rows if x["where"] == "hardware"]
@@ -86,7 +104,8 @@ def test_whole_program_in_hardware(tmp_path):
         assert x["load_cycles_model"] == (1 + groups * (x["cin"] // LINEAR_FOLD[1]) + groups
                                           ) * x["words_in"]
         assert 0 <= x["load_cycles"] - x["load_cycles_model"] <= 8 + x["words_out"], x
-    spf = seconds_per_frame(rows, 200.0, r["numpy_seconds"])
+    assert sum(t["ops"] for t in report["kind_totals"]) == len(hw)
+    spf = report["seconds_per_frame"]
     assert spf["hardware"] == pytest.approx(
         sum(x["cycles_simulated"] + x.get("load_cycles", 0) for x in hw) / 200e6)
     assert spf["spconv_equal"] is True and spf["numpy"] > 0
