@@ -24,9 +24,11 @@ demo: setup
 	$(VENV)/bin/bnnforge demo
 
 # Simulators built by the tests are cached by content under build/sim-cache (a fresh clone
-# starts empty; `make clean` empties it).
+# starts empty; `make clean` empties it). Work stealing: a worker that runs out of tests
+# takes some of the other's, so that the suite's long tests do not end on one worker.
 test: setup
-	BNNFORGE_SIM_CACHE=$(CURDIR)/build/sim-cache $(VENV)/bin/python -m pytest -n auto --durations=25
+	BNNFORGE_SIM_CACHE=$(CURDIR)/build/sim-cache $(VENV)/bin/python -m pytest -n auto \
+		--dist worksteal --durations=25
 
 clean:
 	rm -rf build .pytest_cache

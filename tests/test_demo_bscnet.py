@@ -247,10 +247,14 @@ def test_sfsc_layers_in_hardware(tmp_path):
         assert row["spconv_kernel"] == 5 and row["spconv_equal"] is True
 
 
+@pytest.mark.slow
 def test_fcn_program_in_hardware(tmp_path):
     """The FCN form (each level's output concatenated with the deconvolution of the deeper
     levels', head on all of them): a two-level FCN-S, every op between first layer and head
-    in hardware on Icarus, equal to the golden program."""
+    in hardware on Icarus, equal to the golden program. Slow (80 s): its ops run on the
+    engines the UNET-S test runs in CI; only the up layer's shape and the concatenations
+    differ, and the golden FCN program's real ops are checked against the float network in
+    CI (tests/golden/test_bscnet_fixed.py)."""
     from golden.bscnet import BSCNet
     from tests.golden.test_bscnet_fixed import _trained_like
 

@@ -88,15 +88,15 @@ def test_mantissas():
         mantissas([200.0], fmt, "down.0.lin")
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_every_op_within_its_rounding_bound_of_the_float_network(seed):
+@pytest.mark.parametrize("arch,seed", [("unet-s", 0), ("unet-s", 1), ("fcn-s", 0)])
+def test_every_op_within_its_rounding_bound_of_the_float_network(arch, seed):
     """Each real op, given the fixed-point model's own inputs, against the float network's
     arithmetic on the same values: the error stays within the format's rounding (mantissa
     rounding times the sum, plus half a code for the bias and half for the result)."""
     c, _, _ = _frame(seed + 20, n=220, extent=16)
     fr = SparseFrame(c, BITS, 3)
     torch.manual_seed(seed)
-    net = _trained_like(BSCNet("unet-s", levels=3, sfsc=False), seed)
+    net = _trained_like(BSCNet(arch, levels=3, sfsc=False), seed)
     fx = FixedBscNet(net)
     F = fx.fmt.frac
     q = 2.0 ** -F
