@@ -238,7 +238,7 @@ def core_design(arch, out_dir, synth, clock_mhz):
         print("    " + line)
     if not synth:
         return budget, None
-    entry = synth_design(out_dir, clock_mhz, 0, seeds=CORE_SEEDS)
+    entry = synth_design(out_dir, clock_mhz, 0, seeds=CORE_SEEDS, until_routed=True)
     entry.pop("hw_seconds_per_image_at_fmax", None)
     entry["fits"] = "error" not in entry
     return budget, entry

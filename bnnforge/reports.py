@@ -19,15 +19,18 @@ SYNTH_SEEDS = (1, 2)
 """Placement seeds of the demos' ``--synth`` runs: placed in parallel, the best Fmax kept (and
 every seed's Fmax reported)."""
 
-CORE_SEEDS = (1,)
-"""Placement seed of the BSC-Net core (``demo --network bscnet --synth``): one, because the
-core's router takes about an hour a seed and, on a two-core machine, runs beside the training;
-a second seed in parallel would take the training's core."""
+CORE_SEEDS = (1, 2, 3)
+"""Placement seeds of the BSC-Net core (``demo --network bscnet --synth``), one after another
+until one routes: the core's router takes about an hour a seed and, on a two-core machine,
+runs beside the training (a second seed in parallel would take the training's core); a seed
+whose router2 makes no headway is stopped (:func:`hw.synth.router2_stalled`) and the next
+placed."""
 
 
-def synth_design(design_dir, clock_mhz, cycles_per_image, seeds=SYNTH_SEEDS):
+def synth_design(design_dir, clock_mhz, cycles_per_image, seeds=SYNTH_SEEDS,
+                 until_routed=False):
     """Synthesize and place-and-route a demo design on :data:`SYNTH_TARGET` (target clock
-    ``clock_mhz``, placement ``seeds`` in parallel): the report's ``synth`` entry with resources, the achieved Fmax and
+    ``clock_mhz``, placement ``seeds`` in parallel, or one after another ``until_routed``): the report's ``synth`` entry with resources, the achieved Fmax and
     the hardware time per image at that Fmax. A failed run is recorded as ``{"error": ...}``
     (logs kept), so that the simulation results are not lost. A placement of the same Verilog
     (same part, clock, seeds and tools) already in the design's folder is used again
@@ -40,7 +43,8 @@ def synth_design(design_dir, clock_mhz, cycles_per_image, seeds=SYNTH_SEEDS):
          f"router takes minutes)")
     try:
         r = synthesize(design_dir, family, device, clock_mhz, seed=seeds,
-                       say=lambda text: print(text, flush=True), reuse=True)
+                       say=lambda text: print(text, flush=True), reuse=True,
+                       until_routed=until_routed)
     except BnnforgeError as e:
         print(f"synthesis failed: {e}")
         return {"error": str(e)}
@@ -50,7 +54,8 @@ def synth_design(design_dir, clock_mhz, cycles_per_image, seeds=SYNTH_SEEDS):
             "comb": r["comb"], "comb_percent": comb.get("percent"), "bram": r["bram"],
             "dsp": r["dsp"], "fmax_mhz": fmax, "freq_target_mhz": clock_mhz,
             "speed_grade": r.get("speed_grade"), "seed": r["seed"],
-            "fmax_by_seed": r.get("fmax_by_seed"),
+            "fmax_by_seed": r.get("fmax_by_seed"), "stopped": r.get("stopped") or {},
+            "until_routed": bool(r.get("inputs", {}).get("until_routed")),
             "hw_seconds_per_image_at_fmax": (cycles_per_image / (fmax * 1e6)
                                              if fmax else None),
             "tools": r["tools"], "seconds": r["seconds"], "logs": r["logs"],
@@ -77,8 +82,10 @@ def _seed_words(synth):
     by_seed = synth.get("fmax_by_seed")
     if not by_seed:
         return f"seed {synth.get('seed', 1)}"
-    return (f"seed {synth['seed']}, the best of seeds "
-            + ", ".join(f"{sd}: {'failed' if f is None else f'{f:.1f}'}"
+    return (f"seed {synth['seed']}, "
+            + ("the first to route of seeds tried one after another "
+               if synth.get("until_routed") else "the best of seeds ")
+            + ", ".join(f"{sd}: {'not routed' if f is None else f'{f:.1f}'}"
                         for sd, f in by_seed.items()) + " MHz")
 
 

@@ -9,6 +9,7 @@ mode, so a design's ports must fit the package's pins.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from quant.errors import BnnforgeError
 
-__all__ = ["fmax_of", "FAMILIES", "SynthError", "synthesize", "tool_versions"]
+__all__ = ["fmax_of", "FAMILIES", "ROUTER2_PATIENCE", "router2_stalled", "SynthError",
+           "synthesize", "tool_versions"]
 
 
 class SynthError(BnnforgeError):
@@ -83,14 +85,61 @@ def tool_versions(family):
     return {"yosys": yosys, "nextpnr": pnr}
 
 
-def _run(cmd, cwd, log, what, say):
-    """Run a tool with its output in ``log``; ``say`` (throttled) shows the elapsed time."""
-    started = time.monotonic()
+ROUTER2_PATIENCE = 50
+"""Iterations after which nextpnr's router2 is stopped when its count of overused wires has not
+gone below its best since: router2 never gives up by itself, and on a congested design the
+count can settle and then climb for hours (the BSC-Net core, seed 1 at commit b0ca257: 601 at
+iteration 34, 2,343 at 64). The core's routed runs kept finding new lows (one routed at
+iteration 91, its count 3 at iteration 52), so the patience is generous."""
+
+WATCH_EVERY = 10.0
+"""Seconds between two looks at a running nextpnr's log for a stall."""
+
+_ITER = re.compile(r"iter=(\d+) .*overused=(\d+)")
+
+
+def router2_stalled(log_text, patience=ROUTER2_PATIENCE):
+    """Why router2 is stalled by its log (a clause), or None while it still makes headway:
+    ``patience`` iterations without fewer overused wires than its best."""
+    best = None
+    last = 0
+    for it, over in ((int(a), int(b)) for a, b in _ITER.findall(log_text)):
+        last = it
+        if best is None or over < best[1]:
+            best = (it, over)
+    if best is None or last - best[0] < patience:
+        return None
+    return (f"router2 stalled: its fewest overused wires were {best[1]:,} at iteration "
+            f"{best[0]}, none fewer in the {last - best[0]} iterations since")
+
+
+def _stalled(proc, path, watch):
+    """Stop ``proc`` when ``watch`` (given its log's text) names a stall; returns the reason."""
+    if watch is None or proc.poll() is not None:
+        return None
+    why = watch(Path(path).read_text(errors="replace"))
+    if why:
+        proc.kill()
+        proc.wait()
+    return why
+
+
+def _run(cmd, cwd, log, what, say, watch=None):
+    """Run a tool with its output in ``log``; ``say`` (throttled) shows the elapsed time.
+    ``watch``: given the log's text every :data:`WATCH_EVERY` seconds, a reason to stop the
+    tool (then a :class:`SynthError` with it), or None."""
+    started = last = time.monotonic()
     with open(Path(cwd) / log, "w") as f:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             time.sleep(0.5)
             say(f"    {what}: {time.monotonic() - started:.0f} s")
+            if time.monotonic() - last >= WATCH_EVERY:
+                last = time.monotonic()
+                why = _stalled(proc, Path(cwd) / log, watch)
+                if why:
+                    raise SynthError(f"{what} stopped, not routed: {why}; logs kept in "
+                                     f"{Path(cwd) / log}")
     if proc.returncode:
         tail = (Path(cwd) / log).read_text(errors="replace").strip().splitlines()[-5:]
         if not tail:
@@ -102,12 +151,15 @@ def _run(cmd, cwd, log, what, say):
                          f"{Path(cwd) / log}\n" + "\n".join(tail))
 
 
-def _run_seeds(seeds, command, cwd, work, say):
-    """nextpnr once per placement seed, as many at a time as there are cores; returns
-    ``{seed: Fmax (the slowest clock) or None when the run failed}``, and raises when every run
-    failed."""
-    started, pending, running, fmax = time.monotonic(), list(seeds), {}, {}
-    slots = max(1, os.cpu_count() or 1)
+def _run_seeds(seeds, command, cwd, work, say, watch=None, until_routed=False):
+    """nextpnr once per placement seed, as many at a time as there are cores (one at a time,
+    stopping at the first that routes, with ``until_routed``); ``watch`` as :func:`_run`'s.
+    Returns ``({seed: Fmax (the slowest clock) or None when the run failed}, {seed: why it was
+    stopped})`` for the seeds run, and raises when every run failed."""
+    started, pending, running, fmax, stopped = time.monotonic(), list(seeds), {}, {}, {}
+    progress = _throttle(say)
+    slots = 1 if until_routed else max(1, os.cpu_count() or 1)
+    last = started
     while pending or running:
         while pending and len(running) < slots:
             sd = pending.pop(0)
@@ -115,23 +167,33 @@ def _run_seeds(seeds, command, cwd, work, say):
             running[sd] = (subprocess.Popen(command(sd, f"{work}/report-s{sd}.json"), cwd=cwd,
                                             stdout=log, stderr=subprocess.STDOUT), log)
         time.sleep(0.5)
+        look = time.monotonic() - last >= WATCH_EVERY
+        last = time.monotonic() if look else last
         for sd, (proc, log) in list(running.items()):
+            why = _stalled(proc, Path(cwd) / work / f"nextpnr-s{sd}.log", watch) if look else None
+            if why:
+                stopped[sd] = why
+                say(f"    seed {sd} stopped, not routed: {why}")
             if proc.poll() is None:
                 continue
             log.close()
             del running[sd]
             report = Path(cwd) / work / f"report-s{sd}.json"
-            if proc.returncode or not report.exists():
+            if proc.returncode or not report.exists() or sd in stopped:
                 fmax[sd] = None
                 continue
             clocks = json.loads(report.read_text()).get("fmax", {})
             fmax[sd] = min((v["achieved"] for v in clocks.values()), default=None)
-        say(f"    nextpnr place and route, seeds {', '.join(map(str, seeds))}: "
-            f"{time.monotonic() - started:.0f} s")
+            if until_routed:
+                pending.clear()
+        progress(f"    nextpnr place and route, seed{'s' if len(running) > 1 else ''} "
+            f"{', '.join(map(str, running)) or '-'}: {time.monotonic() - started:.0f} s")
     if all(v is None for v in fmax.values()):
-        raise SynthError(f"nextpnr place and route failed for every seed; logs kept in "
-                         f"{Path(cwd) / work}")
-    return {sd: fmax[sd] for sd in seeds}
+        raise SynthError(f"nextpnr place and route failed for every seed ("
+                         + "; ".join(f"{sd}: {stopped.get(sd, 'failed')}" for sd in seeds
+                                     if sd in fmax)
+                         + f"); logs kept in {Path(cwd) / work}")
+    return {sd: fmax[sd] for sd in seeds if sd in fmax}, stopped
 
 
 def _throttle(say, every=15.0):
@@ -193,27 +255,33 @@ def _check_pins(netlist, top, family, device):
                          f"use --family ecp5 for resource and Fmax figures")
 
 
-def placement_inputs(design_dir, info, family, device, freq_mhz, seeds, router):
-    """What a placement depends on: the Verilog's SHA-256, the part, target clock, seeds,
-    router and tool versions (``result.json``'s ``inputs``)."""
+def placement_inputs(design_dir, info, family, device, freq_mhz, seeds, router,
+                     until_routed=False):
+    """What a placement depends on: the Verilog's SHA-256, the part, target clock, seeds (and
+    whether they run until one routes), router and tool versions (``result.json``'s
+    ``inputs``)."""
     import hashlib
 
     text = (Path(design_dir) / info["verilog"]).read_bytes()
     return {"verilog_sha256": hashlib.sha256(text).hexdigest(), "family": family,
             "device": device, "freq_mhz": float(freq_mhz), "seeds": list(seeds),
-            "router": router or "router1",
+            "until_routed": bool(until_routed), "router": router or "router1",
             "per_module": bool(info.get("synth_per_module")), "tools": tool_versions(family)}
 
 
 def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, say=print,
-               reuse=False):
+               reuse=False, until_routed=False):
     """Synthesize and place-and-route ``design_dir`` (as written by ``bnnforge verilog``).
     ``say`` gets the steps and, every 15 s, the elapsed time of the running tool.
 
     Returns the result dict (also written to ``<design>/synth-<family>/result.json``); logs stay
     in that folder. Raises :class:`SynthError` naming the problem. ``reuse``: when that
     result's ``inputs`` (:func:`placement_inputs`: the same Verilog, part, clock, seeds, router
-    and tools) are this run's, return it (``reused`` true) instead of placing again."""
+    and tools) are this run's, return it (``reused`` true) instead of placing again.
+
+    ``seed``: one placement seed or several, run in parallel (the best Fmax kept), or, with
+    ``until_routed``, one after another until one routes. router2 is stopped when it makes no
+    headway (:func:`router2_stalled`); the result's ``stopped`` says why for each seed."""
     design_dir = Path(design_dir)
     info_path = design_dir / "design.json"
     if not info_path.exists():
@@ -240,7 +308,8 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     if not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
         raise SynthError(f"placement seeds must be integers, not {seed!r}")
     router = info.get("router")
-    inputs = placement_inputs(design_dir, info, family, device, freq_mhz, seeds, router)
+    inputs = placement_inputs(design_dir, info, family, device, freq_mhz, seeds, router,
+                              until_routed)
     done = design_dir / work / "result.json"
     if reuse and done.exists():
         before = json.loads(done.read_text())
@@ -278,8 +347,9 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     say(f"==> nextpnr-{family} place and route on the {fam['devices'][device][0]} at "
         f"{freq_mhz:g} MHz" + (f" with {router}" if router else "") +
         f", seed{'s' if len(seeds) > 1 else ''} "
-        f"{', '.join(map(str, seeds))}" + (" (in parallel, the best kept)" if len(seeds) > 1
-                                          else ""))
+        f"{', '.join(map(str, seeds))}"
+        + ("" if len(seeds) == 1 else " (one after another until one routes)" if until_routed
+           else " (in parallel, the best kept)"))
     package = fam["package"] if isinstance(fam["package"], str) else fam["package"][device]
 
     def command(sd, report):
@@ -294,12 +364,15 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
             cmd += ["--speed", str(ECP5_SPEED_GRADE)]
         return cmd
 
+    watch = router2_stalled if router == "router2" else None
+    stopped = {}
     if len(seeds) == 1:
         _run(command(seeds[0], f"{work}/report.json"), design_dir, f"{work}/nextpnr.log",
-             "nextpnr place and route", _throttle(say))
+             "nextpnr place and route", _throttle(say), watch)
         best, by_seed = seeds[0], None
     else:
-        by_seed = _run_seeds(seeds, command, design_dir, work, _throttle(say))
+        by_seed, stopped = _run_seeds(seeds, command, design_dir, work, say, watch,
+                                      until_routed)
         best = max(by_seed, key=lambda sd: by_seed[sd] or 0.0)
         for name in ("report", "nextpnr"):
             ext = "json" if name == "report" else "log"
@@ -313,7 +386,7 @@ def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, s
     result = {
         "design": str(design_dir), "top": top, "family": family, "device": device,
         "part": fam["devices"][device][0], "freq_target_mhz": freq_mhz, "seed": best,
-        "fmax_by_seed": by_seed,
+        "fmax_by_seed": by_seed, "stopped": {str(k): v for k, v in stopped.items()},
         "speed_grade": ECP5_SPEED_GRADE if family == "ecp5" else None,
         "router": router or "router1",
         "out_of_context": fam["ooc"], "tools": inputs["tools"],

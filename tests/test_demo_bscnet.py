@@ -128,11 +128,11 @@ def test_bscnet_demo_small(tmp_path, monkeypatch):
               "tools": {"nextpnr": "stand-in"}, "hw_seconds_per_image_at_fmax": 0.0}
     called = []
     monkeypatch.setattr(bnnforge.reports, "synth_design",
-                        lambda d, mhz, cycles, seeds: called.append((d, seeds)) or dict(placed))
+                        lambda d, mhz, cycles, seeds, until_routed: called.append(
+                            (d, seeds, until_routed)) or dict(placed))
     report = run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24, steps=3,
                              synth=True)
-    assert called == [(tmp_path / "core", bnnforge.reports.CORE_SEEDS)]
-    assert bnnforge.reports.CORE_SEEDS == (1,)
+    assert called == [(tmp_path / "core", bnnforge.reports.CORE_SEEDS, True)]
     assert report["mismatches"] == 0
     assert report["clock"]["source"] == "placed" and report["clock"]["mhz"] == 40.0
     assert report["synth"]["fits"] is True and report["synth"]["fmax_mhz"] == 40.0

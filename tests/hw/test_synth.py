@@ -127,8 +127,11 @@ def test_router_from_design_json(tmp_path, monkeypatch):
     info = json.loads((tmp_path / "v" / "design.json").read_text())
     calls = []
 
-    def fake_run(cmd, cwd, log, what, say):
+    watches = []
+
+    def fake_run(cmd, cwd, log, what, say, watch=None):
         calls.append(cmd)
+        watches.append(watch)
         work = tmp_path / "v" / "synth-ecp5"
         if "yosys" in cmd[0]:
             (work / "stat.json").write_text(json.dumps(
@@ -145,11 +148,13 @@ def test_router_from_design_json(tmp_path, monkeypatch):
     result = synthesize(tmp_path / "v", "ecp5", say=said.append)
     pnr = calls[-1]
     assert pnr[pnr.index("--router") + 1] == "router2" and result["router"] == "router2"
+    # router2 is watched for a stall (it never gives up by itself); router1 ends on its own
+    assert watches[-1] is hw.synth.router2_stalled and result["stopped"] == {}
     assert any("at 200 MHz with router2, seed 1" in s for s in said)
     (tmp_path / "v" / "design.json").write_text(json.dumps(info))
     calls.clear()
     assert synthesize(tmp_path / "v", "ecp5", say=said.append)["router"] == "router1"
-    assert "--router" not in calls[-1]
+    assert "--router" not in calls[-1] and watches[-1] is None
     (tmp_path / "v" / "design.json").write_text(json.dumps(dict(info, router="router3")))
     calls.clear()
     with pytest.raises(SynthError, match="^design.json asks for nextpnr router 'router3'; use "
@@ -171,7 +176,7 @@ def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
                     "--target-cycles", "4").returncode == 0
     calls = []
 
-    def fake_run(cmd, cwd, log, what, say):
+    def fake_run(cmd, cwd, log, what, say, watch=None):
         calls.append(cmd[0])
         if "yosys" in cmd[0]:
             (tmp_path / "v" / "synth-ecp5" / "stat.json").write_text(json.dumps(
@@ -196,3 +201,102 @@ def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
     verilog.write_text(verilog.read_text() + "// changed\n")
     synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True)
     assert len(calls) == 8                          # another Verilog: placed again
+    synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True,
+               until_routed=True)
+    assert len(calls) == 10                         # seeds until one routes: placed again
+
+
+def _router_log(counts):
+    return "".join(f"Info:     iter={i + 1} wires={700000 + i} overused={c} overuse={c} "
+                   f"archfail=NA\n" for i, c in enumerate(counts))
+
+
+def test_router2_stall_named_by_its_log():
+    """router2 is stalled when ``patience`` iterations have passed without fewer overused wires
+    than its best; a count that keeps finding new lows, however slowly, is headway."""
+    from hw.synth import router2_stalled
+
+    assert router2_stalled("Info: Running router2...\n") is None
+    falling = [5000 - 10 * i for i in range(200)]
+    assert router2_stalled(_router_log(falling), patience=5) is None
+    bounce = [900, 700, 650, 601] + [650 + 20 * i for i in range(5)]
+    assert router2_stalled(_router_log(bounce), patience=6) is None
+    assert router2_stalled(_router_log(bounce), patience=5) == (
+        "router2 stalled: its fewest overused wires were 601 at iteration 4, none fewer in the "
+        "5 iterations since")
+
+
+def _fake_nextpnr(tmp_path):
+    """A stand-in for nextpnr: prints router2's iteration lines from a list of counts (a
+    count of 0 writes the --report with an Fmax and ends, a negative one fails)."""
+    script = tmp_path / "fake_nextpnr.py"
+    script.write_text(
+        "import json, sys, time\n"
+        "counts = json.loads(sys.argv[1]); report = sys.argv[2]\n"
+        "for i, c in enumerate(counts):\n"
+        "    if c < 0:\n"
+        "        sys.exit(1)\n"
+        "    print(f'Info:     iter={i + 1} wires=1 overused={c} overuse={c}', flush=True)\n"
+        "    if c == 0:\n"
+        "        json.dump({'utilization': {}, 'fmax': {'clk': {'achieved': 41.5}}},\n"
+        "                  open(report, 'w'))\n"
+        "        sys.exit(0)\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(600)\n")
+    return script
+
+
+def test_a_stalled_router_is_stopped_and_the_next_seed_placed(tmp_path, monkeypatch):
+    """One seed at a time until one routes: seed 1's router climbs after its best and is
+    stopped (no process left behind, the reason kept), seed 2 routes, seed 3 is not run; a
+    single run that stalls raises with the reason."""
+    import sys
+
+    import hw.synth
+    from hw.synth import _run, _run_seeds, router2_stalled
+
+    monkeypatch.setattr(hw.synth, "WATCH_EVERY", 0.2)
+    script = _fake_nextpnr(tmp_path)
+    (tmp_path / "w").mkdir()
+    plans = {1: [900, 600] + [700 + i for i in range(200)], 2: [800, 300, 0], 3: [0]}
+    started = []
+
+    def command(sd, report):
+        started.append(sd)
+        return [sys.executable, str(script), json.dumps(plans[sd]), report]
+
+    def watch(text):
+        return router2_stalled(text, patience=10)
+
+    said = []
+    by_seed, stopped = _run_seeds([1, 2, 3], command, tmp_path, "w", said.append, watch,
+                                  until_routed=True)
+    assert started == [1, 2] and by_seed == {1: None, 2: 41.5}
+    assert set(stopped) == {1} and stopped[1].startswith(
+        "router2 stalled: its fewest overused wires were 600 at iteration 2, none fewer in the")
+    assert f"    seed 1 stopped, not routed: {stopped[1]}" in said
+    with pytest.raises(SynthError) as e:
+        _run(command(1, "w/r.json"), tmp_path, "w/one.log", "nextpnr place and route",
+             lambda *_: None, watch)
+    assert str(e.value).startswith("nextpnr place and route stopped, not routed: router2 "
+                                   "stalled: its fewest overused wires were 600 at iteration 2")
+    assert str(e.value).endswith(f"; logs kept in {tmp_path / 'w' / 'one.log'}")
+    plans[1], plans[3] = plans[1][:30], [5, -1]
+    with pytest.raises(SynthError, match=r"^nextpnr place and route failed for every seed \(1: "
+                                         r"router2 stalled: .*; 3: failed\); logs kept in "):
+        _run_seeds([1, 3], command, tmp_path, "w", said.append, watch)
+
+
+def test_clock_note_names_the_seeds_tried():
+    """A report's clock says which seed's Fmax it is and what the other seeds gave: the best
+    of seeds placed in parallel, or the first to route of seeds tried one after another."""
+    from bnnforge.reports import clock_entry
+
+    synth = {"fmax_mhz": 41.5, "part": "LFE5U-85F", "tools": {"nextpnr": "n"},
+             "speed_grade": 6, "seed": 2, "fmax_by_seed": {1: None, 2: 41.5}}
+    assert clock_entry(200.0, dict(synth, until_routed=True))["note"] == (
+        "Fmax of the design placed and routed on the LFE5U-85F (nextpnr n, speed grade 6, out "
+        "of context, seed 2, the first to route of seeds tried one after another 1: not "
+        "routed, 2: 41.5 MHz)")
+    assert clock_entry(200.0, synth)["note"].endswith(
+        "seed 2, the best of seeds 1: not routed, 2: 41.5 MHz)")
