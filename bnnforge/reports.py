@@ -30,8 +30,9 @@ placed."""
 def synth_design(design_dir, clock_mhz, cycles_per_image, seeds=SYNTH_SEEDS,
                  until_routed=False):
     """Synthesize and place-and-route a demo design on :data:`SYNTH_TARGET` (target clock
-    ``clock_mhz``, placement ``seeds`` in parallel, or one after another ``until_routed``): the report's ``synth`` entry with resources, the achieved Fmax and
-    the hardware time per image at that Fmax. A failed run is recorded as ``{"error": ...}``
+    ``clock_mhz``, placement ``seeds`` in parallel, or one after another ``until_routed``):
+    the report's ``synth`` entry with resources, the achieved Fmax and the hardware time per
+    image at that Fmax. A failed run is recorded as ``{"error": ...}``
     (logs kept), so that the simulation results are not lost. A placement of the same Verilog
     (same part, clock, seeds and tools) already in the design's folder is used again
     (``reused``: :func:`hw.synth.synthesize`)."""
