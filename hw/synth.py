@@ -187,7 +187,7 @@ def _run_seeds(seeds, command, cwd, work, say, watch=None, until_routed=False):
             if until_routed:
                 pending.clear()
         progress(f"    nextpnr place and route, seed{'s' if len(running) > 1 else ''} "
-            f"{', '.join(map(str, running)) or '-'}: {time.monotonic() - started:.0f} s")
+                 f"{', '.join(map(str, running)) or '-'}: {time.monotonic() - started:.0f} s")
     if all(v is None for v in fmax.values()):
         raise SynthError(f"nextpnr place and route failed for every seed ("
                          + "; ".join(f"{sd}: {stopped.get(sd, 'failed')}" for sd in seeds
