@@ -312,6 +312,20 @@ def linear_load_words(weights, bias, exponent, fmt, folding, cin_max, cout_max):
     return words
 
 
+def _buffers(m, name, count, width, chunk_bits, addr, data, enable):
+    """``count`` LUT-RAM memories of ``width`` bits holding two buffers of ``2^chunk_bits``
+    words each (the buffer is the address's top bit), written at ``addr`` with ``data`` where
+    ``enable(k)``: a word engine's site or output buffers."""
+    mems = []
+    for k in range(count):
+        m.submodules[f"{name}{k}"] = mem = Memory(shape=unsigned(width), depth=2 << chunk_bits,
+                                                  init=[], attrs=DISTRIBUTED)
+        mems.append(mem)
+        wp = mem.write_port()
+        m.d.comb += [wp.addr.eq(addr), wp.data.eq(data), wp.en.eq(enable(k))]
+    return mems
+
+
 class SiteLinear(StreamBlock):
     """The real 1x1 convolution of one site (see :mod:`hw.sparse.site`).
 
@@ -662,19 +676,8 @@ class SiteLinear(StreamBlock):
         m.d.comb += self.i.ready.eq(~full_in & (~at_end | beat_ready))
         take = self.i.valid & self.i.ready
         special = word.load | word.marker
-        # The site and output buffers are written out here, not built by a shared helper: a
-        # helper (dff2cd5) left the Verilog's logic as it was but renamed two of its
-        # registers, and Yosys's mapping moved with the names (27,047 LUT4, 3,275 CCU2C,
-        # 24,938 FF against 28,767, 2,955 and 22,010): that core did not route (seeds 1 and
-        # 2), this one did (43.4 MHz). docs/sparse.md.
-        mems = []
-        for j in range(kf):
-            m.submodules[f"site{j}"] = mem = Memory(shape=unsigned(wb), depth=2 << cb, init=[],
-                                                    attrs=DISTRIBUTED)
-            mems.append(mem)
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(Cat(ic, b_in)), wp.data.eq(word.data),
-                         wp.en.eq(take & (ip == j))]
+        mems = _buffers(m, "site", kf, wb, cb, Cat(ic, b_in), word.data,
+                        lambda j: take & (ip == j))
         header = linear_header_layout(self.cout // P, self.cin // Q)
         head_words = -(-max(header.size, P * Q * mw, P * w) // wb)
         head = Signal(head_words * wb)
@@ -791,14 +794,7 @@ class SiteLinear(StreamBlock):
         ws, wc = Signal(range(max(gc, 2))), Signal(cb)
         wfree = ~Mux(b_wr, ofull[1], ofull[0])
         put = wr_v & wfree
-        mems = []
-        for c in range(gc):
-            m.submodules[f"out{c}"] = mem = Memory(shape=unsigned(gw), depth=2 << cb, init=[],
-                                                   attrs=DISTRIBUTED)
-            mems.append(mem)
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(Cat(wc, b_wr)), wp.data.eq(wdata),
-                         wp.en.eq(put & (ws == c))]
+        mems = _buffers(m, "out", gc, gw, cb, Cat(wc, b_wr), wdata, lambda c: put & (ws == c))
 
         def finish(marker, error, last, n):
             for b in range(2):
