@@ -537,6 +537,7 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
         {"family": family, "word_bits": core.word_bits,
          **core_identity(core, tile_voxels, tile_bits),
          # router1 made no headway on its 220,762 arcs in 24 minutes; router2 cut the
-         # overuse fourfold (docs/sparse.md)
-         "synth_per_module": True, "router": "router2"}))
+         # overuse fourfold; with HeAP's placement router2 stalled, with the static
+         # placer's it routes (docs/sparse.md)
+         "synth_per_module": True, "router": "router2", "placer": "static"}))
     return json.loads((Path(out_dir) / "design.json").read_text())["memory_budget"]

@@ -286,6 +286,7 @@ def test_unet_core_fits(tmp_path):
                                "pool_engine", "unpool_engine"]
     assert info["tile"] == {"max_voxels": 512, "coord_bits": 6}
     assert info["synth_per_module"] is True and info["router"] == "router2"
+    assert info["placer"] == "static"
     # One 64-bit word a cycle each way at the core's port: the linear engine's site of 112
     # channels of 24-bit codes is 42 words in and 42 out.
     assert info["word_bits"] == 64 and info["tdata_in"] == info["tdata_out"] == 64

@@ -161,6 +161,21 @@ def test_router_from_design_json(tmp_path, monkeypatch):
                                          "router1 or router2$"):
         synthesize(tmp_path / "v", "ecp5", say=said.append)
     assert calls == []
+    # design.json's "placer" reaches nextpnr and is an input of the placement (one made with
+    # another placer is not reused); a placer nextpnr does not have is refused before any tool
+    assert result["placer"] == "heap" and "--placer" not in pnr
+    (tmp_path / "v" / "design.json").write_text(json.dumps(dict(info, placer="static")))
+    result = synthesize(tmp_path / "v", "ecp5", say=said.append)
+    pnr = calls[-1]
+    assert pnr[pnr.index("--placer") + 1] == "static"
+    assert result["placer"] == result["inputs"]["placer"] == "static"
+    assert any("at 200 MHz and the static placer, seed 1" in s for s in said)
+    (tmp_path / "v" / "design.json").write_text(json.dumps(dict(info, placer="sa2")))
+    calls.clear()
+    with pytest.raises(SynthError, match="^design.json asks for nextpnr placer 'sa2'; use heap "
+                                         "or static$"):
+        synthesize(tmp_path / "v", "ecp5", say=said.append)
+    assert calls == []
 
 
 def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
@@ -192,7 +207,8 @@ def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
     again = synthesize(tmp_path / "v", "ecp5", say=said.append, reuse=True)
     assert len(calls) == 2 and again["reused"] is True
     assert again["fmax_mhz"] == first["fmax_mhz"] == {"clk": 102.0}
-    assert "placed and routed before on the same part, clock, seeds, router and tools" in said[-1]
+    assert ("placed and routed before on the same part, clock, seeds, placer, router and tools"
+            in said[-1])
     synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True)
     assert len(calls) == 4                          # another clock: placed again
     synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append)
@@ -204,6 +220,11 @@ def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
     synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True,
                until_routed=True)
     assert len(calls) == 10                         # seeds until one routes: placed again
+    info_path = tmp_path / "v" / "design.json"
+    info_path.write_text(json.dumps(dict(json.loads(info_path.read_text()), placer="static")))
+    synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True,
+               until_routed=True)
+    assert len(calls) == 12                         # another placer: placed again
 
 
 def _router_log(counts):
