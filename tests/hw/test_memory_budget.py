@@ -44,14 +44,15 @@ def test_budget_by_hand():
 
 
 def test_synth_refuses_a_frame_store_that_cannot_fit(tmp_path):
-    """A binary SSC layer for 16,384 voxels with 16-bit coordinates keeps ten copies of the
-    keys (7.9 Mbit): refused in a moment, naming the memories, with no Yosys run."""
+    """A binary SSC layer for 8,192 voxels with 16-bit coordinates keeps ten copies of the
+    keys (4.1 Mbit, more than the device's 3.8): refused in a moment, naming the memories,
+    with no Yosys run."""
     from bnnforge.sparse_flows import generate_sparse
     from quant.layout import Folding
 
     rng = np.random.default_rng(0)
     info = generate_sparse(rng.integers(0, 2, (27, 16, 16), dtype=np.uint8),
-                           rng.integers(0, 433, 16), 16384, 16, Folding(16, 16), tmp_path / "d")
+                           rng.integers(0, 433, 16), 8192, 16, Folding(16, 16), tmp_path / "d")
     assert not info["memory_budget"]["fits"]
     t0 = time.monotonic()
     with pytest.raises(SynthError, match=r"^the design cannot fit the LFE5U-85F: its memories "
