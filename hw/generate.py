@@ -155,12 +155,24 @@ def design_budget(verilog, family=None):
     return dict(b, memories=listed, memories_not_listed=len(b["memories"]) - len(listed))
 
 
+def _same_design(new, old):
+    """Whether the design directory ``old`` holds every file of ``new`` (but its datasheet,
+    which lists synthesis results) with the same bytes."""
+    for f in new.iterdir():
+        if f.name != "README.md" and not (
+                (old / f.name).is_file() and (old / f.name).read_bytes() == f.read_bytes()):
+            return False
+    return True
+
+
 def write_design(out_dir, top, name, memory_files, info, extra_files=None):
     """Write Verilog, memory files, ``design.json`` (and ``extra_files``) to ``out_dir``.
 
     The directory is assembled next to ``out_dir`` and renamed into place, so an interrupted or
     failed generation leaves no partial design. An existing ``out_dir`` is replaced only if it
-    is a bnnforge design directory.
+    is a bnnforge design directory; when it held this very design (every file written here
+    the same, byte for byte), its synthesis results (``synth-*``) are kept, so that a design
+    written again is not placed again (:func:`hw.synth.synthesize`'s ``reuse``).
     """
     out_dir = check_output_dir(out_dir)
     in_cells = sorted({f for b in getattr(top, "blocks", []) for f in b.block_ram_memories()})
@@ -184,6 +196,10 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         write_datasheet(tmp)
         if out_dir.exists():
+            if _same_design(tmp, out_dir):
+                for results in out_dir.glob("synth-*/"):
+                    results.rename(tmp / results.name)
+                write_datasheet(tmp)            # with the kept results
             old = out_dir.with_name(out_dir.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
             out_dir.rename(old)

@@ -257,17 +257,23 @@ def _check_pins(netlist, top, family, device):
 
 def placement_inputs(design_dir, info, family, device, freq_mhz, seeds, router,
                      until_routed=False):
-    """What a placement depends on: the Verilog's SHA-256, the part, target clock, seeds (and
-    whether they run until one routes), placer, router and tool versions (``result.json``'s
-    ``inputs``)."""
+    """What a placement depends on: the Verilog's SHA-256 (and its memory files', whose
+    contents become ROMs), the part, target clock, seeds (and whether they run until one
+    routes), placer, router and tool versions (``result.json``'s ``inputs``)."""
     import hashlib
 
     text = (Path(design_dir) / info["verilog"]).read_bytes()
-    return {"verilog_sha256": hashlib.sha256(text).hexdigest(), "family": family,
-            "device": device, "freq_mhz": float(freq_mhz), "seeds": list(seeds),
-            "until_routed": bool(until_routed), "placer": info.get("placer") or "heap",
-            "router": router or "router1",
-            "per_module": bool(info.get("synth_per_module")), "tools": tool_versions(family)}
+    inputs = {"verilog_sha256": hashlib.sha256(text).hexdigest(), "family": family,
+              "device": device, "freq_mhz": float(freq_mhz), "seeds": list(seeds),
+              "until_routed": bool(until_routed), "placer": info.get("placer") or "heap",
+              "router": router or "router1",
+              "per_module": bool(info.get("synth_per_module")), "tools": tool_versions(family)}
+    if info.get("memory_files"):
+        h = hashlib.sha256()
+        for name in sorted(info["memory_files"]):
+            h.update(name.encode() + b"\0" + (Path(design_dir) / name).read_bytes() + b"\0")
+        inputs["memory_files_sha256"] = h.hexdigest()
+    return inputs
 
 
 def synthesize(design_dir, family="ecp5", device=None, freq_mhz=200.0, seed=1, say=print,

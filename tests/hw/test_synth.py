@@ -224,6 +224,50 @@ def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
     synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True,
                until_routed=True)
     assert len(calls) == 12                         # another placer: placed again
+    mem = tmp_path / "v" / json.loads(info_path.read_text())["memory_files"][0]
+    mem.write_text(mem.read_text().replace("0", "1", 1))
+    synthesize(tmp_path / "v", "ecp5", freq_mhz=150.0, say=said.append, reuse=True,
+               until_routed=True)
+    assert len(calls) == 14                         # other ROM contents: placed again
+
+
+def test_design_written_again_keeps_its_placement(tmp_path, monkeypatch):
+    """`bnnforge verilog` writing the same design again keeps its synthesis results, so that
+    the next synthesis with ``reuse`` places nothing; another network of the same shapes
+    (the same Verilog, other weights in its memory files) is a new design without them."""
+    import hw.synth
+    from quant.bitstream import write
+    from tests.helpers import random_dense
+
+    def fake_run(cmd, cwd, log, what, say, watch=None):
+        calls.append(cmd[0])
+        if "yosys" in cmd[0]:
+            (tmp_path / "v" / "synth-ecp5" / "stat.json").write_text(json.dumps(
+                {"modules": {"bnn_top": {"num_cells_by_type": {"LUT4": 900}}}}))
+        else:
+            (tmp_path / "v" / cmd[cmd.index("--report") + 1]).write_text(json.dumps(
+                {"utilization": {}, "fmax": {"clk": {"achieved": 99.0}}}))
+
+    calls = []
+    monkeypatch.setattr(hw.synth, "_run", fake_run)
+    for seed in (1, 2):
+        write(random_dense(np.random.default_rng(seed), [32, 16, 4]), tmp_path / f"{seed}.bnn")
+    make = ("verilog", tmp_path / "1.bnn", "-o", tmp_path / "v", "--target-cycles", "4")
+    assert bnnforge(*make).returncode == 0
+    synthesize(tmp_path / "v", "ecp5", say=print, reuse=True)
+    assert len(calls) == 2
+    assert bnnforge(*make).returncode == 0
+    assert (tmp_path / "v" / "synth-ecp5" / "result.json").exists()
+    assert "99.0 MHz" in (tmp_path / "v" / "README.md").read_text()
+    assert synthesize(tmp_path / "v", "ecp5", say=print, reuse=True)["reused"] is True
+    assert len(calls) == 2
+    verilog = (tmp_path / "v" / "bnn_top.v").read_text()
+    assert bnnforge("verilog", tmp_path / "2.bnn", "-o", tmp_path / "v",
+                    "--target-cycles", "4").returncode == 0
+    assert (tmp_path / "v" / "bnn_top.v").read_text() == verilog
+    assert not (tmp_path / "v" / "synth-ecp5").exists()
+    assert "reused" not in synthesize(tmp_path / "v", "ecp5", say=print, reuse=True)
+    assert len(calls) == 4
 
 
 def _router_log(counts):
