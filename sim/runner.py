@@ -261,9 +261,9 @@ def player_verilog(decls):
     return L, driven
 
 
-def _cache_root():
-    """Where built simulators are kept: ``$BNNFORGE_SIM_CACHE``, else
-    ``$XDG_CACHE_HOME/bnnforge/sim`` (``~/.cache/bnnforge/sim``)."""
+def cache_root():
+    """Where built simulators (and written BSC-Net cores, ``cores/``) are kept:
+    ``$BNNFORGE_SIM_CACHE``, else ``$XDG_CACHE_HOME/bnnforge/sim`` (``~/.cache/bnnforge/sim``)."""
     if os.environ.get("BNNFORGE_SIM_CACHE"):
         return Path(os.environ["BNNFORGE_SIM_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -297,7 +297,7 @@ def build_key(name, sources, top, build_args):
 
 
 @contextlib.contextmanager
-def _locked(path):
+def locked(path):
     """An exclusive file lock (parallel test workers building the same design wait)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
@@ -349,8 +349,8 @@ def _runner(name, design_dir, info, waves, log):
                 runner.build(sources=sources, hdl_toplevel=CLOCK_TOP, build_dir=build_dir,
                              timescale=TIMESCALE, waves=True, build_args=args)
             return runner, build_dir
-        entry = _cache_root() / build_key(name, sources, CLOCK_TOP, args)
-        with _locked(entry.with_suffix(".lock")):
+        entry = cache_root() / build_key(name, sources, CLOCK_TOP, args)
+        with locked(entry.with_suffix(".lock")):
             if not (entry / "complete").exists():
                 _cached_build(entry, runner, sources, CLOCK_TOP, args, log)
         build_dir = entry / "build"

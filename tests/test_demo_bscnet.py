@@ -366,3 +366,43 @@ def test_core_placed_while_models_train(tmp_path, monkeypatch):
         demo.run_bscnet_demo(out_dir=tmp_path, simulator="icarus", voxel_size=24,
                              models=("bsc-net",), synth=True)
     assert trained == ["bsc-net"]
+
+
+def test_core_written_once_for_a_program_shape(tmp_path, monkeypatch):
+    """A core is written (by Amaranth, here stood in for) once for programs of the same
+    shapes, whatever their weights, kept in the cache and copied from there; another tile,
+    other channels or other code is another core; a write that fails leaves nothing."""
+    import bnnforge.bscnet_hw as bh
+    from golden.bscnet import BSCNet
+    from golden.bscnet_fixed import FixedBscNet
+
+    monkeypatch.setenv("BNNFORGE_SIM_CACHE", str(tmp_path / "cache"))
+    written = []
+
+    def stand_in(runner, out_dir, tile_voxels, tile_bits, family):
+        written.append((tile_voxels, max(runner.engines.values())))
+        if len(written) == 4:
+            raise RuntimeError("interrupted")
+        out_dir.mkdir(parents=True)
+        (out_dir / "bnn_top.v").write_text(f"// {len(written)}\n")
+        (out_dir / "design.json").write_text(json.dumps({"memory_budget": {"bits": 8}}))
+
+    monkeypatch.setattr(bh, "_write_core", stand_in)
+    programs = []
+    for seed, arch in ((0, "unet-s"), (1, "unet-s"), (0, "unet-h")):
+        torch.manual_seed(seed)
+        programs.append(FixedBscNet(BSCNet(arch, levels=2, sfsc=False).eval()).program)
+    assert bh.write_core(programs[0], tmp_path / "a", 512, 6) == {"bits": 8}
+    bh.write_core(programs[1], tmp_path / "b", 512, 6)
+    assert len(written) == 1
+    assert (tmp_path / "b" / "bnn_top.v").read_text() == "// 1\n"
+    bh.write_core(programs[0], tmp_path / "c", 256, 6)
+    bh.write_core(programs[2], tmp_path / "d", 512, 6)
+    assert [w[0] for w in written] == [512, 256, 512] and written[2][1] > written[0][1]
+    assert (tmp_path / "d" / "bnn_top.v").read_text() == "// 3\n"
+    monkeypatch.setattr(bh, "CORE_CODE", bh.CORE_CODE + ("golden/bscnet_fixed.py",))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        bh.write_core(programs[0], tmp_path / "e", 512, 6)
+    assert not (tmp_path / "e").exists()
+    bh.write_core(programs[0], tmp_path / "e", 512, 6)
+    assert len(written) == 5 and (tmp_path / "e" / "bnn_top.v").read_text() == "// 5\n"
