@@ -2,7 +2,7 @@
 #   make demo   trains, exports, generates and simulates the built-in digits network
 #   make test   runs the test suite
 # Both first create .venv with the pinned packages (pyproject.toml) and install Icarus Verilog
-# when it is missing; when everything is in place that takes well under a second.
+# and ccache when they are missing; when everything is in place that takes well under a second.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test clean
 
 setup: $(STAMP)
-	@bash scripts/ensure-iverilog.sh
+	@bash scripts/ensure-packages.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

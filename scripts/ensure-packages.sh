@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# Install Icarus Verilog from Debian's packages when it is missing.
+# Install Debian's packages the simulations use when they are missing: Icarus Verilog
+# (iverilog, vvp: required) and ccache (optional: Verilator's C++ compiles go through it, so
+# that Verilator's runtime is compiled once, not in every build).
 set -euo pipefail
-if command -v iverilog >/dev/null 2>&1 && command -v vvp >/dev/null 2>&1; then
-  exit 0
+need=()
+if ! { command -v iverilog && command -v vvp; } >/dev/null 2>&1; then
+  need+=(iverilog)
 fi
-echo "Icarus Verilog is missing: installing Debian's iverilog package" >&2
+command -v ccache >/dev/null 2>&1 || need+=(ccache)
+[ ${#need[@]} -eq 0 ] && exit 0
+required() { [[ " ${need[*]} " == *" iverilog "* ]]; }
+cannot() {
+  if required; then
+    echo "error: Icarus Verilog is not installed and $1;" >&2
+    echo "       install Icarus Verilog 11 (Debian: apt-get install iverilog)" >&2
+    exit 1
+  fi
+  echo "note: ccache is not installed and $1; Verilator builds compile its runtime each time" >&2
+  exit 0
+}
 if [ "$(id -u)" = 0 ]; then
   SUDO=""
 elif command -v sudo >/dev/null 2>&1; then
   SUDO="sudo"
 else
-  echo "error: Icarus Verilog is not installed and this user cannot install packages;" >&2
-  echo "       ask an administrator for 'apt-get install iverilog'" >&2
-  exit 1
+  cannot "this user cannot install packages"
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "error: no apt-get here; install Icarus Verilog 11 (iverilog, vvp) by other means" >&2
-  exit 1
-fi
+command -v apt-get >/dev/null 2>&1 || cannot "there is no apt-get here"
+echo "installing Debian's ${need[*]}" >&2
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iverilog >/dev/null
+if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; then
+  cannot "apt-get could not install ${need[*]}"
+fi
 command -v iverilog >/dev/null

