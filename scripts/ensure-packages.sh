@@ -28,7 +28,7 @@ else
 fi
 command -v apt-get >/dev/null 2>&1 || cannot "there is no apt-get here"
 echo "installing Debian's ${need[*]}" >&2
-$SUDO apt-get update -qq
+$SUDO apt-get update -qq || true      # install says what failed
 if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; then
   cannot "apt-get could not install ${need[*]}"
 fi
