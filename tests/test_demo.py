@@ -67,6 +67,7 @@ def test_small_demo_with_synthesis(tmp_path):
     s = report["synth"]
     assert "error" not in s, s
     assert s["part"] == "LFE5U-85F" and s["lut4"] > 0 and s["ff"] > 0 and s["ccu2c"] > 0
+    assert (s["placer"], s["router"]) == ("heap", "router1")      # nextpnr's defaults
     assert 50 < s["fmax_mhz"] < 1000 and s["freq_target_mhz"] == 100.0
     assert report["hw_clock_mhz"] == s["fmax_mhz"]
     assert report["hw_seconds_per_image"] == report["cycles_per_image"] / (s["fmax_mhz"] * 1e6)
