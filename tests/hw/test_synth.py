@@ -177,29 +177,37 @@ def test_router_from_design_json(tmp_path, monkeypatch):
         assert calls == []
 
 
+def _stand_in_tools(monkeypatch, design, fmax):
+    """Yosys and nextpnr stood in for on ``design``: each call's tool is appended to the list
+    returned; nextpnr's report gives ``fmax(calls)`` MHz."""
+    import hw.synth
+
+    calls = []
+
+    def fake_run(cmd, cwd, log, what, say, watch=None):
+        calls.append(cmd[0])
+        if "yosys" in cmd[0]:
+            (design / "synth-ecp5" / "stat.json").write_text(json.dumps(
+                {"modules": {"bnn_top": {"num_cells_by_type": {"LUT4": 900}}}}))
+        else:
+            (design / cmd[cmd.index("--report") + 1]).write_text(json.dumps(
+                {"utilization": {}, "fmax": {"clk": {"achieved": fmax(calls)}}}))
+
+    monkeypatch.setattr(hw.synth, "_run", fake_run)
+    return calls
+
+
 def test_placement_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
     """With ``reuse``, a design placed before with the same Verilog, part, clock, seeds,
     router and tools is not placed again (the demos' --synth); any change places it again.
     (The tools are stood in for, as above.)"""
-    import hw.synth
     from quant.bitstream import write
     from tests.helpers import random_dense
 
     write(random_dense(np.random.default_rng(1), [32, 16, 4]), tmp_path / "n.bnn")
     assert bnnforge("verilog", tmp_path / "n.bnn", "-o", tmp_path / "v",
                     "--target-cycles", "4").returncode == 0
-    calls = []
-
-    def fake_run(cmd, cwd, log, what, say, watch=None):
-        calls.append(cmd[0])
-        if "yosys" in cmd[0]:
-            (tmp_path / "v" / "synth-ecp5" / "stat.json").write_text(json.dumps(
-                {"modules": {"bnn_top": {"num_cells_by_type": {"LUT4": 900}}}}))
-        else:
-            (tmp_path / "v" / cmd[cmd.index("--report") + 1]).write_text(json.dumps(
-                {"utilization": {}, "fmax": {"clk": {"achieved": 100.0 + len(calls)}}}))
-
-    monkeypatch.setattr(hw.synth, "_run", fake_run)
+    calls = _stand_in_tools(monkeypatch, tmp_path / "v", lambda calls: 100.0 + len(calls))
     said = []
     first = synthesize(tmp_path / "v", "ecp5", say=said.append, reuse=True)
     assert len(calls) == 2 and "reused" not in first
@@ -235,21 +243,10 @@ def test_design_written_again_keeps_its_placement(tmp_path, monkeypatch):
     """`bnnforge verilog` writing the same design again keeps its synthesis results, so that
     the next synthesis with ``reuse`` places nothing; another network of the same shapes
     (the same Verilog, other weights in its memory files) is a new design without them."""
-    import hw.synth
     from quant.bitstream import write
     from tests.helpers import random_dense
 
-    def fake_run(cmd, cwd, log, what, say, watch=None):
-        calls.append(cmd[0])
-        if "yosys" in cmd[0]:
-            (tmp_path / "v" / "synth-ecp5" / "stat.json").write_text(json.dumps(
-                {"modules": {"bnn_top": {"num_cells_by_type": {"LUT4": 900}}}}))
-        else:
-            (tmp_path / "v" / cmd[cmd.index("--report") + 1]).write_text(json.dumps(
-                {"utilization": {}, "fmax": {"clk": {"achieved": 99.0}}}))
-
-    calls = []
-    monkeypatch.setattr(hw.synth, "_run", fake_run)
+    calls = _stand_in_tools(monkeypatch, tmp_path / "v", lambda calls: 99.0)
     for seed in (1, 2):
         write(random_dense(np.random.default_rng(seed), [32, 16, 4]), tmp_path / f"{seed}.bnn")
     make = ("verilog", tmp_path / "1.bnn", "-o", tmp_path / "v", "--target-cycles", "4")
