@@ -551,7 +551,7 @@ def write_core(program, out_dir, tile_voxels, tile_bits, family="ecp5"):
     (``tile_voxels`` sites, ``tile_bits`` coordinate bits), not any frame. Returns the
     design's ``memory_budget`` (``design.json``).
 
-    Writing a core takes Amaranth a minute or so; a core once written is kept in the
+    Writing a core takes Amaranth 20 to 40 s; a core once written is kept in the
     simulators' cache (:func:`sim.runner.cache_root`, under ``cores/`` and :func:`core_key`)
     and copied from there for every program of the same shapes."""
     import json
