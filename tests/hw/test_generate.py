@@ -102,8 +102,9 @@ def test_axis_top_takes_only_stream_blocks():
 
 def test_zero_initialisers_are_one_loop(tmp_path):
     """A RAM whose words all start at zero is initialised by one loop, not one line a word: a
-    sparse layer for 65,536 voxels was 24 MB of Verilog (for 16,384 it is now under 1 MB); a memory with any other word keeps its
-    lines."""
+    sparse layer for 65,536 voxels was 24 MB of Verilog (for 8,192, with a line a word, its
+    memories alone would be over 2 MB; it is now under 1 MB); a memory with any other word
+    keeps its lines."""
     import numpy as np
 
     from bnnforge.sparse_flows import generate_sparse
@@ -112,11 +113,11 @@ def test_zero_initialisers_are_one_loop(tmp_path):
 
     rng = np.random.default_rng(0)
     w = rng.integers(0, 2, (27, 16, 16), dtype=np.uint8)
-    info = generate_sparse(w, rng.integers(0, 433, 16), 16384, 7, Folding(16, 16),
+    info = generate_sparse(w, rng.integers(0, 433, 16), 8192, 7, Folding(16, 16),
                            tmp_path / "big")
     text = (tmp_path / "big" / info["verilog"]).read_text()
     assert len(text) < 1_000_000
-    assert "for (i = 0; i <= 16383; i = i + 1) feats0[i] = 16'h0;" in text
+    assert "for (i = 0; i <= 8191; i = i + 1) feats0[i] = 16'h0;" in text
     kept = ("  reg [3:0] m [1:0];\n  initial begin\n    m[0] = 4'h0;\n    m[1] = 4'h3;\n"
             "  end\n")
     assert compact_zero_initialisers(kept) == kept
