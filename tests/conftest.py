@@ -15,3 +15,10 @@ def _one_torch_thread():
 
     torch.set_num_threads(1)
     yield
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked ``long`` run first (the order is otherwise kept): pytest-xdist's work
+    stealing then balances the short ones at the end, instead of one worker finishing a long
+    test alone while the other waits (about a minute of a CI run)."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

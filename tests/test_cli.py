@@ -227,6 +227,7 @@ def test_quantize_groupnet_checkpoint(tmp_path):
     assert [l["encoding"] for l in info["layers"]][-2:] == ["dilation 3", "dilation 3"]
 
 
+@pytest.mark.long
 def test_bscnet_quantize_inspect_verilog(tmp_path):
     """A BSC-Net checkpoint: quantize to a bitstream, inspect it, and generate one design per
     SSC / down / up layer (the 1x1 projection stays on the host) with per-level limits."""
@@ -297,6 +298,7 @@ def test_bscnet_quantize_inspect_verilog(tmp_path):
         placed_core_clock(net, tmp_path / "core")
 
 
+@pytest.mark.long
 def test_bscnet_verilog_with_sfsc_gives_a_design_a_shift(tmp_path):
     """A BSC-Net with SFSC: `bnnforge verilog` writes one design a distinct window shift of an
     SSC layer's groups, each with that shift and its groups' output channels."""

@@ -57,6 +57,7 @@ def test_a_layer_slower_than_its_model_shows(tmp_path, monkeypatch):
     assert "fc0 is slower" not in md
 
 
+@pytest.mark.long
 def test_small_demo_with_synthesis(tmp_path):
     """--synth: the design is generated for ECP5, simulated bit-exact with its carry cells,
     placed and routed; the report gives resources and the achieved Fmax, and the hardware time

@@ -10,6 +10,7 @@ import torch
 from bnnforge.demo_bscnet import run_bscnet_demo, segmentation_frame, simulate_bscnet
 
 
+@pytest.mark.long
 def test_whole_program_in_hardware(tmp_path):
     """`bnnforge sim` of a two-level UNET-S bitstream (random weights, batch-norm statistics
     as training leaves them) made at voxel size 9 on the frog frame at voxel size 24: every op
@@ -197,6 +198,7 @@ def test_segmentation_metrics_and_split_by_hand():
     assert text.startswith("frog CT y < 234 (one side of the midplane) for training")
 
 
+@pytest.mark.long
 def test_sfsc_layers_in_hardware(tmp_path):
     """BSC-Net's SFSC layers in hardware: the first level's two SSC layers of a two-level
     UNET-S with SFSC, whose four channel groups chose two corner windows, run one pass a

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bnnforge.demo_cnn import run_cnn_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.long
 def test_cnn_demo(tmp_path):
     """8 epochs on one thread, 60 test images through the hardware on Icarus: float = golden =
     hardware, 0 mismatches, the measured cycles an image equal the model's. The accuracy bound

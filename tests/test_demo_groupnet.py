@@ -11,6 +11,7 @@ from golden.groupnet import TRAINING, FixedPoint, GroupNet, fixed_forward
 from golden.train import accuracy, seed_everything, torch_threads, train_classifier
 
 
+@pytest.mark.long
 def test_small_groupnet_demo(tmp_path):
     """K = 1 and 2 with binary activations, K = 2 with 2-bit activations (multi-bit inputs
     to the MVTUs), and K = 2 with 2-bit activations in two stages (4 and 8 channels, a

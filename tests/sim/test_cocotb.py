@@ -66,6 +66,7 @@ def test_mvtu(tmp_path, simulator):
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.long
 def test_network_top(tmp_path, simulator):
     rng = np.random.default_rng(13)
     net = random_dense(rng, [72, 32, 24, 10])

@@ -60,6 +60,7 @@ def test_sliding_window_unit(tmp_path, simulator):
     ("icarus", "layer", None, 2),
     pytest.param("verilator", "layer", None, 2, marks=pytest.mark.slow),
 ])
+@pytest.mark.long
 def test_groupnet_blocks(tmp_path, simulator, decomposition, bpac, blocks):
     model = _model(3, decomposition, bpac, blocks=blocks)
     bs = model.to_bitstream(6, 6)

@@ -25,6 +25,7 @@ def test_edge_cases(tmp_path, simulator):
 
 @pytest.mark.parametrize("simulator", [pytest.param("icarus", marks=pytest.mark.slow),
                                        "verilator"])
+@pytest.mark.long
 def test_frog_frame(tmp_path, simulator):
     """The real-data frame of 5,130 sites; on Icarus (100 s) only with the slow marker: the
     edge cases and the frog levels after reset cover the SSC engine on Icarus in CI."""
@@ -327,6 +328,7 @@ def test_mean_pool_and_unpool(tmp_path, kind):
                    for f in frames if len(f[0]))
 
 
+@pytest.mark.long
 def test_sfsc_shifted_window_edge_cases_and_tiles(tmp_path):
     """An SSC layer whose window is shifted to a corner (SFSC), sums out: the edge-case frames
     in four stall modes equal golden's shifted kernel map; the frog frame at voxel size 24
@@ -372,6 +374,7 @@ def test_frame_cycles_partition_a_run():
     assert _frame_cycles({"t_in": [4, 5], "t_out": [20]}, [0], [1], 0) == [17]
 
 
+@pytest.mark.long
 def test_word_port_frog_tiles_same_cycles(tmp_path):
     """The frog frame at voxel size 24 in tiles through a loadable SSC engine with and without
     a 64-bit word port (one word in, three out a site): bit-exact both, and the same cycles,
