@@ -17,12 +17,13 @@ setup:
 	$(MAKE) --no-print-directory $(STAMP); venv=$$?; \
 	wait $$apt; packages=$$?; test $$venv -eq 0 -a $$packages -eq 0
 
-# --no-compile: byte-compiling every installed module took 73 of pip's 119 s on a fresh
-# machine; Python compiles the modules it imports when it first imports them.
+# pip byte-compiles what it installs (73 of its 119 s on a fresh machine), and that is needed
+# here: where PYTHONDONTWRITEBYTECODE is set, Python never caches what it compiles, and every
+# process (each simulation's embedded Python too) would compile torch and the rest anew.
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet --no-compile -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	$(VENV)/bin/python scripts/install-data-wheels.py
 	@touch $(STAMP)
 
