@@ -29,7 +29,11 @@ fi
 command -v apt-get >/dev/null 2>&1 || cannot "there is no apt-get here"
 echo "installing Debian's ${need[*]}" >&2
 $SUDO apt-get update -qq || true      # install says what failed
-if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; then
-  cannot "apt-get could not install ${need[*]}"
-fi
+# one package at a time: an optional ccache that apt-get cannot find does not stop iverilog
+for pkg in "${need[@]}"; do
+  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null; then
+    [ "$pkg" = iverilog ] || need=(ccache)
+    cannot "apt-get could not install $pkg"
+  fi
+done
 command -v iverilog >/dev/null
