@@ -26,6 +26,16 @@ def edge_vectors(n, rng, randoms=8):
     return np.array(rows, dtype=np.uint8)
 
 
+def public_scopes(build_dir):
+    """The scopes whose signals a Verilator build made public to VPI (``varInsert`` calls in
+    the generated symbol table)."""
+    import re
+    from pathlib import Path
+
+    text = "".join(p.read_text() for p in Path(build_dir).glob("Vtop__Syms*.cpp"))
+    return set(re.findall(r"__Vscopep_(\w+)->varInsert\(", text))
+
+
 def random_dense(rng, sizes, scores_last=True):
     """A random dense bitstream with thresholds over the whole legal range [0, n + 1]."""
     layers = []

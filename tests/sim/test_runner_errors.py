@@ -72,15 +72,19 @@ def test_build_key_follows_content(tmp_path):
 
 
 def test_clock_wrapper_ports_and_errors():
-    """The simulation top keeps every port of the design but clk, which it toggles itself."""
-    from sim.runner import CLOCK_TOP, clock_wrapper
+    """The simulation top keeps every port of the design but clk, which it toggles itself;
+    its ports and clock are public to Verilator's VPI (the design's own signals are not)."""
+    from sim.runner import CLOCK_TOP, PUBLIC_MARK, clock_wrapper
 
     verilog = ("module other(a);\n  input a;\nendmodule\n"
                "module top(clk, rst, d, q);\n  wire x;\n  input clk;\n  input rst;\n"
                "  input [7:0] d;\n  output [3:0] q;\n  reg [3:0] q;\nendmodule\n")
     text = clock_wrapper(verilog, "top")
-    assert text.splitlines()[:4] == [f"module {CLOCK_TOP}(rst, d, q);", "  input rst;",
-                                     "  input [7:0] d;", "  output [3:0] q;"]
+    assert text.splitlines()[:5] == [f"module {CLOCK_TOP}(rst, d, q);",
+                                     f"  input rst {PUBLIC_MARK};",
+                                     f"  input [7:0] d {PUBLIC_MARK};",
+                                     f"  output [3:0] q {PUBLIC_MARK};",
+                                     f"  reg clk {PUBLIC_MARK} = 1'b0;"]
     assert "  always #5 clk = ~clk;" in text
     assert "  top dut (.clk(clk), .rst(rst), .d(d), .q(q));" in text
     with pytest.raises(SimulatorError, match="^no module missing in the design's Verilog$"):
