@@ -47,23 +47,38 @@ def _inside(c, lo, hi):
     return ((c >= lo) & (c < hi)).all(axis=1)
 
 
-def _boxes(coords, count, fits, side, even):
-    """Boxes ``(lo, size)`` covering ``coords``: a grid of ``side``, each split along its longest
-    side until ``fits(lo, size)``."""
+def _boxes(sets, fits, side, even):
+    """Boxes ``(lo, size, cands)`` covering the points of ``sets[0]``: a grid of ``side``, each
+    box split along its longest side until ``fits(lo, size, cands)``.
+
+    ``sets`` lists point sets ``(coords, scale, pad)``; a box's ``cands`` holds, for each, the
+    (ascending) indices of its points in ``[lo // scale - pad, (lo + size) // scale + pad)``.
+    A half's points are among its box's, so each split looks only at those: the work grows
+    with the frame times the depth of the splits, not with the frame times the tiles."""
+    coords = sets[0][0]
+
+    def within(lo, size, cands):
+        return [c[_inside(a[c], lo // s - p, (lo + size) // s + p)]
+                for (a, s, p), c in zip(sets, cands)]
+
     lo0 = coords.min(axis=0) if len(coords) else np.zeros(3, np.int64)
     if even:
         lo0 = lo0 & ~1
     out = []
     stack = []
+    everything = [np.arange(len(a)) for a, _, _ in sets]
     occupied = np.unique((coords - lo0) // side, axis=0) if len(coords) else []
     for cell in occupied:
-        stack.append((lo0 + cell * side, np.full(3, side, dtype=np.int64)))
+        lo, size = lo0 + cell * side, np.full(3, side, dtype=np.int64)
+        stack.append((lo, size, within(lo, size, everything)))
+    pad = sets[0][2]
     while stack:
-        lo, size = stack.pop()
-        if count(lo, size) == 0:
+        lo, size, cands = stack.pop()
+        own = cands[0] if pad == 0 else cands[0][_inside(coords[cands[0]], lo, lo + size)]
+        if len(own) == 0:
             continue
-        if fits(lo, size):
-            out.append((lo, size))
+        if fits(lo, size, cands):
+            out.append((lo, size, cands))
             continue
         axis = int(np.argmax(size))
         step = 2 if even else 1
@@ -75,7 +90,8 @@ def _boxes(coords, count, fits, side, even):
         a_size[axis], b_size[axis] = half, size[axis] - half
         b_lo = lo.copy()
         b_lo[axis] += half
-        stack += [(lo, a_size), (b_lo, b_size)]
+        stack += [(lo, a_size, within(lo, a_size, cands)),
+                  (b_lo, b_size, within(b_lo, b_size, cands))]
     return sorted(out, key=lambda b: tuple(b[0][::-1]))
 
 
@@ -99,15 +115,11 @@ def tile_layer(kind, frame, bits, max_voxels, reach=1):
             raise BnnforgeError(f"SSC tiles of reach {pad} need coordinates of at least "
                                 f"{(2 * pad).bit_length()} bits, not {bits}")
 
-        def halo(lo, size):
-            return _inside(coords, lo - pad, lo + size + pad)
-
-        boxes = _boxes(coords, lambda lo, s: int(_inside(coords, lo, lo + s).sum()),
-                       lambda lo, s: int(halo(lo, s).sum()) <= max_voxels and (s <= side).all(),
+        boxes = _boxes([(coords, 1, pad)],
+                       lambda lo, s, c: len(c[0]) <= max_voxels and (s <= side).all(),
                        side, even=False)
         tiles = []
-        for lo, size in boxes:
-            sel = np.flatnonzero(halo(lo, size))
+        for lo, size, (sel,) in boxes:          # sel: the box's sites and its halo's
             local = coords[sel] - (lo - pad)
             order = np.lexsort(local.T)          # key order: z, then y, then x
             local, idx = local[order], sel[order]
@@ -122,14 +134,10 @@ def tile_layer(kind, frame, bits, max_voxels, reach=1):
         pkeys = voxel_keys(parents, pbits)
         uniq = np.unique(pkeys)
 
-        def count(lo, s):
-            return int(_inside(coords, lo, lo + s).sum())
-
-        boxes = _boxes(coords, count, lambda lo, s: count(lo, s) <= max_voxels
+        boxes = _boxes([(coords, 1, 0)], lambda lo, s, c: len(c[0]) <= max_voxels
                        and (s <= limit).all(), limit, even=True)
         tiles = []
-        for lo, size in boxes:
-            sel = np.flatnonzero(_inside(coords, lo, lo + size))
+        for lo, size, (sel,) in boxes:
             local = coords[sel] - lo
             order = np.lexsort(local.T)
             sel = sel[order]
@@ -142,18 +150,12 @@ def tile_layer(kind, frame, bits, max_voxels, reach=1):
         coarse, cfeats, fine = (np.asarray(a) for a in frame)
         coarse, fine = coarse.astype(np.int64), fine.astype(np.int64)
 
-        def count(lo, s):
-            return max(int(_inside(fine, lo, lo + s).sum()),
-                       int(_inside(coarse, lo // 2, (lo + s) // 2).sum()))
-
-        boxes = _boxes(fine, lambda lo, s: int(_inside(fine, lo, lo + s).sum()),
-                       lambda lo, s: count(lo, s) <= max_voxels and (s <= limit).all(),
+        boxes = _boxes([(fine, 1, 0), (coarse, 2, 0)],
+                       lambda lo, s, c: max(map(len, c)) <= max_voxels and (s <= limit).all(),
                        limit, even=True)
         tiles = []
-        for lo, size in boxes:
-            fsel = np.flatnonzero(_inside(fine, lo, lo + size))
+        for lo, size, (fsel, csel) in boxes:
             fsel = fsel[np.lexsort((fine[fsel] - lo).T)]
-            csel = np.flatnonzero(_inside(coarse, lo // 2, (lo + size) // 2))
             csel = csel[np.lexsort((coarse[csel] - lo // 2).T)]
             tiles.append(Tile((coarse[csel] - lo // 2, cfeats[csel], fine[fsel] - lo),
                               np.ones(len(fsel), bool), fsel, lo))
