@@ -169,7 +169,7 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
     the loaded layer's channels."""
     from golden.sparse import sparse_layer_rows
     from sim.runner import run_vectors
-    from sim.voxels import layer_beats, load_beats, pad_weights, unpack_sums
+    from sim.voxels import ints_to_bits, layer_beats, load_beats, pad_weights, unpack_sums
 
     info = json.loads((Path(design_dir) / "design.json").read_text())
     kind = info.get("layer_kind", "ssc")
@@ -230,8 +230,7 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
         if thresholds is None:
             outputs.append(unpack_sums(vec, sw, cout)[:, :n_out])
         else:
-            outputs.append(np.array([[(v >> j) & 1 for j in range(cout)] for v in vec],
-                                    dtype=np.uint8).reshape(len(vec), cout))
+            outputs.append(ints_to_bits(vec, cout))
     result["errors"] = sparse_error_messages(quiet, frames, info, skip)
     if loadable and quiet["t_out"]:
         # The load frame: its first beat in to its marker beat out.

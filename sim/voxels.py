@@ -17,6 +17,7 @@ from hw.sparse.layouts import voxel_in_layout, voxel_out_layout
 from quant.bits import bits_to_int
 
 __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_sums",
+           "bits_to_ints", "ints_to_bits",
            "layer_beats", "FrameTracker", "in_payloads", "out_payloads", "out_flags_at",
            "error_code", "load_beats", "pad_weights"]
 
@@ -25,11 +26,6 @@ __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_su
 def _coordinate_offsets(bits):
     layout = voxel_in_layout(0, bits)
     return tuple(layout[axis].offset for axis in "xyz")
-
-
-def _key(c, bits):
-    """``Cat(x, y, z)`` as an integer, placed as the voxel layouts place the coordinates."""
-    return sum(int(v) << offset for v, offset in zip(c, _coordinate_offsets(bits)))
 
 
 def in_payloads(data, framing, features, bits, load=False):
@@ -67,16 +63,52 @@ def frame_beats(frames, width, bits):
     output beats of result frames (``tuser`` 1 marks an empty frame's beat). A vector is a 0/1
     array or an already packed integer."""
     data, framing = [], []
+    offsets = np.array(_coordinate_offsets(bits), dtype=np.int64)
     for coords, vectors in frames:
         if len(coords) == 0:
             data.append(0)
             framing.append((1, 1))
             continue
-        for i, (c, v) in enumerate(zip(coords, vectors)):
-            word = int(v) if np.ndim(v) == 0 else bits_to_int(np.asarray(v))
-            data.append(word | _key(c, bits) << width)
-            framing.append((int(i == len(coords) - 1), 0))
+        keys = (np.asarray(coords, dtype=np.int64).reshape(-1, 3) << offsets).sum(axis=1)
+        if np.ndim(vectors[0]) == 0:
+            words = [int(v) for v in vectors]
+        else:
+            words = bits_to_ints(np.asarray(vectors).reshape(len(coords), -1))
+        data += [w | k << width for w, k in zip(words, keys.tolist())]
+        framing += [(0, 0)] * (len(coords) - 1) + [(1, 0)]
     return data, framing
+
+
+#: Rows a chunk in the vectorized packing below (bounds its temporary arrays).
+_CHUNK = 1 << 15
+
+
+def bits_to_ints(rows):
+    """Rows of 0/1 (``N x W``) as N integers, bit ``j`` of each element ``j`` (as
+    :func:`quant.bits.bits_to_int` a row)."""
+    rows = np.asarray(rows)
+    if rows.size and not ((rows == 0) | (rows == 1)).all():
+        raise ValueError("pack_bits takes only 0 and 1")
+    out = []
+    for at in range(0, len(rows), _CHUNK):
+        packed = np.packbits(rows[at:at + _CHUNK].astype(np.uint8), axis=-1, bitorder="little")
+        n, raw = packed.shape[1], packed.tobytes()
+        out += [int.from_bytes(raw[i:i + n], "little") for i in range(0, len(raw), n)]
+    return out
+
+
+def ints_to_bits(words, n):
+    """Inverse of :func:`bits_to_ints`: the low ``n`` bits of each integer, ``N x n``
+    ``uint8``."""
+    size = (n + 7) // 8 or 1
+    out = np.zeros((len(words), n), dtype=np.uint8)
+    mask = (1 << n) - 1
+    for at in range(0, len(words), _CHUNK):
+        raw = b"".join((int(w) & mask).to_bytes(size, "little")
+                       for w in words[at:at + _CHUNK])
+        packed = np.frombuffer(raw, dtype=np.uint8).reshape(-1, size)
+        out[at:at + len(packed)] = np.unpackbits(packed, axis=-1, count=n, bitorder="little")
+    return out
 
 
 result_beats = frame_beats
@@ -108,21 +140,18 @@ class FrameTracker:
 
 def pack_sums(sums, width):
     """N x Cout signed sums to N integers of ``width``-bit two's complement fields."""
-    mask = (1 << width) - 1
-    out = []
-    for row in np.asarray(sums, dtype=np.int64).tolist():
-        word = 0
-        for j, v in enumerate(row):
-            word |= (v & mask) << (j * width)
-        out.append(word)
-    return out
+    sums = np.asarray(sums, dtype=np.int64)
+    sums = sums.reshape(len(sums), -1)
+    fields = sums & ((1 << width) - 1)
+    bits = (fields[..., None] >> np.arange(width)) & 1       # N x Cout x width, LSB first
+    return bits_to_ints(bits.reshape(len(sums), -1))
 
 
 def unpack_sums(words, width, cout):
     """Inverse of :func:`pack_sums`."""
-    mask, sign = (1 << width) - 1, 1 << (width - 1)
-    rows = [[((w >> (j * width) & mask) ^ sign) - sign for j in range(cout)] for w in words]
-    return np.array(rows, dtype=np.int64).reshape(len(words), cout)
+    bits = ints_to_bits(words, width * cout).reshape(len(words), cout, width)
+    values = (bits.astype(np.int64) << np.arange(width)).sum(axis=-1)
+    return values - ((values >> (width - 1)) << width)       # two's complement
 
 
 def layer_beats(kind, frames, weights, thresholds, bits, cin, sum_width=None, golden=None,
