@@ -216,21 +216,34 @@ def _train_model(variant, arch, train, steps, seed):
     return net.eval(), log
 
 
-def core_design(arch, out_dir, synth, clock_mhz):
-    """The network's hardware as one design (every engine; :func:`bnnforge.bscnet_hw.
-    write_core`) in ``out_dir``, for the LFE5U-85F; with ``synth`` placed and routed
-    (``clock_mhz`` the target). Returns ``(memory budget, synth entry or None)``: the entry
-    as the other demos' (:func:`bnnforge.reports.synth_design`) with ``fits``."""
+def core_program(arch):
+    """The program whose shapes size the engines (the same for every model of ``arch``), from
+    a network built on a fork of torch's random state: the caller's random stream is left
+    as it was. The demo builds it before the placement thread starts, so that the thread
+    never draws from torch's global generator while a model being trained is initialized."""
+    import torch
+
     from golden.bscnet import BSCNet
     from golden.bscnet_fixed import FixedBscNet
     from golden.frog import FROG_CLASSES
+
+    with torch.random.fork_rng():
+        net = BSCNet(arch, in_channels=1, classes=FROG_CLASSES, sfsc=True).eval()
+    return FixedBscNet(net).program
+
+
+def core_design(arch, out_dir, synth, clock_mhz, program=None):
+    """The network's hardware as one design (every engine; :func:`bnnforge.bscnet_hw.
+    write_core`) in ``out_dir``, for the LFE5U-85F; with ``synth`` placed and routed
+    (``clock_mhz`` the target). ``program``: :func:`core_program`'s (built here if None).
+    Returns ``(memory budget, synth entry or None)``: the entry as the other demos'
+    (:func:`bnnforge.reports.synth_design`) with ``fits``."""
     from hw.memory_budget import budget_lines
     from .bscnet_hw import write_core
     from .reports import CORE_SEEDS, synth_design
 
-    # The engines' sizes follow the program's shapes (the same for every model of the arch).
-    program = FixedBscNet(BSCNet(arch, in_channels=1, classes=FROG_CLASSES, sfsc=True)
-                          .eval()).program
+    if program is None:
+        program = core_program(arch)
     step(f"the hardware: every engine {arch.upper()} needs in one design ({out_dir}), tiles of "
          f"{TILE_VOXELS} sites with {TILE_BITS}-bit coordinates")
     budget = write_core(program, out_dir, TILE_VOXELS, TILE_BITS, family="ecp5")
@@ -268,10 +281,12 @@ def _run_bscnet_demo(out_dir, simulator, voxel_size, steps, seed, clock_mhz, arc
     # thread is a daemon, so that an interrupted demo does not wait for the router (Ctrl-C
     # reaches the tools too: they are in the terminal's process group).
     placing = concurrent.futures.Future()
+    program = core_program(arch)
 
     def place():
         try:
-            placing.set_result(core_design(arch, out_dir / "core", synth, clock_mhz))
+            placing.set_result(core_design(arch, out_dir / "core", synth, clock_mhz,
+                                           program=program))
         except BaseException as e:          # handed to the main thread by result()
             placing.set_exception(e)
 

