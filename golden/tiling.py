@@ -17,8 +17,8 @@ tiles, put back in place, are exactly the outputs of the whole frame.
 
 A box with more sites than ``max_voxels`` (its halo included) is split in two along its longest
 side until every tile fits; a single voxel and its halo are at most 27 sites (125 with a
-reach of 2), so ``max_voxels >= 27`` (125) always suffices. The cost is the halo: SSC computes its sites too and
-throws their outputs away (``halo_pairs`` in :func:`tile_stats`).
+reach of 2), so ``max_voxels >= 27`` (125) always suffices. The cost is the halo: SSC computes
+its sites too and throws their outputs away (``halo_pairs`` in :func:`tile_stats`).
 """
 
 from dataclasses import dataclass
