@@ -34,7 +34,6 @@ def _broken(self, m, name, *args):
     return _original(self, m, name, *rest, init0, 0x0009 if init1 == 0x0006 else init1)
 
 
-@pytest.mark.long
 def test_simulation_model_of_the_carry_cell_equals_yosys_model():
     """The CCU2C model the simulators use (hw/verilog/ccu2c_sim.v) against Yosys's model of the
     cell, for the tables the tree uses and two arbitrary ones; a model with the second half's
