@@ -138,12 +138,19 @@ def _ready(tool):
     WebAssembly to machine code on its first run on a machine (about two minutes for Yosys on
     two busy cores, then cached), and that is not the proof's time, so the proofs' timeouts
     start after it; parallel test workers compile it once, not each."""
-    with open(Path(tempfile.gettempdir()) / "bnnforge-yowasp.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            subprocess.run([tool, "-V"], capture_output=True, timeout=1800)
-        except (OSError, subprocess.SubprocessError):
-            pass                        # the proof's own run reports what is wrong
+    try:
+        lock = open(Path(tempfile.gettempdir()) / "bnnforge-yowasp.lock", "w")
+    except OSError:                     # another user's lock file: run without it
+        lock = None
+    try:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([tool, "-V"], capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError):
+        pass                            # the proof's own run reports what is wrong
+    finally:
+        if lock is not None:
+            lock.close()
     return tool
 
 

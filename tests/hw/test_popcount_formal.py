@@ -65,6 +65,13 @@ exit 0
     try:
         assert formal._run_proof(tmp_path, 2, "a stand-in") is True
         assert formal._run_proof(tmp_path, 2, "a stand-in") is True
+        # a lock file this user cannot open (here a folder of that name): no lock, same run
+        (tmp_path / "tmp" / "bnnforge-yowasp.lock").mkdir(parents=True)
+        monkeypatch.setattr(formal.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+        formal._ready.cache_clear()
+        (tmp_path / "compiled").unlink()
+        assert formal._run_proof(tmp_path, 2, "a stand-in") is True
     finally:
         formal._ready.cache_clear()
-    assert (tmp_path / "calls").read_text().splitlines() == ["-V"] + ["-q -s prove.ys"] * 2
+    assert (tmp_path / "calls").read_text().splitlines() == (
+        ["-V"] + ["-q -s prove.ys"] * 2 + ["-V", "-q -s prove.ys"])
