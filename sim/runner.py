@@ -351,7 +351,6 @@ def _verilator_runner():
     return _Runner()
 
 
-
 def _runner(name, design_dir, info, waves, log):
     """A runner and the directory of its built simulator. Without waves the build is taken
     from the content-addressed cache (built once, under a lock, from copies of the sources so

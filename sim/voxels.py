@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from hw.sparse.layouts import voxel_in_layout, voxel_out_layout
-from quant.bits import bits_to_int
+from quant.bits import bits_to_int, pack_bits, unpack_bits
 
 __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_sums",
            "bits_to_ints", "ints_to_bits",
@@ -87,11 +87,9 @@ def bits_to_ints(rows):
     """Rows of 0/1 (``N x W``) as N integers, bit ``j`` of each element ``j`` (as
     :func:`quant.bits.bits_to_int` a row)."""
     rows = np.asarray(rows)
-    if rows.size and not ((rows == 0) | (rows == 1)).all():
-        raise ValueError("pack_bits takes only 0 and 1")
     out = []
     for at in range(0, len(rows), _CHUNK):
-        packed = np.packbits(rows[at:at + _CHUNK].astype(np.uint8), axis=-1, bitorder="little")
+        packed = pack_bits(rows[at:at + _CHUNK])
         n, raw = packed.shape[1], packed.tobytes()
         out += [int.from_bytes(raw[i:i + n], "little") for i in range(0, len(raw), n)]
     return out
@@ -107,7 +105,7 @@ def ints_to_bits(words, n):
         raw = b"".join((int(w) & mask).to_bytes(size, "little")
                        for w in words[at:at + _CHUNK])
         packed = np.frombuffer(raw, dtype=np.uint8).reshape(-1, size)
-        out[at:at + len(packed)] = np.unpackbits(packed, axis=-1, count=n, bitorder="little")
+        out[at:at + len(packed)] = unpack_bits(packed, n)
     return out
 
 
