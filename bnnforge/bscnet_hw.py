@@ -341,7 +341,7 @@ class ProgramRunner:
         # One frame of beats: tlast on the last.
         framing = [(int(i == len(beats) - 1), 0) for i in range(len(beats))]
         result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",),
-                             framing=framing, expected_framing=framing)
+                             framing=framing, expected_framing=framing, fires=False)
         run = result["runs"][0]
         port = _words(design)
         got = np.array([unpack_codes(int(v, 16), L, fmt.width) for v in run["outputs"]],
@@ -380,7 +380,8 @@ class ProgramRunner:
         expected = [0] + [pack_codes(r, fmt.width) for r in want]
         expected_framing = [(1, 1)] + [(int(i == n - 1), 0) for i in range(n)]
         result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",),
-                             framing=framing, expected_framing=expected_framing)
+                             framing=framing, expected_framing=expected_framing,
+                             fires=False)
         run = result["runs"][0]
         port = _words(design)
         got = np.array([unpack_codes(int(v, 16), CO, fmt.width) for v in run["outputs"][1:]],

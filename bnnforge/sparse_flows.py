@@ -204,7 +204,7 @@ def simulate_sparse(design_dir, frames, weights, thresholds, simulator, stall_mo
                 for f in frames]
     result = run_vectors(design_dir, data, want, simulator=simulator, stall_modes=stall_modes,
                          waves=waves, progress=progress, seed=seed, framing=framing,
-                         expected_framing=want_framing,
+                         expected_framing=want_framing, fires=False,
                          max_cycles=10_000 + 4 * sum(len(f[0]) + len(f[-1]) for f in frames)
                          * per_site + 2 * (len(data) - sum(in_sizes)))
     skip = 1 if loadable else 0             # the load frame's beat

@@ -188,13 +188,14 @@ def player_verilog(decls):
     """The simulation top's stream player: Verilog lines and the design's inputs it drives
     (name -> wire). While ``play_go`` is high the player owns the stream: from its first
     clock edge it reads ``player_in.txt`` (a header ``words words_a_beat stop_on_tlast stop
-    max_cycles``, then one input word a line: ``tdata tlast tuser`` in hex), offers each word
-    until it is taken (no stalls, ``m_axis_tready`` high), and writes ``player_out.txt``: ``i
-    CYCLE`` for each beat's first input word, ``o CYCLE TDATA TLAST TUSER`` for each output
-    word, ``f CYCLE FIRE`` for each cycle a block fires, and at the end ``b K CYCLES`` (busy
-    cycles of block ``K``), ``s CYCLES`` (search busy) and ``e CYCLES`` (done: the cycle of the
-    last output awaited, ``stop`` words or words with ``tlast``) or ``t CYCLES`` (timed out).
-    Cycles count as :mod:`sim.tb_axis` counts them: cycle 1 follows the first edge with
+    max_cycles log_fires``, then one input word a line: ``tdata tlast tuser`` in hex), offers
+    each word until it is taken (no stalls, ``m_axis_tready`` high), and writes
+    ``player_out.txt``: ``i CYCLE`` for each beat's first input word, ``o CYCLE TDATA TLAST
+    TUSER`` for each output word, ``f CYCLE FIRE`` for each cycle a block fires (only with
+    ``log_fires`` 1), and at the end ``b K CYCLES`` (busy cycles of block ``K``), ``s
+    CYCLES`` (search busy) and ``e CYCLES`` (done: the cycle of the last output awaited,
+    ``stop`` words or words with ``tlast``) or ``t CYCLES`` (timed out). Cycles count as
+    :mod:`sim.tb_axis` counts them: cycle 1 follows the first edge with
     ``play_go`` high, and a transfer belongs to the cycle whose closing edge completes it."""
     w = {p: _width(decls[p][1]) for p in decls}
     user_in = "s_axis_tuser" in decls
@@ -207,7 +208,7 @@ def player_verilog(decls):
          "  reg [63:0] p_l, p_u;",
          f"  reg [{w['s_axis_tuser'] - 1 if user_in else 0}:0] p_tuser = 0;",
          "  reg [63:0] p_cyc = 0, p_sent = 0, p_total = 0, p_nin = 1, p_last = 0, p_stop = 0,",
-         "             p_limit = 0, p_got = 0, p_search = 0;",
+         "             p_limit = 0, p_got = 0, p_search = 0, p_fires = 1;",
          f"  reg [63:0] p_busy [0:{nf - 1}];",
          "  reg p_started = 1'b0;",
          "  integer p_fin, p_fout, p_rc, p_i;",
@@ -234,8 +235,8 @@ def player_verilog(decls):
           "        p_started = 1'b1;",
           f"        p_fin = $fopen(\"{PLAYER_IN}\", \"r\");",
           f"        p_fout = $fopen(\"{PLAYER_OUT}\", \"w\");",
-          "        p_rc = $fscanf(p_fin, \"%d %d %d %d %d\\n\", p_total, p_nin, p_last, p_stop,",
-          "                       p_limit);",
+          "        p_rc = $fscanf(p_fin, \"%d %d %d %d %d %d\\n\", p_total, p_nin, p_last, p_stop,",
+          "                       p_limit, p_fires);",
           f"        for (p_i = 0; p_i < {nf}; p_i = p_i + 1) p_busy[p_i] = 0;",
           "        p_cyc = 1;",
           "        p_next;",
@@ -249,7 +250,8 @@ def player_verilog(decls):
           f"                  {out_user});",
           "          p_got = p_got + (p_last != 0 ? m_axis_tlast : 1);",
           "        end",
-          "        if (layer_fire != 0) $fwrite(p_fout, \"f %0d %h\\n\", p_cyc, layer_fire);",
+          "        if (p_fires != 0 && layer_fire != 0)",
+          "          $fwrite(p_fout, \"f %0d %h\\n\", p_cyc, layer_fire);",
           f"        for (p_i = 0; p_i < {nf}; p_i = p_i + 1)",
           "          p_busy[p_i] = p_busy[p_i] + ((layer_busy >> p_i) & 1);",
           "        p_search = p_search + " + ("search_busy;" if search else "0;"),
@@ -439,7 +441,7 @@ def _failure(log):
 
 def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_modes=STALL_MODES,
                 waves=None, seed=0, max_cycles=None, progress=None, framing=None,
-                expected_framing=None, skip_idle=True, player=True):
+                expected_framing=None, skip_idle=True, player=True, fires=True):
     """Run the design's AXI4-Stream testbench.
 
     Parameters
@@ -468,12 +470,16 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
         In stall mode "none" (with ``skip_idle``), let the simulation top's player drive
         the stream (:func:`player_verilog`: no callback into Python a cycle, the same counts;
         ``steps`` 0) instead of the testbench's loop.
+    fires : bool
+        Record the cycles in which each block fires (``fires`` of each run, for the
+        blocks' intervals). With False each run's ``fires`` is None: on a long stream the
+        player's log would hold a line for nearly every cycle that nothing reads.
 
     Returns
     -------
     dict
         ``runs`` (one a stall mode: ``outputs`` as hex strings, cycle stamps ``t_in``,
-        ``t_out``, ``fires`` per block, ``cycles``), ``passed``, ``log``, ``build`` (the
+        ``t_out``, ``fires`` per block or None, ``cycles``), ``passed``, ``log``, ``build`` (the
         built simulator's directory).
     """
     check_simulator(simulator)
@@ -494,7 +500,7 @@ def run_vectors(design_dir, inputs, expected=None, simulator="icarus", stall_mod
     job = {"inputs": [f"{v:x}" for v in inputs],
            "expected": None if expected is None else [f"{v:x}" for v in expected],
            "stall_modes": list(stall_modes), "seed": seed, "skip_idle": bool(skip_idle),
-           "player": bool(player),
+           "player": bool(player), "fires": bool(fires),
            # tlast closes a frame of vectors, each of beats_out beats on narrow ports
            "frame_outputs": info.get("frame_outputs", 1) * (info.get("beats_out") or 1),
            # a design behind a word port: the testbench splits beats into words and joins them

@@ -132,7 +132,8 @@ async def _play(dut, job, limit):
     inputs, in_last, in_user, sparse, wb, n_in, n_out_words, n_out, n_frames = _stream(job)
     stop = n_frames if sparse else n_out * n_out_words
     with open(PLAYER_IN, "w") as f:
-        f.write(f"{len(inputs)} {n_in} {int(sparse)} {stop} {limit}\n")
+        f.write(f"{len(inputs)} {n_in} {int(sparse)} {stop} {limit} "
+                f"{int(job.get('fires', True))}\n")
         last = in_last if sparse else [1] * len(inputs)
         user = in_user if sparse else [0] * len(inputs)
         f.writelines(f"{v:x} {t:x} {u:x}\n" for v, t, u in zip(inputs, last, user))
@@ -167,7 +168,8 @@ async def _play(dut, job, limit):
         raise AssertionError(f"none: timeout after {limit} cycles with {len(beats.received)} "
                              f"of {n_out} outputs")
     return {"mode": "none", "outputs": [f"{v:x}" for v in beats.received], "t_in": t_in,
-            "t_out": beats.t_out, "fires": fires, "busy": busy, "cycles": cycles,
+            "t_out": beats.t_out, "fires": fires if job.get("fires", True) else None,
+            "busy": busy, "cycles": cycles,
             "framing": beats.framing, "search_cycles": search,
             "void_beats": sum(beats.tracker.void), "steps": 0}
 
@@ -249,7 +251,8 @@ async def _run_mode(dut, job, mode, seed, progress=None):
                 cycle += periods
                 woken = True
     return {"mode": mode, "outputs": [f"{v:x}" for v in beats.received], "t_in": t_in,
-            "t_out": beats.t_out, "fires": fires, "busy": busy, "cycles": cycle,
+            "t_out": beats.t_out, "fires": fires if job.get("fires", True) else None,
+            "busy": busy, "cycles": cycle,
             "framing": beats.framing, "search_cycles": search,
             "void_beats": sum(beats.tracker.void), "steps": steps}
 

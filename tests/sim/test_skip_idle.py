@@ -5,6 +5,7 @@ and search cycles, while the skipped run looks at far fewer cycles and the playe
 none."""
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from hw.axis import AxisTop
 from hw.generate import design_info, write_design
 from hw.sparse.site import SiteLinear, pack_codes
 from quant.layout import Folding
-from sim.runner import run_vectors
+from sim.runner import PLAYER_OUT, run_vectors
 from tests.hw.test_sparse import CIN, COUT, NMAX, B, edge_frames
 
 FMT = SparseFixedPoint()
@@ -49,6 +50,17 @@ def test_long_folds_skipped_with_equal_counts(tmp_path, simulator):
     assert a["cycles"] >= 12 * 256 and a["steps"] == a["cycles"]
     assert b_["steps"] * 10 < b_["cycles"] and c["steps"] == 0
     assert a["busy"][0] > 11 * 256          # busy through the skipped folds, counted
+    # Without fires the player logs no line a firing cycle; every other count is the same.
+    quiet = run_vectors(tmp_path / "d", beats, expected, simulator, stall_modes=("none",),
+                        fires=False)
+    d = quiet["runs"][0]
+    assert quiet["passed"] and d["fires"] is None
+    assert {k: d[k] for k in COUNTS if k != "fires"} == {k: c[k] for k in COUNTS if k != "fires"}
+    logged = [Path(r["log"]).with_name(PLAYER_OUT).read_text().splitlines()
+              for r in (played, quiet)]
+    firing = set().union(*map(set, c["fires"]))
+    assert len(firing) >= 12 and sum(x.startswith("f ") for x in logged[0]) == len(firing)
+    assert not any(x.startswith("f ") for x in logged[1])
 
 
 def test_player_timeout_names_the_outputs_missing(tmp_path):
