@@ -11,7 +11,8 @@ from hw.generate import check_output_dir, design_info, write_design
 from .flows import TOP_NAME
 
 __all__ = ["generate_sparse", "generate_sparse_engine", "generate_sparse_mean", "simulate_sparse",
-           "simulate_tiled", "sparse_error_messages", "codes_to_bits", "bits_to_codes", "mean_golden"]
+           "simulate_tiled", "sparse_error_messages", "codes_to_bits", "bits_to_codes",
+           "mean_golden"]
 
 
 def generate_sparse(weights, thresholds, max_voxels, coord_bits, folding, out_dir, name="ssc",
