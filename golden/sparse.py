@@ -171,16 +171,34 @@ def upsample_map(fine_coords, coarse_coords, allow_missing=False):
 def binary_ssc_dot(feat_bits, weight_bits, kmap, n_out=None):
     """Integer binary sparse convolution: ``y[u, o] = sum over pairs (u, j, k) of
     2 popcount(XNOR(a_j, w[k, o])) - Cin``. ``feat_bits`` N x Cin, ``weight_bits``
-    slots x Cout x Cin; int64 ``n_out`` x Cout (``n_out`` defaults to N, as for SSC)."""
-    a = 2 * np.asarray(feat_bits, dtype=np.int64) - 1
-    w = 2 * np.asarray(weight_bits, dtype=np.int64) - 1
+    slots x Cout x Cin; int64 ``n_out`` x Cout (``n_out`` defaults to N, as for SSC).
+
+    The +-1 products are summed in floating point, where BLAS does the matrix products: every
+    partial sum is an integer of at most ``slots x Cin`` in magnitude, exact in float32 below
+    2**24 (float64 beyond). A slot's pairs are added at once where each output appears once
+    in them (a rulebook's slot), else one pair at a time."""
+    a_bits = np.asarray(feat_bits)
+    w_bits = np.asarray(weight_bits)
+    slots, cout, cin = w_bits.shape
+    dtype = np.float32 if slots * cin < 1 << 24 else np.float64
+    a = 2 * a_bits.astype(dtype) - 1
+    w = 2 * w_bits.astype(dtype) - 1
     n_out = a.shape[0] if n_out is None else n_out
-    y = np.zeros((n_out, w.shape[1]), dtype=np.int64)
-    for k in range(w.shape[0]):
-        sel = kmap[kmap[:, 2] == k]
-        if len(sel):
-            np.add.at(y, sel[:, 0], a[sel[:, 1]] @ w[k].T)
-    return y
+    y = np.zeros((n_out, cout), dtype=dtype)
+    kmap = np.asarray(kmap, dtype=np.int64).reshape(-1, 3)
+    kmap = kmap[np.argsort(kmap[:, 2], kind="stable")]
+    bounds = np.searchsorted(kmap[:, 2], np.arange(slots + 1))
+    for k in range(slots):
+        out, src = kmap[bounds[k]:bounds[k + 1], 0], kmap[bounds[k]:bounds[k + 1], 1]
+        if not len(out):
+            continue
+        # Fewer outputs than inputs a site: multiply every site first, then gather.
+        prod = (a @ w[k].T)[src] if cout < cin else a[src] @ w[k].T
+        if np.bincount(out, minlength=n_out).max() <= 1:
+            y[out] += prod
+        else:
+            np.add.at(y, out, prod)
+    return y.astype(np.int64)
 
 
 def dense_reference_dot(coords, feat_bits, weight_bits, bits):

@@ -64,6 +64,25 @@ def test_ssc_matches_dense_reference(seed, n, extent):
     assert sum(1 for i, j, k in pairs if k == 13 and i == j) == len(coords)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), cin=st.integers(1, 9), cout=st.integers(1, 9),
+       pairs=st.integers(0, 200), n_out=st.integers(1, 30))
+def test_ssc_dot_equals_pair_by_pair_sums(seed, cin, cout, pairs, n_out):
+    """Any pair list, outputs repeated within a slot included (summed one pair at a time),
+    and either way round of Cin and Cout: the sums of a plain loop over the pairs."""
+    rng = np.random.default_rng(seed)
+    feats = rng.integers(0, 2, (40, cin))
+    w = rng.integers(0, 2, (27, cout, cin))
+    kmap = np.stack([rng.integers(0, n_out, pairs), rng.integers(0, 40, pairs),
+                     rng.integers(0, 27, pairs)], axis=1)
+    want = np.zeros((n_out, cout), dtype=np.int64)
+    for u, j, k in kmap.tolist():
+        for o in range(cout):
+            want[u, o] += 2 * int((feats[j] == w[k, o]).sum()) - cin
+    got = binary_ssc_dot(feats, w, kmap, n_out)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+
+
 def test_structured_cube_and_isolated_voxels():
     cube = np.array([(x, y, z) for z in range(3) for y in range(3) for x in range(3)])
     lonely = np.array([[10, 10, 10], [20, 0, 5]])
