@@ -299,9 +299,9 @@ class ProgramRunner:
         return out
 
     def _affine(self, op, buffers, golden):
-        from hw.sparse.site import (SiteAffine, affine_layout, pack_codes, pack_fields,
-                                    unpack_codes)
+        from hw.sparse.site import SiteAffine, affine_layout
         from sim.runner import run_vectors
+        from sim.voxels import pack_layout_rows, pack_sums, unpack_sums
 
         fmt, L = self.fmt, AFFINE_LANES
         proj = op["sums2"] is not None
@@ -328,24 +328,22 @@ class ProgramRunner:
         design = self._design(key, lambda p: self._site_design(
             SiteAffine(L, self.sum_width, fmt, projection=proj, sum_width2=sw2, name=key,
                        serial=True), p))
-        beats = []
-        for i in range(n):
-            for g in range(groups):
-                v = {k: a[i, g] for k, a in fields.items()}
-                v["e"] = op["e"]
-                if proj:
-                    v["e2"] = op["e2"]
-                beats.append(pack_fields(layout, v))
+        # A beat a site and group of lanes, the op's exponents in every beat.
+        rows = {k: a.reshape(n * groups, L) for k, a in fields.items()}
+        rows["e"] = op["e"]
+        if proj:
+            rows["e2"] = op["e2"]
+        beats = pack_layout_rows(layout, rows, n * groups)
         want = lanes(golden).reshape(n * groups, L)
-        expected = [pack_codes(r, fmt.width) for r in want]
+        expected = pack_sums(want, fmt.width)
         # One frame of beats: tlast on the last.
         framing = [(int(i == len(beats) - 1), 0) for i in range(len(beats))]
         result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",),
                              framing=framing, expected_framing=framing, fires=False)
         run = result["runs"][0]
         port = _words(design)
-        got = np.array([unpack_codes(int(v, 16), L, fmt.width) for v in run["outputs"]],
-                       dtype=np.int64).reshape(n, groups * L)[:, :c]
+        got = unpack_sums([int(v, 16) for v in run["outputs"]], fmt.width,
+                          L).reshape(n, groups * L)[:, :c]
         return got, {"channels": c, "lanes": L, "beats": n * groups,
                      "words_in": port["in"], "words_out": port["out"],
                      "cycles_simulated": _span(run),
@@ -356,9 +354,10 @@ class ProgramRunner:
 
     def _linear(self, op, buffers, golden):
         """A real 1x1 on the linear engine: its load frame, then the sites as one frame."""
-        from hw.sparse.site import SiteLinear, linear_load_words, pack_codes, unpack_codes
+        from hw.sparse.site import SiteLinear, linear_load_words
         from quant.layout import Folding
         from sim.runner import run_vectors
+        from sim.voxels import pack_sums, unpack_sums
 
         fmt = self.fmt
         z = buffers[op["src"]]
@@ -372,20 +371,20 @@ class ProgramRunner:
         n = len(z)
         pad = np.zeros((n, CI), np.int64)
         pad[:, :cin] = z
-        beats = load + [pack_codes(r, fmt.width) for r in pad]
+        beats = load + pack_sums(pad, fmt.width)
         framing = ([(int(i == len(load) - 1), 2) for i in range(len(load))]
                    + [(int(i == n - 1), 0) for i in range(n)])
         want = np.zeros((n, CO), np.int64)
         want[:, :cout] = golden
-        expected = [0] + [pack_codes(r, fmt.width) for r in want]
+        expected = [0] + pack_sums(want, fmt.width)
         expected_framing = [(1, 1)] + [(int(i == n - 1), 0) for i in range(n)]
         result = run_vectors(design, beats, expected, self.simulator, stall_modes=("none",),
                              framing=framing, expected_framing=expected_framing,
                              fires=False)
         run = result["runs"][0]
         port = _words(design)
-        got = np.array([unpack_codes(int(v, 16), CO, fmt.width) for v in run["outputs"][1:]],
-                       dtype=np.int64).reshape(n, CO)[:, :cout]
+        got = unpack_sums([int(v, 16) for v in run["outputs"][1:]], fmt.width,
+                          CO).reshape(n, CO)[:, :cout]
         return got, {"cin": cin, "cout": cout, "pe": folding.pe, "simd": folding.simd,
                      "engine": "linear-engine",
                      "cycles_simulated": int(run["t_out"][-1] - run["t_in"][len(load)] + 1),

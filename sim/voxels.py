@@ -17,7 +17,7 @@ from hw.sparse.layouts import voxel_in_layout, voxel_out_layout
 from quant.bits import bits_to_int, pack_bits, unpack_bits
 
 __all__ = ["frame_beats", "result_beats", "error_beats", "pack_sums", "unpack_sums",
-           "bits_to_ints", "ints_to_bits",
+           "bits_to_ints", "ints_to_bits", "pack_layout_rows",
            "layer_beats", "FrameTracker", "in_payloads", "out_payloads", "out_flags_at",
            "error_code", "load_beats", "pad_weights"]
 
@@ -143,6 +143,26 @@ def pack_sums(sums, width):
     fields = sums & ((1 << width) - 1)
     bits = (fields[..., None] >> np.arange(width)) & 1       # N x Cout x width, LSB first
     return bits_to_ints(bits.reshape(len(sums), -1))
+
+
+def pack_layout_rows(layout, values, n):
+    """N integers of a struct layout's bits (as :func:`hw.sparse.site.pack_fields` a row):
+    ``values`` maps each field to N rows of an array field's elements, or to one value (or N
+    values) of a plain field; two's complement."""
+    from amaranth.lib import data
+
+    bits = np.zeros((n, layout.size), dtype=np.uint8)
+    for name, field in layout:
+        shape = field.shape
+        if isinstance(shape, data.ArrayLayout):
+            ew, count = shape.elem_shape.width, shape.length
+        else:
+            ew, count = field.width, 1
+        v = np.asarray(values[name], dtype=np.int64)
+        v = np.broadcast_to(v.reshape(-1, count) if v.ndim else v, (n, count))
+        b = ((v & ((1 << ew) - 1))[..., None] >> np.arange(ew)) & 1       # LSB first
+        bits[:, field.offset:field.offset + count * ew] = b.reshape(n, count * ew)
+    return bits_to_ints(bits)
 
 
 def unpack_sums(words, width, cout):

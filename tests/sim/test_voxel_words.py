@@ -6,7 +6,8 @@ from amaranth.lib import data
 
 from hw.sparse.layouts import voxel_in_layout
 from quant.bits import bits_to_int
-from sim.voxels import bits_to_ints, frame_beats, ints_to_bits, pack_sums, unpack_sums
+from sim.voxels import (bits_to_ints, frame_beats, ints_to_bits, pack_layout_rows, pack_sums,
+                        unpack_sums)
 
 
 def test_rows_pack_as_one_row_at_a_time():
@@ -31,6 +32,29 @@ def test_sums_pack_into_twos_complement_fields():
     assert np.array_equal(unpack_sums(words, width, cout), sums)
     big = np.random.default_rng(4).integers(-(1 << 13), 1 << 13, (40_000, 16))
     assert np.array_equal(unpack_sums(pack_sums(big, 14), 14, 16), big)
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_layout_rows_pack_as_pack_fields(projection):
+    """The batch-norm engines' beats (array fields of lanes, plain exponent fields) a frame
+    at a time, equal to :func:`hw.sparse.site.pack_fields` a beat, negatives included."""
+    from golden.bscnet_fixed import SparseFixedPoint
+    from hw.sparse.site import affine_layout, pack_fields
+
+    fmt, lanes, n = SparseFixedPoint(), 4, 300
+    layout = affine_layout(lanes, 13, fmt, projection, 11 if projection else None)
+    rng = np.random.default_rng(6)
+    values = {}
+    for name, field in layout:
+        if isinstance(field.shape, data.ArrayLayout):
+            w = field.shape.elem_shape.width
+            values[name] = rng.integers(-(1 << (w - 1)), 1 << (w - 1), (n, lanes))
+        else:
+            values[name] = int(rng.integers(0, 1 << field.width))
+    words = pack_layout_rows(layout, values, n)
+    assert words == [pack_fields(layout, {k: v[i] if np.ndim(v) else v
+                                          for k, v in values.items()}) for i in range(n)]
+    assert max(words).bit_length() <= layout.size
 
 
 def test_frame_beats_place_features_and_coordinates_as_the_layout():
