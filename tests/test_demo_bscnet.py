@@ -149,6 +149,7 @@ def test_bscnet_demo_small(tmp_path, monkeypatch):
     _, test_vol, _ = split_volume(frog_volume(), 24)
     ev = report["evaluation"]
     assert ev["test_sites"] == report["sites"] < 579
+    assert ev["torch_cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
     assert [m["name"] for m in ev["models"]] == ["bsc-baseline", "bsc-net"]
     for m in ev["models"]:
         # The hardware's outputs equal golden's, so the host's predictions are the golden ones.
