@@ -314,9 +314,9 @@ def test_voxel_size_2_frame_on_the_engines(tmp_path):
     (random weights, batch-norm statistics as training leaves them, four groups a layer with
     their own window shifts) on Verilator: every op between first layer and head in hardware
     on the engines every other frame runs on, 0 mismatches, and the on-chip memory the core's,
-    the same figure as at voxel size 24. About two hours on a 2-core machine by estimate (an
-    SSC pass over the frame, one of four a level-0 layer, takes about 3 minutes, half of it
-    simulation); the report stays in pytest's base directory (``--basetemp``)."""
+    the same figure as at voxel size 24. The frame's run took about 92 minutes on a 2-core
+    machine with another job beside it (at 8449ec2; docs/sparse.md); the report stays in
+    pytest's base directory (``--basetemp``)."""
     from golden.bscnet import BSCNet, SFSC
     from golden.checkpoint import save_checkpoint
     from tests.golden.test_bscnet_fixed import _trained_like
