@@ -17,7 +17,6 @@ not our logic twin of them. Two engines decide the miter:
     N = 64 in seconds.
 """
 
-import fcntl
 import functools
 import subprocess
 import tempfile
@@ -30,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from quant.bits import bits_for
 from .generate import to_verilog
 from .popcount_ecp5 import CarrySavePopcount
-from .synth import SynthError, _tool
+from .synth import SynthError, _tool, first_run_lock
 
 __all__ = ["prove_popcount", "prove_ccu2c_model", "ENGINES"]
 
@@ -134,23 +133,14 @@ def prove_ccu2c_model(tables, model=None, timeout=120):
 
 @functools.lru_cache(maxsize=None)
 def _ready(tool):
-    """``tool`` once run (``-V``), under a lock that processes share: YoWASP compiles a tool's
-    WebAssembly to machine code on its first run on a machine (about two minutes for Yosys on
-    two busy cores, then cached), and that is not the proof's time, so the proofs' timeouts
-    start after it; parallel test workers compile it once, not each."""
-    try:
-        lock = open(Path(tempfile.gettempdir()) / "bnnforge-yowasp.lock", "w")
-    except OSError:                     # another user's lock file: run without it
-        lock = None
-    try:
-        if lock is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        subprocess.run([tool, "-V"], capture_output=True, timeout=1800)
-    except (OSError, subprocess.SubprocessError):
-        pass                            # the proof's own run reports what is wrong
-    finally:
-        if lock is not None:
-            lock.close()
+    """``tool`` once run (``-V``) under :func:`hw.synth.first_run_lock`: YoWASP's compile of
+    the tool on a machine's first run is not the proof's time, so the proofs' timeouts start
+    after it."""
+    with first_run_lock():
+        try:
+            subprocess.run([tool, "-V"], capture_output=True, timeout=1800)
+        except (OSError, subprocess.SubprocessError):
+            pass                        # the proof's own run reports what is wrong
     return tool
 
 

