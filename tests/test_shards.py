@@ -64,7 +64,11 @@ def test_mlp_demo_test_split_in_shards(tmp_path):
     assert "Test split simulated in 2 shards on dask.distributed LocalCluster" in md
 
 
+@pytest.mark.slow
 def test_groupnet_demo_test_split_in_shards(tmp_path):
+    """The Group-Net demo's test split in shards. With the slow marker: the MLP demo's test in
+    shards and the serial-equals-parallel test run the same shard flow in CI, and CI is at
+    its 20-minute budget."""
     from bnnforge.demo_groupnet import run_groupnet_demo
 
     report = run_groupnet_demo(out_dir=tmp_path / "d", simulator="icarus", epochs=1,
