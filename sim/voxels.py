@@ -136,13 +136,19 @@ class FrameTracker:
             self.start = len(lists[0])
 
 
+def _field_bits(values, width):
+    """N x K signed values as N x (K width) bits: ``width``-bit two's complement fields,
+    each LSB first."""
+    n, k = values.shape
+    return (((values & ((1 << width) - 1))[..., None] >> np.arange(width)) & 1).reshape(
+        n, k * width)
+
+
 def pack_sums(sums, width):
     """N x Cout signed sums to N integers of ``width``-bit two's complement fields."""
     sums = np.asarray(sums, dtype=np.int64)
-    sums = sums.reshape(len(sums), -1)
-    fields = sums & ((1 << width) - 1)
-    bits = (fields[..., None] >> np.arange(width)) & 1       # N x Cout x width, LSB first
-    return bits_to_ints(bits.reshape(len(sums), -1))
+    return bits_to_ints(_field_bits(sums if sums.ndim == 2 else sums.reshape(len(sums), -1),
+                                    width))
 
 
 def pack_layout_rows(layout, values, n):
@@ -160,8 +166,7 @@ def pack_layout_rows(layout, values, n):
             ew, count = field.width, 1
         v = np.asarray(values[name], dtype=np.int64)
         v = np.broadcast_to(v.reshape(-1, count) if v.ndim else v, (n, count))
-        b = ((v & ((1 << ew) - 1))[..., None] >> np.arange(ew)) & 1       # LSB first
-        bits[:, field.offset:field.offset + count * ew] = b.reshape(n, count * ew)
+        bits[:, field.offset:field.offset + count * ew] = _field_bits(v, ew)
     return bits_to_ints(bits)
 
 
